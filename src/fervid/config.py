@@ -1,0 +1,132 @@
+"""Validated run configurations: small YAML files under ``configs/``, overridable as key=value."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fervid.samples import PROTOCOL_CLASSES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    name: Literal["ststnet", "off_apexnet"] = "ststnet"
+    drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class DataConfig(_Strict):
+    #: Inputs: a folder with index.csv + images (see ``fervid prepare flow``).
+    format: Literal["precomputed"] = "precomputed"
+    classes: list[str] = Field(default_factory=lambda: list(PROTOCOL_CLASSES["3class"]))
+    #: Image channels fed to the model, in file order (None: all). OFF-ApexNet takes [0, 1].
+    channels: list[int] | None = None
+    #: Multiplier on the stored 0..255 values. STSTNet's authors fed raw values (1.0).
+    scale: float = 1.0
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(256, ge=1)
+    epochs: int = Field(800, ge=1)
+
+
+class RunConfig(_Strict):
+    #: ``fold_batched``: the folds' models as one batched model (STSTNet only); results depend
+    #: on how folds are grouped (``--folds``, workers), deterministically;
+    #: ``sequential``: one fold after another, any model; each fold's result depends on
+    #: (seed, fold) only.
+    #: Precision: ``32-true``; ``bf16-mixed`` (matrix products in bfloat16, accumulated,
+    #: stored and optimised in float32).
+    engine: Literal["fold_batched", "sequential"] = "fold_batched"
+    accelerator: str = "auto"
+    devices: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    #: Samples per fused step of the batched STSTNet (keeps conv maps in cache).
+    chunk: int = Field(4, ge=1)
+    #: Seconds between resumable checkpoints of a batched run.
+    checkpoint_every_s: float = Field(120.0, gt=0)
+    #: Local worker processes, each training a disjoint shard of folds. On a CPU, small
+    #: models run faster as N single-threaded processes than as one N-threaded process.
+    workers: int = Field(1, ge=1)
+    #: Torch intra-op threads per process (0: torch's default, or 1 per worker when workers > 1).
+    threads: int = Field(0, ge=0)
+
+
+class LosoConfig(_Strict):
+    """One LOSO experiment."""
+
+    name: str = "loso"
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes results (not devices or checkpoint cadence)."""
+        d = self.model_dump()
+        for k in ("checkpoint_every_s", "threads"):
+            d["run"].pop(k)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file and the fields."""
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.epochs=10", "run.engine=sequential"]`` → nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.epochs=10)")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(
+            merged.get(k), dict) else v
+    return merged
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> LosoConfig:
+    """Read a YAML config, apply ``key=value`` overrides, validate."""
+    raw: dict = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = _merge(raw, parse_overrides(overrides or []))
+    try:
+        return LosoConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"{where}: invalid config\n{problems}") from None

@@ -1,0 +1,150 @@
+"""CASME II, as released: raw frames ``CASME2_RAW_selected/`` or the cropped ``Cropped/`` set.
+
+Ids: dataset ``'casme2'``, subject ``'sub01'`` (the sheet's text ``'01'`` with the folder's
+``sub`` prefix), clip the sheet's Filename (``'EP02_01f'``), as in MEGC2019's ground truth.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from fervid.datasets.frames import build_samples, protocol_labels
+from fervid.datasets.sheets import (
+    check_protocol,
+    padded_number,
+    read_sheet,
+    require_dir,
+    tidy_clip_rows,
+)
+from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+
+DATASET = "casme2"
+
+#: The sheet columns the reader needs (the two blank columns of the sheet are ignored).
+SHEET_COLUMNS = {"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame",
+                 "apex": "ApexFrame", "offset": "OffsetFrame", "emotion": "Estimated Emotion"}
+
+#: All seven sheet emotions; the ``all`` protocol's classes. The five-class ones come first, in
+#: the same order, so their labels agree across the two protocols.
+CASME2_EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "sadness", "fear")
+
+#: Protocol name -> class names, in label order.
+CASME2_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "5class": PROTOCOL_CLASSES["casme2_5class"],
+    "3class": PROTOCOL_CLASSES["3class"],
+    "all": CASME2_EMOTIONS,
+}
+
+#: MEGC2019's grouping of CASME II emotions; sadness, fear and others are left out.
+TO_3CLASS = {"disgust": "negative", "repression": "negative", "happiness": "positive",
+             "surprise": "surprise"}
+
+RAW_FRAME = re.compile(r"img(\d+)\.jpg")
+CROPPED_FRAME = re.compile(r"reg_img(\d+)\.jpg")
+
+
+def read_casme2_sheet(sheet: Path) -> pd.DataFrame:
+    """The CASME II coding sheet as tidy rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``excel_row, subject, clip, onset, apex, offset, emotion, apex_annotated``, one row per
+        clip in sheet order; subjects ``'sub01'``; the ``/`` apex replaced by the middle frame
+        (with a warning) and ``apex_annotated`` False there.
+
+    Raises
+    ------
+    DatasetFormatError
+        Naming the sheet and listing missing columns or bad values.
+    """
+    sheet = Path(sheet)
+    table = read_sheet(sheet, list(SHEET_COLUMNS.values()))
+    return tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(2, "sub"), "CASME II")
+
+
+def casme2_labels(rows: pd.DataFrame, protocol: str) -> list[int | None]:
+    """Labels of tidy sheet rows under ``protocol`` (``None`` outside it).
+
+    Under ``3class`` the clips whose apex is not annotated or equals the onset are also left out:
+    MEGC2019 dropped exactly these two (sub04 EP12_01f, sub05 EP09_05f), both disgust, which is
+    why its CASME II part has 88 negatives, not 90.
+    """
+    check_protocol(protocol, CASME2_PROTOCOLS, "casme2")
+    classes = CASME2_PROTOCOLS[protocol]
+    if protocol == "3class":
+        usable = rows["apex_annotated"] & (rows["apex"] != rows["onset"])
+        return protocol_labels(rows["emotion"].where(usable), TO_3CLASS, classes)
+    return protocol_labels(rows["emotion"], {c: c for c in classes}, classes)
+
+
+def detect_layout(root: Path, rows: pd.DataFrame) -> str | None:
+    """``'raw'`` (``img{N}.jpg``) or ``'cropped'`` (``reg_img{N}.jpg``), from the first clip
+    folder of the sheet that holds frames; ``None`` when none does."""
+    for subject, clip in rows[["subject", "clip"]].itertuples(index=False):
+        try:
+            names = os.listdir(root / subject / clip)
+        except OSError:
+            continue
+        if any(CROPPED_FRAME.fullmatch(n) for n in names):
+            return "cropped"
+        if any(RAW_FRAME.fullmatch(n) for n in names):
+            return "raw"
+    return None
+
+
+def casme2_samples(root: Path, rows: pd.DataFrame,
+                   labels: list[int | None]) -> tuple[list[Sample], list[str]]:
+    """Samples for ``rows`` with their frames under ``root``, and the problems found."""
+    layout = detect_layout(root, rows)
+    problems = []
+    if layout is None and len(rows):
+        problems.append("no frames named img{N}.jpg (CASME2_RAW_selected) or reg_img{N}.jpg "
+                        "(Cropped) in any clip folder the sheet lists")
+    pattern, name = (CROPPED_FRAME, "reg_img{N}.jpg") if layout == "cropped" else \
+        (RAW_FRAME, "img{N}.jpg")
+    samples, more = build_samples(root, rows, DATASET, pattern, name, labels)
+    return samples, problems + more
+
+
+def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
+    """Read CASME II as shipped.
+
+    Parameters
+    ----------
+    root : Path
+        ``CASME2_RAW_selected/`` (frames ``subXX/EPxx_yy[f]/img{N}.jpg``) or the cropped release
+        ``Cropped/`` (``reg_img{N}.jpg``); which one is detected from the file names.
+    sheet : Path
+        ``CASME2-coding-20140508.xlsx``.
+    protocol : {'5class', '3class', 'all'}
+        ``5class``: happiness, disgust, repression, surprise, others (246 clips).
+        ``3class``: MEGC2019's negative (disgust, repression), positive (happiness), surprise
+        (145 clips; see :func:`casme2_labels` for the two clips it leaves out).
+        ``all``: the seven sheet emotions (:data:`CASME2_EMOTIONS`), every clip labelled.
+
+    Returns
+    -------
+    SampleTable
+        All 255 clips in sheet order; those outside the protocol have ``label`` None (use
+        ``table.labelled()``). Frames run onset..offset in numeric order.
+
+    Raises
+    ------
+    ValueError
+        Unknown protocol.
+    DatasetFormatError
+        Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
+        frame.
+    """
+    check_protocol(protocol, CASME2_PROTOCOLS, "casme2")
+    root = require_dir(root, "CASME II")
+    rows = read_casme2_sheet(sheet)
+    samples, problems = casme2_samples(root, rows, casme2_labels(rows, protocol))
+    if problems:
+        raise DatasetFormatError(root, problems)
+    return SampleTable(samples, CASME2_PROTOCOLS[protocol], protocol)

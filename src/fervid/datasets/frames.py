@@ -1,0 +1,116 @@
+"""Listing clip frames on disk: only names are read, never pixels, so checks stay fast."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fervid.samples import Sample
+
+
+def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | None:
+    """Map frame number to file for the names in ``clip_dir`` matching ``pattern``.
+
+    ``pattern``'s last group is the frame number. Numbers are compared as ints, so ``img9`` comes
+    before ``img10`` whatever the string order.
+
+    Returns
+    -------
+    dict or None
+        ``None`` when ``clip_dir`` is not a folder.
+    """
+    try:
+        entries = list(os.scandir(clip_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    found: dict[int, Path] = {}
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match:
+            found[int(match.group(match.lastindex or 0))] = Path(entry.path)
+    return found
+
+
+def frame_run(index: dict[int, Path], onset: int,
+              offset: int) -> tuple[tuple[Path, ...], list[int]]:
+    """The files for ``onset..offset`` (inclusive) in temporal order, and the missing numbers."""
+    numbers = range(onset, offset + 1)
+    missing = [n for n in numbers if n not in index]
+    if missing:
+        return (), missing
+    return tuple(index[n] for n in numbers), []
+
+
+def describe_numbers(numbers: list[int], limit: int = 6) -> str:
+    """Compact text for sorted frame numbers: ``'50-52, 60'``, cut after ``limit`` runs."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit]]
+    if len(runs) > limit:
+        parts.append("...")
+    return ", ".join(parts)
+
+
+def missing_frames_problem(clip: str, missing: list[int], total: int, name: str) -> str:
+    """The problem line for a clip with absent frame files; ``name`` shows the file pattern."""
+    return (f"{clip}: {len(missing)} of {total} frames missing ({name} for N in "
+            f"{describe_numbers(missing)})")
+
+
+def build_samples(root: Path, rows: pd.DataFrame, dataset: str, pattern: re.Pattern[str],
+                  file_name: str, labels: Sequence[int | None]) -> tuple[list[Sample], list[str]]:
+    """Samples for sheet rows whose frames live in ``root/subject/clip/``.
+
+    Parameters
+    ----------
+    root : Path
+        The release folder holding the subject folders.
+    rows : pandas.DataFrame
+        Tidy sheet rows: ``subject``, ``clip``, ``onset``, ``apex``, ``offset``, ``emotion``.
+    dataset : str
+        Dataset name for the samples.
+    pattern : re.Pattern
+        Frame file names; the last group is the frame number.
+    file_name : str
+        The pattern as people read it (``img{N}.jpg``), for problem messages.
+    labels : sequence of int or None
+        One label per row.
+
+    Returns
+    -------
+    samples, problems : list of Sample, list of str
+        Problems (absent clip folders, absent frames) are collected, not raised, so the caller
+        reports all of them at once.
+    """
+    samples: list[Sample] = []
+    problems: list[str] = []
+    for row, label in zip(rows.itertuples(index=False), labels, strict=True):
+        where = f"{row.subject}/{row.clip}"
+        index = index_frames(root / row.subject / row.clip, pattern)
+        if index is None:
+            problems.append(f"{where}: clip folder missing")
+            continue
+        frames, missing = frame_run(index, int(row.onset), int(row.offset))
+        if missing:
+            total = int(row.offset) - int(row.onset) + 1
+            problems.append(missing_frames_problem(where, missing, total, file_name))
+            continue
+        samples.append(Sample(dataset, row.subject, row.clip, int(row.onset), int(row.apex),
+                              int(row.offset), row.emotion, label, frames))
+    return samples, problems
+
+
+def protocol_labels(emotions: pd.Series, to_class: dict[str, str],
+                    classes: Sequence[str]) -> list[int | None]:
+    """Class index per emotion through ``to_class`` (emotion -> class name); ``None`` outside."""
+    index = {name: i for i, name in enumerate(classes)}
+    mapped = emotions.map(to_class).map(index)
+    return [None if pd.isna(v) else int(v) for v in mapped]

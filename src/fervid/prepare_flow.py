@@ -1,0 +1,257 @@
+"""Write the STSTNet flow image of every clip of a table: parallel, resumable, atomic.
+
+The output folder has the layout of the shipped ``megc2019_flow`` set, so the same reader
+(``fervid.datasets.precomputed.read_precomputed``) loads both::
+
+    out_dir/{sample.key}.png      28x28x3 uint8, see fervid.representation.ststnet_input
+    out_dir/index.csv             dataset,subject,clip,label,file (table order)
+    out_dir/prepare_flow.json     the pixel settings, so a resumed run cannot mix settings
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fervid.representation.optical_flow import (
+    MEGC2019_CHANNELS,
+    TVL1Params,
+    ststnet_input_from_files,
+)
+from fervid.samples import Sample, SampleTable
+
+INDEX_NAME = "index.csv"
+SETTINGS_NAME = "prepare_flow.json"
+INDEX_COLUMNS = ["dataset", "subject", "clip", "label", "file"]
+_TMP_MARK = ".tmp-"
+
+
+@dataclass
+class PrepareFlowResult:
+    """What :func:`prepare_flow` did.
+
+    Attributes
+    ----------
+    written : int
+        Images computed and written by this run.
+    skipped : int
+        Images already present and valid (a resumed run), left untouched.
+    unlabelled : int
+        Samples outside the protocol (``label is None``), not prepared.
+    failed : list of (str, str)
+        ``(sample key, message)`` for each clip that could not be prepared.
+    index : Path
+        The ``index.csv`` written (finished samples only).
+    """
+
+    written: int = 0
+    skipped: int = 0
+    unlabelled: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    index: Path = Path(INDEX_NAME)
+
+    @property
+    def ok(self) -> bool:
+        """True when no clip failed."""
+        return not self.failed
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A run killed mid-write leaves at most a temporary file, never a truncated ``path``.
+    """
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_valid_image(path: Path, size: int) -> bool:
+    """True when ``path`` decodes to a ``(size, size, 3)`` uint8 image."""
+    if not path.is_file():
+        return False
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return image is not None and image.shape == (size, size, 3) and image.dtype == np.uint8
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes (lossless; same array, same bytes)."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return data.tobytes()
+
+
+def prepare_one(sample: Sample, out_path: Path, size: int, params: TVL1Params,
+                channels: tuple[str, str, str]) -> None:
+    """Compute and atomically write one clip's image. Errors name the clip or the frame file."""
+    if not sample.frames:
+        raise ValueError("the sample lists no frames")
+    pos = sample.apex_position
+    if not 0 <= pos < len(sample.frames):
+        raise ValueError(f"apex position {pos} is outside the {len(sample.frames)} frames")
+    image = ststnet_input_from_files(sample.frames[0], sample.frames[pos], size, params=params,
+                                     channels=channels)
+    atomic_write_bytes(out_path, encode_png(image))
+
+
+def _init_worker() -> None:
+    # One OpenCV thread per process: the processes already use every core.
+    cv2.setNumThreads(1)
+
+
+def _check_settings(out_dir: Path, settings: dict) -> None:
+    """Refuse to resume into a folder whose images were made with other pixel settings."""
+    path = out_dir / SETTINGS_NAME
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != settings:
+            diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+            raise ValueError(f"{out_dir} holds images made with other settings ({', '.join(diff)}"
+                             f": {[old.get(k) for k in diff]} there, "
+                             f"{[settings.get(k) for k in diff]} now); use another --out folder "
+                             "or empty this one")
+    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())
+
+
+@contextmanager
+def _progress_bar(total: int, enabled: bool) -> Iterator:
+    """Yield an ``advance()`` callable; a rich bar (done / total, elapsed, ETA) when enabled."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    columns = (TextColumn("[bold]flow"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task("flow", total=total)
+        yield lambda: progress.advance(task)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, BrokenProcessPool):
+        return ("a worker process died (killed, out of memory, or started from a script without "
+                "an `if __name__ == '__main__':` guard); re-run, or use workers=1 to see why")
+    text = str(err) or type(err).__name__
+    return text if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {text}"
+
+
+def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: int | None = None,
+                 progress: bool = True, flow_params: TVL1Params | None = None,
+                 channels: tuple[str, str, str] = MEGC2019_CHANNELS) -> PrepareFlowResult:
+    """Write the onset-to-apex STSTNet image of every labelled sample, and ``index.csv``.
+
+    For each sample, the onset frame ``frames[0]`` and the apex frame
+    ``frames[sample.apex_position]`` are read as grayscale and turned into
+    :func:`~fervid.representation.ststnet_input`, written to ``out_dir/{sample.key}.png``.
+
+    Parameters
+    ----------
+    table : SampleTable
+        The clips; those with ``label is None`` are counted in ``unlabelled`` and left out.
+    out_dir : Path
+        Created if needed. Images already there and valid are kept (resume).
+    size : int
+        Image side.
+    workers : int, optional
+        Processes; ``os.cpu_count()`` when omitted; 1 computes in this process (debugging).
+        Processes are started with ``spawn`` (a forked child of a process that already ran
+        OpenCV's thread pool can deadlock), so a script calling this with ``workers > 1`` needs
+        the usual ``if __name__ == "__main__":`` guard; the ``fervid`` command has it.
+    progress : bool
+        Show a progress bar (clips done / total, ETA).
+    flow_params : TVL1Params, optional
+        TV-L1 parameters (OpenCV defaults).
+    channels : tuple of str
+        Channel order, see :func:`~fervid.representation.ststnet_input`.
+
+    Returns
+    -------
+    PrepareFlowResult
+        A clip that fails (unreadable frame, bad annotation) does not stop the run: it is
+        listed in ``failed`` and left out of the index; callers check ``result.ok``.
+
+    Raises
+    ------
+    ValueError
+        Two samples share a key, or ``out_dir`` holds images made with other settings.
+    """
+    out_dir = Path(out_dir)
+    params = flow_params or TVL1Params()
+    workers = max(1, workers or os.cpu_count() or 1)
+    samples = [s for s in table if s.label is not None]
+    keys = [s.key for s in samples]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"samples share a key (one image each is needed): {dup[:10]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(out_dir, {"size": size, "tvl1": asdict(params), "channels": list(channels)})
+    for stale in out_dir.glob(f".*{_TMP_MARK}*"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+
+    result = PrepareFlowResult(unlabelled=len(table) - len(samples), index=out_dir / INDEX_NAME)
+    todo = []
+    for sample in samples:
+        if is_valid_image(out_dir / f"{sample.key}.png", size):
+            result.skipped += 1
+        else:
+            todo.append(sample)
+
+    def run(s: Sample) -> tuple:
+        return (s, out_dir / f"{s.key}.png", size, params, tuple(channels))
+
+    errors: dict[str, str] = {}
+    with _progress_bar(len(todo), progress and bool(todo)) as advance:
+        if workers == 1 or len(todo) <= 1:
+            for s in todo:
+                try:
+                    prepare_one(*run(s))
+                except Exception as err:  # one bad clip must not stop the others
+                    errors[s.key] = _describe(err)
+                advance()
+        else:
+            # "spawn", not fork: a child forked after OpenCV started its thread pool deadlocks.
+            pool = ProcessPoolExecutor(min(workers, len(todo)), initializer=_init_worker,
+                                       mp_context=multiprocessing.get_context("spawn"))
+            try:
+                futures: dict[Future, str] = {pool.submit(prepare_one, *run(s)): s.key
+                                              for s in todo}
+                for future in as_completed(futures):
+                    err = future.exception()
+                    if err is not None:
+                        errors[futures[future]] = _describe(err)
+                    advance()
+            except BaseException:
+                # Ctrl-C: do not wait for the queued clips; finished images stay valid.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+
+    result.failed = [(k, errors[k]) for k in keys if k in errors]  # table order
+    result.written = len(todo) - len(errors)
+    rows = [(s.dataset, s.subject, s.clip, int(s.label), f"{s.key}.png") for s in samples
+            if s.key not in errors]
+    frame = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    atomic_write_bytes(result.index, frame.to_csv(index=False, lineterminator="\n").encode())
+    return result

@@ -1,0 +1,121 @@
+"""LOSO engine that trains every fold's STSTNet at once (see models/fold_batched_ststnet.py).
+
+One shared, seeded permutation of all samples is cut into batches each epoch; in every batch,
+fold ``f`` trains on the samples not of its held-out subject. No evaluation runs inside the
+epochs; each fold is evaluated once, with its last-epoch model. The state (model, optimiser,
+generators, epoch) is checkpointed every ``run.checkpoint_every_s`` seconds, so a killed run
+resumes where it stopped and ends with the same results as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import torch
+
+from fervid.config import LosoConfig
+from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
+from fervid.protocol.folds import LosoData, LosoFolds
+from fervid.protocol.run_store import FoldPredictions, RunStore, atomic_write
+from fervid.protocol.training import (
+    EpochLog,
+    ProgressLike,
+    init_fold_model,
+    make_optimizer,
+    per_fold_cross_entropy,
+)
+
+
+def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
+                       store: RunStore, device: torch.device, progress: ProgressLike
+                       ) -> list[FoldPredictions]:
+    """Train the folds ``todo`` together and return their held-out predictions."""
+    if cfg.model.name != "ststnet":
+        raise ValueError(f"run.engine=fold_batched supports model ststnet only, not "
+                         f"{cfg.model.name!r}; use run.engine=sequential")
+    dtypes = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
+    if cfg.run.precision not in dtypes:
+        raise ValueError(f"run.engine=fold_batched supports run.precision 32-true or "
+                         f"bf16-mixed, not {cfg.run.precision!r}")
+    n, in_chans = len(data.x), data.x.shape[1]
+    num_classes = len(data.classes)
+    local = {f: j for j, f in enumerate(todo)}
+    test_fold = torch.tensor([local.get(int(f), -1) for f in folds.sample_fold])
+    model = FoldBatchedSTSTNet.from_models(
+        [init_fold_model(cfg, f, in_chans, num_classes) for f in todo], chunk=cfg.run.chunk)
+    model.to(device)
+    optimizer = make_optimizer(cfg, model.parameters())
+    patches = im2col_patches(data.x).to(device=device, dtype=dtypes[cfg.run.precision])
+    y, test_fold = data.y.to(device), test_fold.to(device)
+    order = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # dropout draws from the default generator
+
+    tag = _fold_tag(todo)
+    ckpt = store.root / "checkpoints" / f"batched_{tag}.pt"
+    log = EpochLog(store.root / "train_logs" / f"batched_{tag}.csv")
+    start = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        order.set_state(state["order_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["epoch"]
+    log.truncate_after(start)
+
+    epochs, bs = cfg.train.epochs, cfg.train.batch_size
+    task = progress.add_task(f"LOSO {len(todo)} folds", total=epochs, completed=start,
+                             status="")
+    last_save = time.monotonic()
+    model.train()
+    for epoch in range(start, epochs):
+        perm = torch.randperm(n, generator=order).to(device)
+        total_loss, correct, seen = 0.0, 0.0, 0.0
+        for s in range(0, n, bs):
+            idx = perm[s:s + bs]
+            logits = model(patches[idx], test_fold[idx])
+            loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                hit = (logits.argmax(-1) == y[idx, None]).float()
+                correct += float((hit * mask).sum())
+                seen += float(mask.sum())
+                total_loss += float(loss) / len(todo) * len(idx)
+        log.append(epoch=epoch + 1, loss=round(total_loss / n, 6),
+                   train_acc=round(correct / max(seen, 1), 6))
+        progress.update(task, advance=1, status=f"loss {total_loss / n:.4f}")
+        done = epoch + 1
+        if done < epochs and time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
+            _save(ckpt, model, optimizer, order, done)
+            last_save = time.monotonic()
+
+    model.eval()
+    results = []
+    with torch.no_grad():
+        logits = torch.cat([model(patches[s:s + bs]) for s in range(0, n, bs)])
+        probs = logits.softmax(-1).cpu()
+    for j, f in enumerate(todo):
+        index = folds.test_index(f)
+        p = probs[index, j]
+        results.append(FoldPredictions(f, index, p.argmax(-1), p))
+    results_states = {f: model.fold_state_dict(j) for j, f in enumerate(todo)}
+    for r in results:
+        store.write_fold(r, data.table, data.classes, state=results_states[r.fold])
+    ckpt.unlink(missing_ok=True)
+    progress.remove_task(task)
+    return results
+
+
+def _fold_tag(todo: list[int]) -> str:
+    digest = hashlib.sha1(",".join(map(str, todo)).encode()).hexdigest()[:8]
+    return f"{len(todo)}folds_{digest}"
+
+
+def _save(path: Path, model, optimizer, order: torch.Generator, epoch: int) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch}
+    atomic_write(path, lambda p: torch.save(state, p))

@@ -1,0 +1,82 @@
+"""Leave-one-subject-out folds and the typed data the training engines consume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fervid.samples import SampleTable, subject_key
+
+
+@dataclass(frozen=True)
+class LosoData:
+    """Model inputs of a LOSO run.
+
+    ``x`` ``(N, C, H, W)`` float32, ``y`` ``(N,)`` long class indices, and the sample table they
+    came from (same order).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    table: SampleTable
+
+    def __post_init__(self):
+        if not (len(self.x) == len(self.y) == len(self.table)):
+            raise ValueError(f"x ({len(self.x)}), y ({len(self.y)}) and the table "
+                             f"({len(self.table)}) differ in length")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.table.classes
+
+
+@dataclass(frozen=True)
+class LosoFolds:
+    """Fold ``k`` holds out subject ``subjects[k]`` (``dataset/subject``).
+
+    Subjects are numbered in order of first appearance in the table, so a fold's number is
+    stable for a given data set and can be used to shard a run (``--folds 0-33``).
+    """
+
+    subjects: tuple[str, ...]
+    sample_fold: torch.Tensor  # (N,) long: the fold each sample is held out of
+
+    @classmethod
+    def from_table(cls, table: SampleTable) -> LosoFolds:
+        subjects = tuple(table.subjects)
+        number = {s: k for k, s in enumerate(subjects)}
+        fold = torch.tensor([number[subject_key(s)] for s in table], dtype=torch.long)
+        return cls(subjects, fold)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def test_index(self, fold: int) -> torch.Tensor:
+        return (self.sample_fold == fold).nonzero().flatten()
+
+    def train_index(self, fold: int) -> torch.Tensor:
+        return (self.sample_fold != fold).nonzero().flatten()
+
+
+def parse_folds(spec: str | None, n_folds: int) -> list[int]:
+    """``None`` → all; ``"0-33"``, ``"5"``, ``"0-3,10,12-13"`` → sorted fold numbers."""
+    if spec is None or spec.strip() in ("", "all"):
+        return list(range(n_folds))
+    chosen: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = (int(v) for v in part.split("-", 1))
+                if a > b:
+                    raise ValueError
+                chosen.update(range(a, b + 1))
+            else:
+                chosen.add(int(part))
+        except ValueError:
+            raise ValueError(f"--folds {spec!r}: {part!r} is not N or A-B with A <= B") from None
+    bad = sorted(k for k in chosen if not 0 <= k < n_folds)
+    if bad:
+        raise ValueError(f"--folds {spec!r}: fold(s) {bad} out of range 0-{n_folds - 1}")
+    return sorted(chosen)

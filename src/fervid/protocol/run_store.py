@@ -1,0 +1,118 @@
+"""What a run keeps on disk, written so that a killed run loses nothing it had finished.
+
+``RUN_DIR/``
+    ``run.json`` (config fingerprint, seed), ``config.yaml``, ``folds.csv``;
+    ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends;
+    ``models/fold_NNN.pt``: that fold's model (a plain state dict);
+    ``checkpoints/``: resumable state of unfinished batched training;
+    ``train_log*.csv``: loss and train accuracy per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from fervid.config import LosoConfig
+
+PREDICTION_COLUMNS = ["dataset", "subject", "clip", "label", "pred", "fold"]
+
+
+class RunDirError(RuntimeError):
+    """RUN_DIR holds something this run must not overwrite or cannot read."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and move the result into place in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class FoldPredictions:
+    """Predictions of one fold for its held-out samples (``index`` into the sample table)."""
+
+    fold: int
+    index: torch.Tensor
+    preds: torch.Tensor
+    probs: torch.Tensor  # (n, n_classes)
+
+
+class RunStore:
+    """The files of one LOSO run directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def fold_path(self, fold: int) -> Path:
+        return self.root / "folds" / f"fold_{fold:03d}.csv"
+
+    def model_path(self, fold: int) -> Path:
+        return self.root / "models" / f"fold_{fold:03d}.pt"
+
+    def open(self, cfg: LosoConfig, subjects: Sequence[str], data_root: str) -> None:
+        """Create the run directory, or check that it holds a run of the same config."""
+        info = {"fingerprint": cfg.fingerprint(), "seed": cfg.seed, "name": cfg.name,
+                "n_folds": len(subjects), "data_root": data_root, "classes": cfg.data.classes}
+        meta = self.root / "run.json"
+        if meta.exists():
+            old = json.loads(meta.read_text())
+            if old.get("fingerprint") != info["fingerprint"] or old.get("n_folds") != len(
+                    subjects):
+                raise RunDirError(
+                    f"{self.root} holds a run of another config or data set (fingerprint "
+                    f"{old.get('fingerprint')}, {old.get('n_folds')} folds; this run: "
+                    f"{info['fingerprint']}, {len(subjects)} folds). Use another --out.")
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
+        atomic_write(self.root / "config.yaml",
+                     lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
+        folds = pd.DataFrame({"fold": range(len(subjects)),
+                              "dataset": [s.split("/", 1)[0] for s in subjects],
+                              "subject": [s.split("/", 1)[1] for s in subjects]})
+        atomic_write(self.root / "folds.csv", lambda p: folds.to_csv(p, index=False))
+
+    def finished(self, folds: Sequence[int]) -> list[int]:
+        return [f for f in folds if self.fold_path(f).exists()]
+
+    def write_fold(self, result: FoldPredictions, table, classes: Sequence[str],
+                   state: dict | None = None) -> None:
+        rows = []
+        for i, pred, prob in zip(result.index.tolist(), result.preds.tolist(),
+                                 result.probs.tolist(), strict=True):
+            s = table[i]
+            row = {"dataset": s.dataset, "subject": s.subject, "clip": s.clip,
+                   "label": s.label, "pred": pred, "fold": result.fold}
+            row.update({f"p_{c}": round(p, 6) for c, p in zip(classes, prob, strict=True)})
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + [f"p_{c}" for c in classes])
+        if state is not None:  # the model first: a fold counts as finished once its CSV exists
+            atomic_write(self.model_path(result.fold), lambda p: torch.save(state, p))
+        atomic_write(self.fold_path(result.fold), lambda p: frame.to_csv(p, index=False))
+
+    def read_predictions(self) -> pd.DataFrame:
+        files = sorted((self.root / "folds").glob("fold_*.csv"))
+        if not files:
+            raise RunDirError(f"{self.root}: no finished folds (folds/fold_*.csv)")
+        frame = pd.concat([pd.read_csv(f, dtype={"subject": str, "clip": str}) for f in files],
+                          ignore_index=True)
+        missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+        if missing:
+            raise RunDirError(f"{self.root}/folds: prediction files lack columns {missing}")
+        return frame

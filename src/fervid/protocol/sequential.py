@@ -1,0 +1,71 @@
+"""LOSO engine for any model: one fold after another, each written to disk when it ends.
+
+Every fold is seeded from (seed, fold) alone, so its result does not depend on which other
+folds ran before it, in this process or another shard. A killed run loses only the fold it was
+training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fervid.config import LosoConfig
+from fervid.protocol.folds import LosoData, LosoFolds
+from fervid.protocol.run_store import FoldPredictions, RunStore
+from fervid.protocol.training import (
+    EpochLog,
+    ProgressLike,
+    fold_seed,
+    init_fold_model,
+    make_optimizer,
+)
+
+
+def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
+                     store: RunStore, fabric, progress: ProgressLike) -> list[FoldPredictions]:
+    """Train and evaluate each fold in ``todo`` in turn, through Lightning Fabric."""
+    in_chans, num_classes = data.x.shape[1], len(data.classes)
+    epochs, bs = cfg.train.epochs, cfg.train.batch_size
+    x, y = data.x.to(fabric.device), data.y.to(fabric.device)
+    fold_task = progress.add_task("folds", total=len(todo), status="")
+    results = []
+    for f in todo:
+        train_idx = folds.train_index(f).to(fabric.device)
+        test_idx = folds.test_index(f)
+        model = init_fold_model(cfg, f, in_chans, num_classes)
+        optimizer = make_optimizer(cfg, model.parameters())
+        model, optimizer = fabric.setup(model, optimizer)
+        order = torch.Generator().manual_seed(fold_seed(cfg.seed, f))
+        torch.manual_seed(fold_seed(cfg.seed, f))
+        log = EpochLog(store.root / "train_logs" / f"fold_{f:03d}.csv")
+        log.truncate_after(0)
+        epoch_task = progress.add_task(f"fold {f} ({folds.subjects[f]})", total=epochs,
+                                       status="")
+        model.train()
+        for epoch in range(epochs):
+            perm = train_idx[torch.randperm(len(train_idx), generator=order).to(fabric.device)]
+            total, correct = 0.0, 0
+            for s in range(0, len(perm), bs):
+                idx = perm[s:s + bs]
+                logits = model(x[idx])
+                loss = F.cross_entropy(logits, y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                fabric.backward(loss)
+                optimizer.step()
+                total += float(loss) * len(idx)
+                correct += int((logits.argmax(1) == y[idx]).sum())
+            log.append(epoch=epoch + 1, loss=round(total / len(perm), 6),
+                       train_acc=round(correct / len(perm), 6))
+            progress.update(epoch_task, advance=1, status=f"loss {total / len(perm):.4f}")
+        progress.remove_task(epoch_task)
+        model.eval()
+        with torch.no_grad():
+            probs = model(x[test_idx.to(fabric.device)]).float().softmax(-1).cpu()
+        result = FoldPredictions(f, test_idx, probs.argmax(-1), probs)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        store.write_fold(result, data.table, data.classes, state=state)
+        results.append(result)
+        progress.update(fold_task, advance=1, status=folds.subjects[f])
+    progress.remove_task(fold_task)
+    return results

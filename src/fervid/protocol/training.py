@@ -1,0 +1,114 @@
+"""Pieces both LOSO engines share: seeding, optimisers, per-fold losses, epoch logs."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+
+from fervid.config import LosoConfig
+from fervid.models import build_model
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """Each fold's initialisation and randomness depend on (seed, fold) only."""
+    return seed * 1_000_003 + fold
+
+
+def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(fold_seed(cfg.seed, fold))
+        return build_model(cfg.model.name, in_chans=in_chans, num_classes=num_classes,
+                           drop_rate=cfg.model.drop_rate)
+
+
+def make_optimizer(cfg: LosoConfig, params) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+
+
+def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over folds of each fold's mean loss on its own training samples.
+
+    ``logits`` ``(B, F, K)``, ``y`` ``(B,)``, ``test_fold`` ``(B,)`` (-1: trains every fold).
+    The folds' parameters are disjoint, so each fold gets exactly its own gradient.
+    Returns the loss and the ``(B, F)`` float mask of training pairs.
+    """
+    b, n_folds, _ = logits.shape
+    mask = (test_fold[:, None] != torch.arange(n_folds, device=logits.device)[None]).float()
+    ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(b, n_folds),
+                         reduction="none")
+    return ((ce * mask).sum(0) / mask.sum(0).clamp_min(1)).sum(), mask
+
+
+class EpochLog:
+    """Appends ``epoch, loss, train_acc`` rows to a CSV (kept across resumes)."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...] = ("epoch", "loss", "train_acc")):
+        self.path, self.fields = path, fields
+
+    def truncate_after(self, epoch: int) -> None:
+        """Drop rows past ``epoch`` (written after the checkpoint a resume starts from)."""
+        if not self.path.exists():
+            return
+        with self.path.open() as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
+        self._write(rows, "w")
+
+    def append(self, **row) -> None:
+        self._write([row], "a")
+
+    def _write(self, rows, mode):
+        new = mode == "w" or not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open(mode, newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields)
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+
+@contextmanager
+def progress_bar(enabled: bool):
+    """A rich progress display with counts, elapsed time and ETA (or a no-op)."""
+    if not enabled:
+        yield _NoProgress()
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn()) as progress:
+        yield progress
+
+
+class _NoProgress:
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
+
+ProgressLike = Progress | _NoProgress
+Hook = Callable[[int], None]

@@ -1,0 +1,128 @@
+"""The sample table: where dataset readers meet representations and protocols.
+
+A reader turns an official release into a :class:`SampleTable`, one :class:`Sample` per clip.
+Everything downstream (flow, dynamic images, LOSO folds, metrics) reads only this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+#: Class names under each micro-expression protocol, in label order.
+PROTOCOL_CLASSES: dict[str, tuple[str, ...]] = {
+    "3class": ("negative", "positive", "surprise"),
+    "casme2_5class": ("happiness", "disgust", "repression", "surprise", "others"),
+    "samm_5class": ("anger", "contempt", "happiness", "surprise", "other"),
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One clip of a dataset.
+
+    Frame indices (``onset``, ``apex``, ``offset``) are the dataset's own absolute frame numbers;
+    ``frames`` lists the image files from onset to offset in temporal order, so
+    ``frames[apex - onset]`` is the apex image. ``label`` is the class index under the protocol
+    the table was read with, or ``None`` when the emotion is outside that protocol.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    onset: int
+    apex: int
+    offset: int
+    emotion: str
+    label: int | None
+    frames: tuple[Path, ...] = field(default=(), repr=False)
+
+    @property
+    def key(self) -> str:
+        """A unique, file-name-safe id: ``dataset_subject_clip``."""
+        return f"{self.dataset}_{self.subject}_{self.clip}"
+
+    @property
+    def apex_position(self) -> int:
+        """Index of the apex inside ``frames``."""
+        return self.apex - self.onset
+
+
+@dataclass
+class SampleTable:
+    """An ordered collection of samples plus the class names of its protocol."""
+
+    samples: list[Sample]
+    classes: tuple[str, ...]
+    protocol: str = ""
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    @property
+    def subjects(self) -> list[str]:
+        """Distinct subjects (``dataset/subject``), in order of first appearance."""
+        return list(dict.fromkeys(subject_key(s) for s in self.samples))
+
+    def labelled(self) -> SampleTable:
+        """The samples whose emotion belongs to the protocol (``label is not None``)."""
+        return SampleTable([s for s in self.samples if s.label is not None], self.classes,
+                           self.protocol)
+
+    def filter(self, keep: Iterable[bool]) -> SampleTable:
+        return SampleTable([s for s, k in zip(self.samples, keep, strict=True) if k],
+                           self.classes, self.protocol)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per sample; ``frames`` becomes ``n_frames``."""
+        rows = []
+        for s in self.samples:
+            row = asdict(s)
+            row["n_frames"] = len(row.pop("frames"))
+            rows.append(row)
+        columns = ["dataset", "subject", "clip", "onset", "apex", "offset", "emotion", "label",
+                   "n_frames"]
+        return pd.DataFrame(rows, columns=columns)
+
+    @staticmethod
+    def concat(tables: Sequence[SampleTable]) -> SampleTable:
+        classes = {t.classes for t in tables}
+        if len(classes) != 1:
+            raise ValueError(f"cannot join tables with different classes: {sorted(classes)}")
+        return SampleTable([s for t in tables for s in t.samples], tables[0].classes,
+                           tables[0].protocol)
+
+
+def subject_key(sample: Sample) -> str:
+    """Subjects are only unique within a dataset, so folds are keyed by both."""
+    return f"{sample.dataset}/{sample.subject}"
+
+
+class DatasetFormatError(ValueError):
+    """A release on disk does not match the official layout.
+
+    The message names the path and lists up to ten of the problems found, so one run shows what
+    is wrong instead of failing at the first missing key.
+    """
+
+    MAX_LISTED = 10
+
+    def __init__(self, path: Path | str, problems: Sequence[str]):
+        self.path = Path(path)
+        self.problems = list(problems)
+        shown = self.problems[: self.MAX_LISTED]
+        more = len(self.problems) - len(shown)
+        lines = [f"{self.path}: {len(self.problems)} problem(s)"]
+        lines += [f"  - {p}" for p in shown]
+        if more:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines))
