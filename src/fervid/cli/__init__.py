@@ -18,7 +18,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, Runt
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -53,7 +53,7 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 optimizer.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y[idx]).sum())
             log.append(epoch=epoch + 1, loss=round(total / len(perm), 6),
                        train_acc=round(correct / len(perm), 6))

@@ -1,0 +1,3 @@
+from fervid.cli import main
+
+main()

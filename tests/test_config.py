@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fervid.config import ConfigError, load_config, parse_overrides
+from fervid.protocol.folds import parse_folds
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    load_config(path)
+
+
+def test_ststnet_config_is_the_papers_recipe():
+    cfg = load_config(CONFIGS / "ststnet_megc2019.yaml")
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.batch_size, t.epochs) == ("adam", 5e-5, 256, 800)
+    assert cfg.data.classes == ["negative", "positive", "surprise"]
+
+
+def test_overrides_and_errors(tmp_path):
+    assert parse_overrides(["train.epochs=3", "run.engine=sequential"]) == {
+        "train": {"epochs": 3}, "run": {"engine": "sequential"}}
+    cfg = load_config(CONFIGS / "ststnet_megc2019.yaml", ["train.lr=0.001", "seed=4"])
+    assert cfg.train.lr == 0.001 and cfg.seed == 4
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(None, ["train.epochs=-1"])
+    with pytest.raises(ConfigError, match="trian"):
+        load_config(None, ["trian.epochs=1"])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["train.epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_fingerprint_ignores_devices_only():
+    a = load_config(None)
+    assert a.fingerprint() == load_config(None, ["run.threads=3"]).fingerprint()
+    assert a.fingerprint() != load_config(None, ["train.lr=0.1"]).fingerprint()
+
+
+def test_parse_folds():
+    assert parse_folds(None, 5) == [0, 1, 2, 3, 4]
+    assert parse_folds("0-1,3", 5) == [0, 1, 3]
+    for bad in ("3-1", "x", "0-9"):
+        with pytest.raises(ValueError):
+            parse_folds(bad, 5)
