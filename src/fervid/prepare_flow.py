@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fervid.files import TMP_MARK, atomic_write_bytes
+from fervid.progress import progress_bar
 from fervid.representation.optical_flow import (
     MEGC2019_CHANNELS,
     TVL1Params,
@@ -34,7 +36,6 @@ from fervid.samples import Sample, SampleTable
 INDEX_NAME = "index.csv"
 SETTINGS_NAME = "prepare_flow.json"
 INDEX_COLUMNS = ["dataset", "subject", "clip", "label", "file"]
-_TMP_MARK = ".tmp-"
 
 
 @dataclass
@@ -65,19 +66,6 @@ class PrepareFlowResult:
     def ok(self) -> bool:
         """True when no clip failed."""
         return not self.failed
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A run killed mid-write leaves at most a temporary file, never a truncated ``path``.
-    """
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def is_valid_image(path: Path, size: int) -> bool:
@@ -130,22 +118,9 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
 
 @contextmanager
 def _progress_bar(total: int, enabled: bool) -> Iterator:
-    """Yield an ``advance()`` callable; a rich bar (done / total, elapsed, ETA) when enabled."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    columns = (TextColumn("[bold]flow"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task("flow", total=total)
+    """Yield an ``advance()`` callable driving a clips bar (done / total, elapsed, ETA)."""
+    with progress_bar(enabled) as progress:
+        task = progress.add_task("flow", total=total, status="clips")
         yield lambda: progress.advance(task)
 
 
@@ -207,7 +182,7 @@ def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: 
         raise ValueError(f"samples share a key (one image each is needed): {dup[:10]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, {"size": size, "tvl1": asdict(params), "channels": list(channels)})
-    for stale in out_dir.glob(f".*{_TMP_MARK}*"):  # left by a killed run
+    for stale in out_dir.glob(f".*{TMP_MARK}*"):  # left by a killed run
         stale.unlink(missing_ok=True)
 
     result = PrepareFlowResult(unlabelled=len(table) - len(samples), index=out_dir / INDEX_NAME)

@@ -14,8 +14,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from fervid.files import atomic_write
 from fervid.metrics import save_confusion_png, score_predictions
-from fervid.protocol.run_store import PREDICTION_COLUMNS, RunDirError, RunStore, atomic_write
+from fervid.protocol.run_store import PREDICTION_COLUMNS, RunDirError, RunStore
 
 
 @dataclass(frozen=True)

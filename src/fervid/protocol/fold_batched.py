@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 
 from fervid.config import LosoConfig
+from fervid.files import atomic_write
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
+from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoData, LosoFolds
-from fervid.protocol.run_store import FoldPredictions, RunStore, atomic_write
+from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     EpochLog,
-    ProgressLike,
     init_fold_model,
     make_optimizer,
     per_fold_cross_entropy,

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from fervid.config import LosoConfig
+from fervid.files import atomic_write
+from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.fold_batched import train_fold_batched
 from fervid.protocol.folds import LosoData, LosoFolds, parse_folds
-from fervid.protocol.run_store import RunStore, atomic_write
+from fervid.protocol.run_store import RunStore
 from fervid.protocol.sequential import train_sequential
-from fervid.protocol.training import ProgressLike, progress_bar
 from fervid.protocol.workers import run_in_workers
 from fervid.report import LosoReport, build_report
 

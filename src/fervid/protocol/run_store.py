@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +20,13 @@ import torch
 import yaml
 
 from fervid.config import LosoConfig
+from fervid.files import atomic_write
 
 PREDICTION_COLUMNS = ["dataset", "subject", "clip", "label", "pred", "fold"]
 
 
 class RunDirError(RuntimeError):
     """RUN_DIR holds something this run must not overwrite or cannot read."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result into place in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass(frozen=True)

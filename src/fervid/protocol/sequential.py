@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from fervid.config import LosoConfig
+from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     EpochLog,
-    ProgressLike,
     fold_seed,
     init_fold_model,
     make_optimizer,

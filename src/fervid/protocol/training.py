@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 
 from fervid.config import LosoConfig
@@ -84,31 +74,3 @@ class EpochLog:
             w.writerows(rows)
 
 
-@contextmanager
-def progress_bar(enabled: bool):
-    """A rich progress display with counts, elapsed time and ETA (or a no-op)."""
-    if not enabled:
-        yield _NoProgress()
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn()) as progress:
-        yield progress
-
-
-class _NoProgress:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def advance(self, *args, **kwargs) -> None:
-        pass
-
-    def remove_task(self, *args, **kwargs) -> None:
-        pass
-
-
-ProgressLike = Progress | _NoProgress
-Hook = Callable[[int], None]

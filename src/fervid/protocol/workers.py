@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, wait
 
 import torch
 
-from fervid.protocol.training import ProgressLike
+from fervid.progress import ProgressLike
 
 
 class QueueProgress:
