@@ -38,6 +38,9 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(256, ge=1)
     epochs: int = Field(800, ge=1)
+    #: ``none``: plain cross-entropy (the papers); ``balanced``: each fold's classes weighted
+    #: ``n / (K·n_c)`` from its own training labels.
+    class_weights: Literal["none", "balanced"] = "none"
 
 
 class RunConfig(_Strict):

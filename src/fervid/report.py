@@ -7,6 +7,7 @@ writes ``predictions.csv``, ``metrics.json``, ``per_subject.csv`` and ``confusio
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +85,21 @@ def print_report(report: LosoReport, console: Console | None = None) -> None:
     console.print(results_table(report))
     console.print(f"results in {report.run_dir}: metrics.json, predictions.csv, "
                   f"per_subject.csv, confusion.png")
+
+
+def seeds_table(reports: list[LosoReport]) -> Table:
+    """Runs side by side (e.g. seeds of one config), with mean and standard deviation."""
+    names = sorted({r.metrics["name"] for r in reports})
+    table = Table(title=f"{len(reports)} runs of {', '.join(names)}")
+    keys = ("uf1", "uar", "acc", "f1_macro")
+    for col in ("run", "seed", "folds", "UF1", "UAR", "Acc", "macro-F1", "wall s"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for r in reports:
+        m = r.metrics
+        table.add_row(r.run_dir.name, str(m["seed"]), f"{m['n_folds']}/{m['n_folds_total']}",
+                      *(f"{m[k]:.4f}" for k in keys), f"{m['wall_s']:.0f}")
+    values = {k: [r.metrics[k] for r in reports] for k in keys + ("wall_s",)}
+    table.add_row("mean", "", "", *(f"{statistics.fmean(values[k]):.4f}" for k in keys),
+                  f"{statistics.fmean(values['wall_s']):.0f}", style="bold")
+    table.add_row("std", "", "", *(f"{statistics.stdev(values[k]):.4f}" for k in keys), "")
+    return table

@@ -66,16 +66,22 @@ def loso(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory of `fervid loso`.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of `fervid loso`.")],
 ) -> None:
-    """Merge the finished folds of a run (from any number of shards) and print the results."""
-    from fervid.report import build_report, print_report
+    """Merge the finished folds of each run (from any number of shards) and print the results.
+
+    With several runs (e.g. seeds), also prints them side by side with their mean and spread.
+    """
+    from fervid.report import build_report, print_report, seeds_table
 
     try:
-        rep = build_report(run_dir)
+        reports = [build_report(d) for d in run_dirs]
     except _USER_ERRORS as e:
         raise fail(str(e)) from None
-    print_report(rep, console)
+    for rep in reports:
+        print_report(rep, console)
+    if len(reports) > 1:
+        console.print(seeds_table(reports))
 
 
 @app.command()

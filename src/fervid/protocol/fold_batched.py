@@ -23,6 +23,7 @@ from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     EpochLog,
+    class_weights,
     init_fold_model,
     make_optimizer,
     per_fold_cross_entropy,
@@ -49,7 +50,10 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
     model.to(device)
     optimizer = make_optimizer(cfg, model.parameters())
     patches = im2col_patches(data.x).to(device=device, dtype=dtypes[cfg.run.precision])
+    weights = class_weights(data.y, folds.sample_fold, todo, num_classes,
+                            cfg.train.class_weights)
     y, test_fold = data.y.to(device), test_fold.to(device)
+    weights = None if weights is None else weights.to(device)
     order = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout draws from the default generator
 
@@ -77,7 +81,7 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
         for s in range(0, n, bs):
             idx = perm[s:s + bs]
             logits = model(patches[idx], test_fold[idx])
-            loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx])
+            loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx], weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

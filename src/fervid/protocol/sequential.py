@@ -16,6 +16,7 @@ from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     EpochLog,
+    class_weights,
     fold_seed,
     init_fold_model,
     make_optimizer,
@@ -33,6 +34,10 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
     for f in todo:
         train_idx = folds.train_index(f).to(fabric.device)
         test_idx = folds.test_index(f)
+        weights = class_weights(data.y, folds.sample_fold, [f], num_classes,
+                                cfg.train.class_weights)
+        if weights is not None:
+            weights = weights[0].to(fabric.device)
         model = init_fold_model(cfg, f, in_chans, num_classes)
         optimizer = make_optimizer(cfg, model.parameters())
         model, optimizer = fabric.setup(model, optimizer)
@@ -49,7 +54,7 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
             for s in range(0, len(perm), bs):
                 idx = perm[s:s + bs]
                 logits = model(x[idx])
-                loss = F.cross_entropy(logits, y[idx])
+                loss = F.cross_entropy(logits, y[idx], weight=weights)
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 optimizer.step()

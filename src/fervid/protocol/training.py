@@ -32,19 +32,38 @@ def make_optimizer(cfg: LosoConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
 
 
-def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: torch.Tensor
+def class_weights(y: torch.Tensor, test_fold: torch.Tensor, folds: list[int],
+                  num_classes: int, mode: str) -> torch.Tensor | None:
+    """Per-fold class weights ``(F, K)`` from each fold's training labels, or None.
+
+    ``balanced``: ``n / (K · n_c)`` over the fold's training samples (scikit-learn's
+    convention), so every class carries the same total weight, as UF1 and UAR count it.
+    """
+    if mode == "none":
+        return None
+    rows = []
+    for f in folds:
+        counts = torch.bincount(y[test_fold != f], minlength=num_classes).double()
+        rows.append(counts.sum() / (num_classes * counts.clamp_min(1)))
+    return torch.stack(rows).float()
+
+
+def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: torch.Tensor,
+                           weights: torch.Tensor | None = None
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over folds of each fold's mean loss on its own training samples.
 
-    ``logits`` ``(B, F, K)``, ``y`` ``(B,)``, ``test_fold`` ``(B,)`` (-1: trains every fold).
-    The folds' parameters are disjoint, so each fold gets exactly its own gradient.
-    Returns the loss and the ``(B, F)`` float mask of training pairs.
+    ``logits`` ``(B, F, K)``, ``y`` ``(B,)``, ``test_fold`` ``(B,)`` (-1: trains every fold),
+    ``weights`` ``(F, K)`` class weights or None. A weighted mean divides by the summed weights,
+    as ``F.cross_entropy`` does. The folds' parameters are disjoint, so each fold gets exactly
+    its own gradient. Returns the loss and the ``(B, F)`` float mask of training pairs.
     """
     b, n_folds, _ = logits.shape
     mask = (test_fold[:, None] != torch.arange(n_folds, device=logits.device)[None]).float()
     ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(b, n_folds),
                          reduction="none")
-    return ((ce * mask).sum(0) / mask.sum(0).clamp_min(1)).sum(), mask
+    w = mask if weights is None else mask * weights[:, y].t()
+    return ((ce * w).sum(0) / w.sum(0).clamp_min(1e-12)).sum(), mask
 
 
 class EpochLog:

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fervid.protocol.training import class_weights, per_fold_cross_entropy
+
+
+def test_per_fold_loss_is_each_folds_own_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(12, 3, 3)
+    y = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 0])
+    test_fold = torch.arange(12) % 3
+    for mode in ("none", "balanced"):
+        w = class_weights(y, test_fold, [0, 1, 2], 3, mode)
+        loss, mask = per_fold_cross_entropy(logits, y, test_fold, w)
+        want = 0.0
+        for f in range(3):
+            keep = test_fold != f
+            weight = None if w is None else w[f]
+            want += F.cross_entropy(logits[keep, f], y[keep], weight=weight)
+        torch.testing.assert_close(loss, want)
+        assert mask[:, 0].tolist() == (test_fold != 0).float().tolist()
+
+
+def test_balanced_weights_from_training_labels_only():
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    test_fold = torch.tensor([0, 0, 1, 1, 1, 0])
+    w = class_weights(y, test_fold, [0, 1], 3, "balanced")
+    # fold 0 trains on samples 2, 3, 4: one of each class -> weights 1
+    torch.testing.assert_close(w[0], torch.ones(3))
+    # fold 1 trains on samples 0, 1, 5: classes 0, 0, 2 -> 3/(3*2) and 3/(3*1)
+    torch.testing.assert_close(w[1], torch.tensor([0.5, 1.0, 1.0]))  # class 1 absent: unused
+    assert class_weights(y, test_fold, [0], 3, "none") is None
