@@ -40,7 +40,14 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
             weights = weights[0].to(fabric.device)
         model = init_fold_model(cfg, f, in_chans, num_classes)
         optimizer = make_optimizer(cfg, model.parameters())
-        model, optimizer = fabric.setup(model, optimizer)
+        if fabric.world_size == 1:
+            model, optimizer = fabric.setup(model, optimizer)
+        else:
+            # Ranks train different folds: a DDP wrapper would average their gradients.
+            if cfg.run.precision == "16-mixed":
+                raise ValueError("run.precision=16-mixed needs a single device per LOSO "
+                                 "process; use bf16-mixed or 32-true with several devices")
+            model = _Autocast(fabric.to_device(model), fabric)
         order = torch.Generator().manual_seed(fold_seed(cfg.seed, f))
         torch.manual_seed(fold_seed(cfg.seed, f))
         log = EpochLog(store.root / "train_logs" / f"fold_{f:03d}.csv")
@@ -74,3 +81,18 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
         progress.update(fold_task, advance=1, status=folds.subjects[f])
     progress.remove_task(fold_task)
     return results
+
+
+class _Autocast(torch.nn.Module):
+    """A module run under Fabric's autocast, without Fabric's (DDP) wrapper."""
+
+    def __init__(self, module: torch.nn.Module, fabric):
+        super().__init__()
+        self.module, self._fabric = module, fabric
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self._fabric.autocast():
+            return self.module(x)
+
+    def state_dict(self, *args, **kwargs):
+        return self.module.state_dict(*args, **kwargs)
