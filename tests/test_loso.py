@@ -157,3 +157,43 @@ def test_ddp_ranks_train_disjoint_folds_like_one_process(tmp_path, data):
     assert "Starting with 2 processes" in done.stdout + done.stderr
     assert ((tmp_path / "two" / "predictions.csv").read_bytes()
             == (tmp_path / "one" / "predictions.csv").read_bytes())
+
+
+def test_crash_while_writing_folds_resumes_without_retraining(tmp_path, data, monkeypatch):
+    from fervid.protocol.run_store import RunStore
+
+    cfg = _config(tmp_path)
+    _loso(cfg, data, tmp_path / "whole", "--epochs", "6")
+    real = RunStore.write_fold
+    calls = []
+
+    def crash_after_two(self, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed between fold files
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "write_fold", crash_after_two)
+    out = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        from fervid.config import load_config
+        from fervid.protocol.loso import load_precomputed_data, run_loso
+
+        c = load_config(cfg, ["train.epochs=6"])
+        run_loso(c, load_precomputed_data(c, data), out, progress=False)
+    monkeypatch.setattr(RunStore, "write_fold", real)
+    assert len(list((out / "folds").glob("*.csv"))) == 2
+    _loso(cfg, data, out, "--epochs", "6")
+    log = pd.read_csv(next((out / "train_logs").glob("*.csv")))
+    assert log["epoch"].tolist() == list(range(1, 7))  # re-exported, not retrained
+    assert ((out / "predictions.csv").read_bytes()
+            == (tmp_path / "whole" / "predictions.csv").read_bytes())
+    assert not list((out / "checkpoints").glob("*.pt"))
+
+
+def test_batch_smaller_than_a_subject_is_refused(tmp_path, data):
+    result = runner.invoke(app, ["loso", "--config", str(_config(tmp_path)), "--data-root",
+                                 str(data), "--out", str(tmp_path / "r"),
+                                 "--set", "train.batch_size=8"])
+    assert result.exit_code == 2
+    assert "largest subject" in result.output

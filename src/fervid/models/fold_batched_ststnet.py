@@ -110,9 +110,9 @@ class _ConvReluPoolDropAvg(torch.autograd.Function):
             planes = r.view(n, SIDE, SIDE, c).permute(0, 3, 1, 2)  # channels-last (n, C, 30, 30)
             top, idx = F.max_pool2d(planes, 3, 3, 1, return_indices=True)
             if minpool is not None:
-                low, low_idx = F.max_pool2d(-planes, 3, 3, 1, return_indices=True)
+                neg, neg_idx = F.max_pool2d(-planes, 3, 3, 1, return_indices=True)
                 sel = minpool.view(1, c, 1, 1)
-                top, idx = torch.where(sel, -low, top), torch.where(sel, low_idx, idx)
+                top, idx = torch.where(sel, -neg, top), torch.where(sel, neg_idx, idx)
             top = top.to(weight32.dtype)
             gate = top > 0  # ReLU passes the gradient only where r > 0
             if dropping:
@@ -240,16 +240,16 @@ class FoldBatchedSTSTNet(nn.Module):
         for i, width in enumerate(STREAM_WIDTHS, 1):
             part = slice(start, start + width)
             state[f"conv{i}.weight"] = self.conv_weight[fold, part].reshape(
-                width, self.in_chans, 3, 3).detach().clone()
-            state[f"conv{i}.bias"] = self.conv_bias[fold, part].detach().clone()
+                width, self.in_chans, 3, 3).detach().cpu().clone()
+            state[f"conv{i}.bias"] = self.conv_bias[fold, part].detach().cpu().clone()
             for name, src in (("weight", self.bn_weight), ("bias", self.bn_bias),
                               ("running_mean", self.running_mean),
                               ("running_var", self.running_var)):
-                state[f"bn{i}.{name}"] = src[fold, part].detach().clone()
-            state[f"bn{i}.num_batches_tracked"] = self.num_batches_tracked[fold].clone()
+                state[f"bn{i}.{name}"] = src[fold, part].detach().cpu().clone()
+            state[f"bn{i}.num_batches_tracked"] = self.num_batches_tracked[fold].cpu().clone()
             start += width
-        state["fc.weight"] = self.fc_weight[fold].detach().clone()
-        state["fc.bias"] = self.fc_bias[fold].detach().clone()
+        state["fc.weight"] = self.fc_weight[fold].detach().cpu().clone()
+        state["fc.bias"] = self.fc_bias[fold].detach().cpu().clone()
         return state
 
     def forward(self, patches: torch.Tensor, test_fold: torch.Tensor | None = None
@@ -275,9 +275,14 @@ class FoldBatchedSTSTNet(nn.Module):
             with torch.no_grad():
                 unbiased = var * (count / (count - 1).clamp_min(1))[:, None]
                 m = self.momentum
-                self.running_mean.mul_(1 - m).add_(m * mean.float())
-                self.running_var.mul_(1 - m).add_(m * unbiased.float())
-                self.num_batches_tracked.add_(1)
+                # A fold with no training sample in this batch keeps its statistics (the
+                # engine builds batches so this does not happen; a direct caller might).
+                active = (trains > 0)[:, None]
+                self.running_mean.copy_(torch.where(
+                    active, (1 - m) * self.running_mean + m * mean.float(), self.running_mean))
+                self.running_var.copy_(torch.where(
+                    active, (1 - m) * self.running_var + m * unbiased.float(), self.running_var))
+                self.num_batches_tracked.add_(active[:, 0].long())
             mean, var = mean.float(), var.float()
         else:
             mean, var = self.running_mean, self.running_var

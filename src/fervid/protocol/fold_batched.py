@@ -62,15 +62,20 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
     log = EpochLog(store.root / "train_logs" / f"batched_{tag}.csv")
     start = 0
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        # Generator states must come back on the CPU; parameters and Adam state are copied
+        # to the device by load_state_dict.
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         order.set_state(state["order_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start = state["epoch"]
     log.truncate_after(start)
 
     epochs, bs = cfg.train.epochs, cfg.train.batch_size
+    starts = _batch_starts(n, bs, folds.sample_fold)
     task = progress.add_task(f"LOSO {len(todo)} folds", total=epochs, completed=start,
                              status="")
     last_save = time.monotonic()
@@ -78,8 +83,8 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
     for epoch in range(start, epochs):
         perm = torch.randperm(n, generator=order).to(device)
         total_loss, correct, seen = 0.0, 0.0, 0.0
-        for s in range(0, n, bs):
-            idx = perm[s:s + bs]
+        for s, e in zip(starts, starts[1:] + [n], strict=True):
+            idx = perm[s:e]
             logits = model(patches[idx], test_fold[idx])
             loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx], weights)
             optimizer.zero_grad(set_to_none=True)
@@ -94,8 +99,10 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
                    train_acc=round(correct / max(seen, 1), 6))
         progress.update(task, advance=1, status=f"loss {total_loss / n:.4f}")
         done = epoch + 1
-        if done < epochs and time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
-            _save(ckpt, model, optimizer, order, done)
+        # The last epoch is always saved: a kill while the folds are written out then
+        # resumes by writing them again, not by training again.
+        if done == epochs or time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
+            _save(ckpt, model, optimizer, order, done, device)
             last_save = time.monotonic()
 
     model.eval()
@@ -120,7 +127,28 @@ def _fold_tag(todo: list[int]) -> str:
     return f"{len(todo)}folds_{digest}"
 
 
-def _save(path: Path, model, optimizer, order: torch.Generator, epoch: int) -> None:
+def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
+    """Start of each batch of a permutation of ``n`` samples.
+
+    Every fold needs a training sample in every batch (an independent model takes no step on
+    an empty batch; a batched one would still move through Adam's momentum). A batch larger
+    than the biggest subject always has one, so a too-small last batch joins the one before.
+    """
+    largest = int(torch.bincount(sample_fold).max())
+    if bs <= largest and bs < n:
+        raise ValueError(f"train.batch_size={bs} must exceed the largest subject's sample count "
+                         f"({largest}) for run.engine=fold_batched, so every batch trains every "
+                         "fold; use a larger batch or run.engine=sequential")
+    starts = list(range(0, n, bs))
+    if len(starts) > 1 and n - starts[-1] <= largest:
+        starts.pop()
+    return starts
+
+
+def _save(path: Path, model, optimizer, order: torch.Generator, epoch: int,
+          device: torch.device) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch}
+             "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+             "epoch": epoch}
     atomic_write(path, lambda p: torch.save(state, p))

@@ -69,8 +69,12 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     mine = chosen[fabric.global_rank::fabric.world_size]
     shards = [mine[i::n_local] for i in range(n_local)]
     finished = set(store.finished(chosen))
-    shards = [[f for f in shard if f not in finished] for shard in shards]
-    shards = [shard for shard in shards if shard]
+    if cfg.run.engine == "fold_batched":
+        # A batched shard's folds train together: it is finished whole or redone whole.
+        shards = [shard for shard in shards if not finished.issuperset(shard)]
+    else:
+        shards = [[f for f in shard if f not in finished] for shard in shards]
+        shards = [shard for shard in shards if shard]
     train = partial(_train_shard, cfg, data, folds, store, fabric.device)
     with progress_bar(progress and fabric.global_rank == 0) as bar:
         if n_local > 1 and shards:
@@ -86,9 +90,12 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     wall = {"wall_s": time.monotonic() - started, "folds": [f for s in shards for f in s],
             "host": socket.gethostname(),
             "rank": fabric.global_rank}
-    stamp = f"{socket.gethostname()}_{os.getpid()}_{int(time.time() * 1000)}"
-    atomic_write(store.root / "wall" / f"{stamp}.json", lambda p: p.write_text(json.dumps(wall)))
     fabric.barrier()
+    if fabric.global_rank == 0:  # one record per invocation, however many ranks
+        wall["wall_s"] = time.monotonic() - started
+        stamp = f"{socket.gethostname()}_{os.getpid()}_{int(time.time() * 1000)}"
+        atomic_write(store.root / "wall" / f"{stamp}.json",
+                     lambda p: p.write_text(json.dumps(wall)))
     if fabric.global_rank != 0:
         return None
     return build_report(out)
