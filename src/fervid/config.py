@@ -18,13 +18,56 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    name: Literal["ststnet", "off_apexnet"] = "ststnet"
+    #: ``ststnet`` / ``off_apexnet`` take flow images (``data.format: precomputed``);
+    #: ``smastn`` takes DSSI stacks (``dssi``); ``apex_resnet`` the apex frame (``apex``);
+    #: ``global_di_resnet`` one global dynamic image (``global_di``).
+    name: Literal["ststnet", "off_apexnet", "smastn", "apex_resnet", "global_di_resnet"] = (
+        "ststnet")
     drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
+    #: The 2D backbone of SMA-STN and the single-image baselines.
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    #: A local torchvision ImageNet ``.pth`` for the backbone (never downloaded); None: random.
+    pretrained_path: str | None = None
+    #: STMA spatial part: a non-local block after ``spatial_stage``.
+    spatial_attention: bool = True
+    spatial_stage: Literal["layer1", "layer2", "layer3", "layer4"] = "layer3"
+    #: STMA temporal part: attention over the K segments; False averages them.
+    temporal_attention: bool = True
+    #: Append the global dynamic image's feature to the clip feature.
+    use_global: bool = True
+
+
+class DssiConfig(_Strict):
+    """DSSI sampling (methods.md §1); see :func:`fervid.dssi`."""
+
+    protocol: Literal["phase", "uniform"] = "phase"
+    segments_per_phase: int = Field(2, ge=1)
+    n_segments: int = Field(4, ge=1)
+    frames_per_segment: int = Field(4, ge=2)
+    #: How frames are read: ``rgb``, ``bgr`` or ``gray`` (one channel).
+    mode: Literal["rgb", "bgr", "gray"] = "rgb"
 
 
 class DataConfig(_Strict):
-    #: Inputs: a folder with index.csv + images (see ``fervid prepare flow``).
-    format: Literal["precomputed"] = "precomputed"
+    #: ``precomputed``: a folder with index.csv + images (see ``fervid prepare flow``).
+    #: ``dssi`` / ``apex`` / ``global_di``: computed from a release's frames (``dataset``).
+    format: Literal["precomputed", "dssi", "apex", "global_di"] = "precomputed"
+    #: The release read for frame-based formats: ``casme2``, ``samm``, ``smic`` (``--data-root``
+    #: is its frame folder) or ``megc2019`` (``--data-root`` holds the parts named in ``paths``).
+    dataset: Literal["casme2", "samm", "smic", "megc2019"] | None = None
+    #: The dataset's protocol (``5class``, ``3class``, ``all``).
+    protocol: str = "5class"
+    #: Coding sheet (casme2, samm), relative to ``--data-root`` unless absolute.
+    sheet: str | None = None
+    #: megc2019 only: where its parts lie, relative to ``--data-root``; keys ``gt``, ``casme2``,
+    #: ``casme2_sheet``, ``samm``, ``samm_sheet``, ``smic``.
+    paths: dict[str, str] = Field(default_factory=dict)
+    #: Side of the square model input, pixels (frame-based formats).
+    size: int = Field(112, ge=16)
+    dssi: DssiConfig = Field(default_factory=DssiConfig)
+    #: Jittered (TSN-style) DSSI views per clip, computed once and cached; each training epoch
+    #: draws one per sample. 0: train on the evenly spaced DSSI.
+    train_views: int = Field(4, ge=0)
     classes: list[str] = Field(default_factory=lambda: list(PROTOCOL_CLASSES["3class"]))
     #: Image channels fed to the model, in file order (None: all). OFF-ApexNet takes [0, 1].
     channels: list[int] | None = None
@@ -41,6 +84,13 @@ class TrainConfig(_Strict):
     #: ``none``: plain cross-entropy (the papers); ``balanced``: each fold's classes weighted
     #: ``n / (K·n_c)`` from its own training labels.
     class_weights: Literal["none", "balanced"] = "none"
+    #: Loss on the clip features beside cross-entropy: ``de`` (DE-Loss, methods.md §1),
+    #: ``center`` (centre loss) or ``none``. Needs a model that returns features (SMA-STN).
+    feature_loss: Literal["none", "de", "center"] = "none"
+    #: lambda in ``CE + lambda * feature loss``.
+    feature_loss_weight: float = Field(0.1, ge=0)
+    #: DE-Loss margin (on L2-normalised features).
+    de_margin: float = Field(1.0, ge=0)
 
 
 class RunConfig(_Strict):
@@ -103,10 +153,10 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def deep_merge(base: dict, extra: dict) -> dict:
     merged = dict(base)
     for k, v in extra.items():
-        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(
             merged.get(k), dict) else v
     return merged
 
@@ -126,7 +176,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> LosoCo
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw = _merge(raw, parse_overrides(overrides or []))
+    raw = deep_merge(raw, parse_overrides(overrides or []))
     try:
         return LosoConfig.model_validate(raw)
     except ValidationError as e:

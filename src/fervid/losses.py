@@ -110,8 +110,8 @@ class ClassificationWithFeatureLoss(nn.Module):
 
     Shapes
     ------
-    ``logits (B, C)``, ``labels (B,)``, ``features (B, D)`` (needed only with a feature loss)
-    → ``(total scalar, LossParts)``.
+    ``logits (B, C)``, ``labels (B,)``, ``features (B, D)`` (needed only with a feature loss),
+    optional ``class_weights (C,)`` for the cross-entropy → ``(total scalar, LossParts)``.
     """
 
     def __init__(self, feature_loss: nn.Module | None = None, weight: float = 0.1):
@@ -119,8 +119,9 @@ class ClassificationWithFeatureLoss(nn.Module):
         self.feature_loss, self.weight = feature_loss, weight
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                features: torch.Tensor | None = None) -> tuple[torch.Tensor, LossParts]:
-        ce = F.cross_entropy(logits, labels)
+                features: torch.Tensor | None = None,
+                class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, LossParts]:
+        ce = F.cross_entropy(logits, labels, weight=class_weights)
         if self.feature_loss is None:
             feature = ce.new_zeros(())
             total = ce

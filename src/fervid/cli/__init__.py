@@ -26,8 +26,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def loso(
     config: Annotated[Path, typer.Option(help="YAML config, e.g. configs/ststnet_megc2019.yaml")],
     data_root: Annotated[Path, typer.Option(
-        help="Precomputed inputs: a folder with index.csv and one image per clip "
-             "(e.g. ../shared/data/megc2019_flow or the output of `fervid prepare flow`).")],
+        help="Precomputed inputs (data.format: precomputed): a folder with index.csv and one "
+             "image per clip (e.g. ../shared/data/megc2019_flow or the output of `fervid "
+             "prepare flow`). Frame-based formats (dssi, apex, global_di): the release's frame "
+             "folder (see data.dataset, data.sheet).")],
     out: Annotated[Path, typer.Option(help="Run directory; rerunning resumes it.")],
     seed: Annotated[int | None, typer.Option(help="Overrides the config's seed.")] = None,
     folds: Annotated[str | None, typer.Option(
@@ -37,6 +39,9 @@ def loso(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override any config field, e.g. --set train.lr=1e-4 (repeatable).")
     ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Where computed DSSI results are cached (default $FERVID_CACHE or "
+             "~/.cache/fervid).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Leave-one-subject-out training and evaluation, resumable and shardable.
@@ -45,7 +50,7 @@ def loso(
     per_subject.csv and confusion.png, and prints the results table.
     """
     from fervid.config import load_config
-    from fervid.protocol.loso import load_precomputed_data, run_loso
+    from fervid.protocol.loso import load_loso_data, run_loso
     from fervid.report import print_report
 
     overrides = list(set_ or [])
@@ -55,7 +60,7 @@ def loso(
         overrides.append(f"train.epochs={epochs}")
     try:
         cfg = load_config(config, overrides)
-        data = load_precomputed_data(cfg, data_root)
+        data = load_loso_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
         report = run_loso(cfg, data, out, folds_spec=folds, data_root=str(data_root),
                           progress=progress)
     except _USER_ERRORS as e:
@@ -88,15 +93,61 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its data and runs.")] = Path(
         "runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 200,
+    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
+    only: Annotated[list[str] | None, typer.Option(
+        help="Run only these rows (repeatable): smastn, smastn_no_stma, smastn_no_de, "
+             "global_di, apex.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Generate a small micro-expression clip set, compute its optical flow, run STSTNet LOSO."""
+    """SMA-STN against its ablations on SynthME, the built-in generated data (LOSO).
+
+    Writes runs/demo/<model>/ (metrics.json, predictions.csv, confusion.png; for SMA-STN rows
+    dssi_gallery/*.png with the temporal segment weights) and runs/demo/ablation.json, and
+    prints the table. Rerunning resumes: finished folds are kept.
+    """
     from fervid.cli.demo import run_demo
 
     try:
-        run_demo(out, epochs=epochs, console=console)
+        run_demo(out, epochs=epochs, seed=seed, only=only, console=console, progress=progress)
     except _USER_ERRORS as e:
         raise fail(str(e)) from None
+
+
+@app.command()
+def dssi(
+    frames_dir: Annotated[Path, typer.Argument(help="A folder of one clip's frames (onset to "
+                                                    "offset), sorted by the number in the name.")],
+    out: Annotated[Path, typer.Option(help="PNG to write.")],
+    apex: Annotated[int | None, typer.Option(
+        help="Position of the apex among the frames (0-based; default the middle).")] = None,
+    protocol: Annotated[str, typer.Option(help="phase or uniform.")] = "phase",
+    segments_per_phase: Annotated[int, typer.Option()] = 2,
+    n_segments: Annotated[int, typer.Option()] = 4,
+    frames_per_segment: Annotated[int, typer.Option()] = 4,
+    mode: Annotated[str, typer.Option(help="rgb, bgr or gray.")] = "rgb",
+) -> None:
+    """Draw the DSSI of one clip: K local dynamic images and the global one."""
+    from fervid.datasets.frames import numbered_images
+    from fervid.dssi_gallery import save_dssi_figure
+    from fervid.representation.dssi import DssiParams, dssi_from_sample
+    from fervid.samples import Sample
+
+    try:
+        frames = numbered_images(frames_dir)
+        if apex is None:
+            apex = len(frames) // 2
+        sample = Sample("frames", "-", frames_dir.name, 0, apex, len(frames) - 1, "", None,
+                        tuple(frames))
+        params = DssiParams(protocol=protocol, segments_per_phase=segments_per_phase,
+                            n_segments=n_segments, frames_per_segment=frames_per_segment,
+                            mode=mode)
+        result = dssi_from_sample(sample, params)
+        save_dssi_figure(result, out, title=f"{frames_dir.name}: {len(frames)} frames, apex "
+                                            f"{apex}, {protocol}")
+    except _USER_ERRORS as e:
+        raise fail(str(e)) from None
+    console.print(f"wrote {out}")
 
 
 def _register_subcommands() -> None:

@@ -35,6 +35,29 @@ def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | 
     return found
 
 
+#: Any image file whose name ends in a frame number: ``img12.jpg``, ``006_05562.jpg``, ``001.png``.
+NUMBERED_IMAGE = re.compile(r".*?(\d+)\.(?:jpe?g|png|bmp)", re.IGNORECASE)
+
+
+def numbered_images(folder: Path) -> list[Path]:
+    """The numbered image files of ``folder`` in numeric order (at least two).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` is not a folder.
+    ValueError
+        It holds fewer than two numbered images.
+    """
+    index = index_frames(Path(folder), NUMBERED_IMAGE)
+    if index is None:
+        raise FileNotFoundError(f"{folder}: not a folder of frames")
+    if len(index) < 2:
+        raise ValueError(f"{folder}: needs at least 2 numbered image files (e.g. img1.jpg), "
+                         f"found {len(index)}")
+    return [index[n] for n in sorted(index)]
+
+
 def frame_run(index: dict[int, Path], onset: int,
               offset: int) -> tuple[tuple[Path, ...], list[int]]:
     """The files for ``onset..offset`` (inclusive) in temporal order, and the missing numbers."""

@@ -41,7 +41,7 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
     if cfg.run.precision not in dtypes:
         raise ValueError(f"run.engine=fold_batched supports run.precision 32-true or "
                          f"bf16-mixed, not {cfg.run.precision!r}")
-    n, in_chans = len(data.x), data.x.shape[1]
+    n, in_chans = len(data.x), data.in_chans
     num_classes = len(data.classes)
     local = {f: j for j, f in enumerate(todo)}
     test_fold = torch.tensor([local.get(int(f), -1) for f in folds.sample_fold])

@@ -21,6 +21,7 @@ from fervid.protocol.run_store import RunStore
 from fervid.protocol.sequential import train_sequential
 from fervid.protocol.workers import run_in_workers
 from fervid.report import LosoReport, build_report
+from fervid.samples import SampleTable
 
 
 def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
@@ -41,6 +42,65 @@ def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
     x.mul_(cfg.data.scale)
     y = torch.tensor([s.label for s in pre.table], dtype=torch.long)
     return LosoData(x, y, pre.table)
+
+
+def load_loso_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
+                   progress: bool = True) -> LosoData:
+    """The inputs ``cfg.data`` asks for: precomputed images, or DSSI / global DI / apex frames
+    computed from a release under ``data_root`` (cached under ``cache_dir``)."""
+    if cfg.data.format == "precomputed":
+        return load_precomputed_data(cfg, data_root)
+    return load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
+
+
+def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
+    """The labelled clips of the release ``cfg.data.dataset`` under ``data_root``."""
+    from fervid.datasets import load_dataset, read_megc2019
+
+    d, root = cfg.data, Path(data_root)
+    if d.dataset is None:
+        raise ValueError(f"data.format={d.format} reads frames: set data.dataset (casme2, samm, "
+                         f"smic or megc2019)")
+    if d.dataset == "megc2019":
+        keys = ("gt", "casme2", "casme2_sheet", "samm", "samm_sheet", "smic")
+        missing = [k for k in keys if k not in d.paths]
+        if missing:
+            raise ValueError(f"data.dataset=megc2019 needs data.paths for {missing} "
+                             f"(relative to --data-root {root})")
+        p = {k: root / d.paths[k] for k in keys}
+        table = read_megc2019(p["gt"], p["casme2"], p["casme2_sheet"], p["samm"],
+                              p["samm_sheet"], p["smic"])
+    else:
+        sheet = None if d.sheet is None else root / d.sheet
+        table = load_dataset(d.dataset, root, d.protocol, sheet)
+    table = table.labelled()
+    if tuple(d.classes) != table.classes:
+        raise ValueError(f"data.classes {list(d.classes)} differ from the classes of "
+                         f"{d.dataset} {d.protocol}: {list(table.classes)}; set data.classes "
+                         f"to those")
+    return table
+
+
+def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
+                    progress: bool = True) -> LosoData:
+    """DSSI stacks, global dynamic images or apex frames of a release, as model tensors."""
+    from fervid.representation.clip_inputs import build_clip_inputs
+    from fervid.representation.dssi import DssiParams
+
+    table = read_release(cfg, data_root)
+    d = cfg.data
+    params = DssiParams(**d.dssi.model_dump())
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    with progress_bar(progress) as bar:
+        inputs = build_clip_inputs(table, d.format, size=d.size, params=params, cache_dir=cache,
+                                   train_views=d.train_views, seed=cfg.seed, progress=bar)
+    y = torch.tensor([s.label for s in table], dtype=torch.long)
+    return LosoData(inputs.x, y, table, inputs.train_views)
+
+
+def default_cache_dir() -> Path:
+    """``$FERVID_CACHE`` or ``~/.cache/fervid``: where computed DSSI results are kept."""
+    return Path(os.environ.get("FERVID_CACHE", Path.home() / ".cache" / "fervid")) / "dssi"
 
 
 def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | None = None,

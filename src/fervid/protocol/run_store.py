@@ -37,6 +37,7 @@ class FoldPredictions:
     index: torch.Tensor
     preds: torch.Tensor
     probs: torch.Tensor  # (n, n_classes)
+    segment_weights: torch.Tensor | None = None  # (n, K): SMA-STN's temporal attention
 
 
 class RunStore:
@@ -87,7 +88,11 @@ class RunStore:
                    "label": s.label, "pred": pred, "fold": result.fold}
             row.update({f"p_{c}": round(p, 6) for c, p in zip(classes, prob, strict=True)})
             rows.append(row)
-        frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + [f"p_{c}" for c in classes])
+        columns = PREDICTION_COLUMNS + [f"p_{c}" for c in classes]
+        frame = pd.DataFrame(rows, columns=columns)
+        if result.segment_weights is not None:  # alpha_0..alpha_{K-1}, for reports
+            for k, col in enumerate(result.segment_weights.t().tolist()):
+                frame[f"alpha_{k}"] = [round(v, 6) for v in col]
         if state is not None:  # the model first: a fold counts as finished once its CSV exists
             atomic_write(self.model_path(result.fold), lambda p: torch.save(state, p))
         atomic_write(self.fold_path(result.fold), lambda p: frame.to_csv(p, index=False))

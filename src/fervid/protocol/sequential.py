@@ -8,9 +8,9 @@ training.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from fervid.config import LosoConfig
+from fervid.losses import CenterLoss, ClassificationWithFeatureLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
@@ -26,9 +26,10 @@ from fervid.protocol.training import (
 def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
                      store: RunStore, fabric, progress: ProgressLike) -> list[FoldPredictions]:
     """Train and evaluate each fold in ``todo`` in turn, through Lightning Fabric."""
-    in_chans, num_classes = data.x.shape[1], len(data.classes)
+    num_classes = len(data.classes)
     epochs, bs = cfg.train.epochs, cfg.train.batch_size
     x, y = data.x.to(fabric.device), data.y.to(fabric.device)
+    views = None if data.train_views is None else data.train_views.to(fabric.device)
     fold_task = progress.add_task("folds", total=len(todo), status="")
     results = []
     for f in todo:
@@ -38,8 +39,9 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
                                 cfg.train.class_weights)
         if weights is not None:
             weights = weights[0].to(fabric.device)
-        model = init_fold_model(cfg, f, in_chans, num_classes)
-        optimizer = make_optimizer(cfg, model.parameters())
+        model = init_fold_model(cfg, f, data.in_chans, num_classes)
+        criterion = fabric.to_device(fold_criterion(cfg, f, model, num_classes))
+        optimizer = make_optimizer(cfg, [*model.parameters(), *criterion.parameters()])
         if fabric.world_size == 1:
             model, optimizer = fabric.setup(model, optimizer)
         else:
@@ -60,8 +62,13 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
             total, correct = 0.0, 0
             for s in range(0, len(perm), bs):
                 idx = perm[s:s + bs]
-                logits = model(x[idx])
-                loss = F.cross_entropy(logits, y[idx], weight=weights)
+                if views is None:
+                    xb = x[idx]
+                else:  # one of the precomputed jittered views per sample
+                    pick = torch.randint(len(views), (len(idx),), generator=order)
+                    xb = views[pick.to(fabric.device), idx]
+                logits, features, _ = split_output(model(xb.float()))
+                loss, _ = criterion(logits, y[idx], features, weights)
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 optimizer.step()
@@ -72,15 +79,50 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
             progress.update(epoch_task, advance=1, status=f"loss {total / len(perm):.4f}")
         progress.remove_task(epoch_task)
         model.eval()
+        probs, alphas = [], []
         with torch.no_grad():
-            probs = model(x[test_idx.to(fabric.device)]).float().softmax(-1).cpu()
-        result = FoldPredictions(f, test_idx, probs.argmax(-1), probs)
+            for s in range(0, len(test_idx), bs):
+                logits, _, alpha = split_output(
+                    model(x[test_idx[s:s + bs].to(fabric.device)].float()))
+                probs.append(logits.float().softmax(-1).cpu())
+                if alpha is not None:
+                    alphas.append(alpha.float().cpu())
+        probs = torch.cat(probs)
+        result = FoldPredictions(f, test_idx, probs.argmax(-1), probs,
+                                 torch.cat(alphas) if alphas else None)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         store.write_fold(result, data.table, data.classes, state=state)
         results.append(result)
         progress.update(fold_task, advance=1, status=folds.subjects[f])
     progress.remove_task(fold_task)
     return results
+
+
+def split_output(out) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A model's output as ``(logits, features, segment_weights)``.
+
+    Plain models return logits; SMA-STN returns a :class:`~fervid.models.smastn.SmaStnOutput`.
+    """
+    if isinstance(out, torch.Tensor):
+        return out, None, None
+    return out.logits, out.features, out.segment_weights
+
+
+def fold_criterion(cfg: LosoConfig, fold: int, model: torch.nn.Module,
+                   num_classes: int) -> ClassificationWithFeatureLoss:
+    """Cross-entropy plus the configured feature loss, its centres seeded by (seed, fold)."""
+    t = cfg.train
+    if t.feature_loss == "none":
+        return ClassificationWithFeatureLoss(None)
+    dim = getattr(model, "num_features", None)
+    if cfg.model.name != "smastn" or dim is None:
+        raise ValueError(f"train.feature_loss={t.feature_loss} needs a model that returns its "
+                         f"features (smastn), not {cfg.model.name!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(fold_seed(cfg.seed, fold) + 1)
+        loss = (DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)
+                if t.feature_loss == "de" else CenterLoss(num_classes, dim))
+    return ClassificationWithFeatureLoss(loss, t.feature_loss_weight)
 
 
 class _Autocast(torch.nn.Module):

@@ -22,7 +22,7 @@ def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fold_seed(cfg.seed, fold))
         return build_model(cfg.model.name, in_chans=in_chans, num_classes=num_classes,
-                           drop_rate=cfg.model.drop_rate)
+                           drop_rate=cfg.model.drop_rate, config=cfg.model)
 
 
 def make_optimizer(cfg: LosoConfig, params) -> torch.optim.Optimizer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -293,13 +294,16 @@ def dssi_from_sample(sample: Sample, params: DssiParams | dict | None = None, *,
 
 
 class DssiCache:
-    """DSSI results of evaluation samples stored as ``.npz`` files under ``root``.
+    """DSSI results stored as ``.npz`` files under ``root``.
 
     Files are ``root/dssi-<params digest>/<sample key>.npz`` (with a ``params.json`` beside
-    them saying which parameters the digest stands for). Only ``train=False`` results are cached:
-    training samples are jittered anew at every epoch, so they are computed fresh each call and
-    never stored. A stored file whose clip description (apex position, frame count) no longer
-    matches the sample is recomputed, so an edited annotation cannot serve a stale result.
+    them saying which parameters the digest stands for). Evenly spaced (evaluation) results are
+    cached, and so are *training views*: jittered results whose randomness comes from
+    ``(seed, view, clip key)`` alone (``<sample key>.view<V>-seed<S>.npz``), so a training run
+    draws among a few fixed jittered views per clip and no epoch or fold decodes a frame again.
+    ``train=True`` with a caller's ``rng`` is computed fresh and never stored. A stored file whose
+    clip description (apex position, frame count) no longer matches the sample is recomputed, so
+    an edited annotation cannot serve a stale result.
 
     Parameters
     ----------
@@ -310,20 +314,24 @@ class DssiCache:
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
-    def path(self, sample: Sample, params: DssiParams | dict | None = None) -> Path:
-        """Where the result of ``(sample, params)`` is stored."""
-        return self.root / f"dssi-{_as_params(params).digest()}" / f"{sample.key}.npz"
+    def path(self, sample: Sample, params: DssiParams | dict | None = None,
+             view: int | None = None, seed: int = 0) -> Path:
+        """Where the result of ``(sample, params)`` (or of one training view) is stored."""
+        name = sample.key if view is None else f"{sample.key}.view{view}-seed{seed}"
+        return self.root / f"dssi-{_as_params(params).digest()}" / f"{name}.npz"
 
     def get_or_compute(self, sample: Sample, params: DssiParams | dict | None = None, *,
-                       train: bool = False, rng: np.random.Generator | None = None) -> DssiResult:
+                       train: bool = False, rng: np.random.Generator | None = None,
+                       view: int | None = None, seed: int = 0) -> DssiResult:
         """The stored result for ``(sample, params)``, computing and storing it when absent.
 
-        ``train=True`` bypasses the cache (see the class notes).
+        ``view=V`` gives training view V (jittered, seeded by ``(seed, V, clip key)``);
+        ``train=True`` with an ``rng`` bypasses the cache (see the class notes).
         """
         params = _as_params(params)
-        if train:
+        if train and view is None:
             return dssi_from_sample(sample, params, train=True, rng=rng)
-        path = self.path(sample, params)
+        path = self.path(sample, params, view, seed)
         # What the stored result depends on besides the parameters: checked on every read.
         meta = json.dumps({"key": sample.key, "apex_position": sample.apex_position,
                            "frames": [len(sample.frames), Path(sample.frames[0]).name,
@@ -331,7 +339,11 @@ class DssiCache:
         cached = self._load(path, meta)
         if cached is not None:
             return cached
-        result = dssi_from_sample(sample, params)
+        if view is None:
+            result = dssi_from_sample(sample, params)
+        else:
+            view_rng = np.random.default_rng([seed, view, zlib.crc32(sample.key.encode())])
+            result = dssi_from_sample(sample, params, train=True, rng=view_rng)
         self._save(path, meta, params, result)
         return result
 

@@ -149,14 +149,24 @@ def _intensity(n_frames: int, apex_pos: int) -> np.ndarray:
     return np.where(t <= apex_pos, rise, 0.15 + 0.85 * fall)
 
 
+def _lighting(size: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """A multiplicative illumination ramp in a random direction (1 ± strength/2 at the edges)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    return 1.0 + strength * (np.cos(angle) * xx + np.sin(angle) * yy)
+
+
 def _write_clip(folder: Path, base: np.ndarray, dx: np.ndarray, dy: np.ndarray, onset: int,
-                apex: int, offset: int, rng: np.random.Generator) -> None:
+                apex: int, offset: int, rng: np.random.Generator,
+                head_jitter: float = 0.0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     size = base.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
     for pos, amount in enumerate(_intensity(offset - onset + 1, apex - onset).tolist()):
+        # Head jitter: a small whole-face shift per frame, so no single frame is a clean cue.
+        jx, jy = rng.normal(0.0, head_jitter, 2).tolist() if head_jitter > 0 else (0.0, 0.0)
         # Backward warp: the content at x moves to x + d (to first order).
-        frame = cv2.remap(base, gx - amount * dx, gy - amount * dy, cv2.INTER_CUBIC,
+        frame = cv2.remap(base, gx - amount * dx - jx, gy - amount * dy - jy, cv2.INTER_CUBIC,
                           borderMode=cv2.BORDER_REFLECT)
         frame = frame + rng.normal(0.0, NOISE_SIGMA, frame.shape)
         image = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
@@ -181,7 +191,9 @@ def _save_reproducible(workbook: openpyxl.Workbook, path: Path) -> None:
 
 
 def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: int = 6,
-                     size: int = 64, seed: int = 0) -> Path:
+                     size: int = 64, seed: int = 0, n_frames: tuple[int, int] = (10, 20),
+                     head_jitter: float = 0.0, lighting: float = 0.0,
+                     class_shares: tuple[float, ...] | None = None) -> Path:
     """Write a small CASME II-format set of synthetic micro-expression clips.
 
     Each subject has its own face (shape, skin grey level, texture). Each clip is 10-20 frames
@@ -204,6 +216,15 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
         Side of the square frames, pixels (at least 32).
     seed : int
         Same seed, same bytes (frames and sheet).
+    n_frames : (int, int)
+        Shortest and longest clip, frames (inclusive).
+    head_jitter : float
+        Standard deviation of a per-frame whole-face shift, pixels (0: none).
+    lighting : float
+        Strength of a per-subject illumination ramp (0: even lighting).
+    class_shares : tuple of float, optional
+        Probability of each emotion of :data:`EMOTIONS` per clip (imbalanced sets); None cycles
+        through them so every class has clips.
 
     Returns
     -------
@@ -214,6 +235,13 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
     if not 1 <= n_subjects <= 99 or clips_per_subject < 1 or size < 32:
         raise ValueError("need 1 <= n_subjects <= 99, clips_per_subject >= 1 and size >= 32; got "
                          f"{n_subjects}, {clips_per_subject}, {size}")
+    if not 4 <= n_frames[0] <= n_frames[1]:
+        raise ValueError(f"n_frames must be (shortest, longest) with 4 <= shortest <= longest, "
+                         f"got {n_frames}")
+    if class_shares is not None and (len(class_shares) != len(EMOTIONS)
+                                     or min(class_shares) < 0 or sum(class_shares) <= 0):
+        raise ValueError(f"class_shares needs {len(EMOTIONS)} non-negative shares "
+                         f"({', '.join(EMOTIONS)}), got {class_shares}")
     out_dir = Path(out_dir)
     frames_root = out_dir / FRAMES_DIR
     rng = np.random.default_rng(seed)
@@ -225,18 +253,24 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
         subject = f"{s:02d}"
         face = _subject_face(rng)
         base = _draw_face(face, size, rng)
+        if lighting > 0:
+            base = base * _lighting(size, lighting, rng)
         episodes = rng.choice(np.arange(1, max(30, clips_per_subject + 1)),
                               size=clips_per_subject, replace=False)
         for c, episode in enumerate(sorted(episodes)):
-            emotion = EMOTIONS[(s + c) % len(EMOTIONS)]
+            if class_shares is None:
+                emotion = EMOTIONS[(s + c) % len(EMOTIONS)]
+            else:
+                shares = np.asarray(class_shares, dtype=np.float64)
+                emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=shares / shares.sum()))]
             clip = f"EP{episode:02d}_{rng.integers(1, 10):02d}" + ("f" if rng.random() < .3 else "")
             onset = int(rng.integers(1, 300))
-            n_frames = int(rng.integers(10, 21))
-            apex = onset + int(rng.integers(3, n_frames // 2 + 2))
-            offset = onset + n_frames - 1
+            length = int(rng.integers(n_frames[0], n_frames[1] + 1))
+            apex = onset + int(rng.integers(3, length // 2 + 2))
+            offset = onset + length - 1
             dx, dy = _motion_field(emotion, face, size, rng)
             _write_clip(frames_root / f"sub{subject}" / clip, base, dx, dy, onset, apex, offset,
-                        rng)
+                        rng, head_jitter)
             aus = EMOTION_AUS[emotion]
             sheet.append([subject, clip, None, onset, apex, offset, None,
                           aus[int(rng.integers(len(aus)))], emotion])
@@ -247,3 +281,25 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
     path = out_dir / SHEET_NAME
     _save_reproducible(book, path)
     return path
+
+
+#: Shares of the CASME II 5-class emotions in the release (happiness 32, disgust 63,
+#: repression 27, surprise 25, others 99), in :data:`EMOTIONS` order.
+CASME2_SHARES: tuple[float, ...] = (32, 63, 27, 25, 99)
+
+
+def make_synthme(out_dir: Path, *, n_subjects: int = 10, clips_per_subject: int = 10,
+                 size: int = 64, seed: int = 0) -> Path:
+    """SynthME, fervid's built-in micro-expression set, in the CASME II layout.
+
+    :func:`make_casme2_like` with the settings that make a single frame a weak cue and the
+    onset→apex motion the signal: clips of 20-60 frames, class sizes in CASME II's proportions,
+    a per-subject lighting ramp (strength 0.4), per-frame head jitter (0.35 px at 64 px) and
+    sensor noise. The expression moves about 1.4 px at 64 px (2.5 px at 112 px).
+
+    Returns the coding sheet's path; frames are under ``out_dir/CASME2_RAW_selected``.
+    """
+    return make_casme2_like(out_dir, n_subjects=n_subjects, clips_per_subject=clips_per_subject,
+                            size=size, seed=seed, n_frames=(20, 60),
+                            head_jitter=0.35 * size / 64, lighting=0.4,
+                            class_shares=CASME2_SHARES)

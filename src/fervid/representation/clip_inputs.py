@@ -1,0 +1,116 @@
+"""Model inputs computed from a release's frames: DSSI stacks, one global DI, or the apex frame.
+
+A :class:`~fervid.samples.SampleTable` goes in; tensors ready for a LOSO engine come out.
+Dynamic images are computed at the frames' resolution (through :class:`DssiCache`, so a clip's
+JPEGs are decoded once per protocol and view, never again in later epochs, folds or runs),
+then resized to the model's square input and standardised per image (methods.md §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from fervid.progress import NoProgress, ProgressLike
+from fervid.representation.dssi import DssiCache, DssiParams, DssiResult, _read_frame
+from fervid.representation.dynamic_image import standardize
+from fervid.samples import Sample, SampleTable
+
+InputFormat = Literal["dssi", "global_di", "apex"]
+
+
+@dataclass(frozen=True)
+class ClipInputs:
+    """Inputs of every clip of a table, in table order.
+
+    ``x`` holds the evaluation inputs: ``(N, K+1, C, S, S)`` for ``dssi`` (K local dynamic
+    images in temporal order, then the global one), ``(N, C, S, S)`` for ``global_di`` and
+    ``apex``. ``train_views`` is ``(V, *x.shape)``: V jittered DSSI views per clip for training,
+    or None. Both are float16 (standardised values; halves memory), cast per batch.
+    """
+
+    x: torch.Tensor
+    train_views: torch.Tensor | None
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W, C)`` float32 → ``(size, size, C)``; area averaging when shrinking."""
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    out = cv2.resize(image, (size, size), interpolation=interp)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def _stack(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Images ``(H, W, C)`` → standardised ``(n, C, size, size)`` float32."""
+    resized = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
+                        for im in images])
+    return standardize(resized).transpose(0, 3, 1, 2)
+
+
+def dssi_stack(result: DssiResult, size: int) -> np.ndarray:
+    """A DSSI result as one model input ``(K+1, C, size, size)``: locals then the global DI."""
+    return _stack([*result.local, result.global_], size)
+
+
+def apex_image(sample: Sample, size: int, mode: str) -> np.ndarray:
+    """The apex frame as a standardised ``(C, size, size)`` input."""
+    frame = _read_frame(sample.frames[sample.apex_position], mode, sample.key)
+    return _stack([frame.astype(np.float32)], size)[0]
+
+
+def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: int,
+                      params: DssiParams, cache_dir: Path, train_views: int = 0,
+                      seed: int = 0, progress: ProgressLike | None = None) -> ClipInputs:
+    """Compute (or read from the cache) the model inputs of every clip in ``table``.
+
+    Parameters
+    ----------
+    table : SampleTable
+        Clips with their frame paths.
+    input_format : {"dssi", "global_di", "apex"}
+        What the model sees (see :class:`ClipInputs`).
+    size : int
+        Side of the square input.
+    params : DssiParams
+        DSSI protocol and frame read mode (``mode`` also applies to the apex frame).
+    cache_dir : Path
+        Root of the :class:`DssiCache`.
+    train_views : int
+        Jittered DSSI views per clip for training (``dssi`` only; 0: none).
+    seed : int
+        Seeds the views' jitter (with the view number and clip key).
+    progress : ProgressLike, optional
+        A rich progress display (one task over the clips).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A frame is missing or unreadable, or a clip's annotation is invalid; the message names
+        the clip.
+    """
+    if len(table) == 0:
+        raise ValueError("no clips to compute inputs for (the table is empty)")
+    progress = progress or NoProgress()
+    cache = DssiCache(cache_dir)
+    views = train_views if input_format == "dssi" else 0
+    task = progress.add_task(f"{input_format} inputs", total=len(table), status="")
+    xs, vs = [], []
+    for sample in table:
+        if input_format == "apex":
+            xs.append(apex_image(sample, size, params.mode))
+        else:
+            stack = dssi_stack(cache.get_or_compute(sample, params), size)
+            xs.append(stack if input_format == "dssi" else stack[-1])
+            vs.append([dssi_stack(cache.get_or_compute(sample, params, view=v, seed=seed),
+                                  size) for v in range(views)])
+        progress.update(task, advance=1, status=sample.key)
+    progress.remove_task(task)
+    x = torch.from_numpy(np.stack(xs)).half()
+    train = torch.from_numpy(np.stack(vs, axis=1)).half() if views else None
+    return ClipInputs(x, train)
