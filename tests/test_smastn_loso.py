@@ -161,3 +161,16 @@ def test_cli_dssi_picture_of_real_frames(shared, tmp_path):
     assert image is not None and image.shape[1] > 4 * image.shape[0] / 2
     missing = CliRunner().invoke(app, ["dssi", str(tmp_path / "nowhere"), "--out", str(out)])
     assert missing.exit_code == 2 and "not a folder of frames" in missing.output
+
+
+@pytest.mark.parametrize("name, fixture, n_clips", [("smastn_casme2", "casme2_release", 246),
+                                                     ("smastn_samm", "samm_release", 136)])
+def test_real_data_configs_read_the_official_release(request, name, fixture, n_clips):
+    from fervid.config import load_config
+    from fervid.protocol.loso import read_release
+
+    root, sheet = request.getfixturevalue(fixture)
+    cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml",
+                      [f"data.sheet={sheet}"])
+    table = read_release(cfg, root)
+    assert len(table) == n_clips and table.classes == tuple(cfg.data.classes)
