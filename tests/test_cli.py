@@ -10,7 +10,7 @@ from fervid.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", [[], ["loso"], ["report"], ["demo"], ["prepare"],
+@pytest.mark.parametrize("cmd", [[], ["loso"], ["report"], ["demo"], ["dssi"], ["prepare"],
                                  ["prepare", "flow"]])
 def test_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])

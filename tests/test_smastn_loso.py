@@ -174,3 +174,18 @@ def test_real_data_configs_read_the_official_release(request, name, fixture, n_c
                       [f"data.sheet={sheet}"])
     table = read_release(cfg, root)
     assert len(table) == n_clips and table.classes == tuple(cfg.data.classes)
+
+
+def test_demo_writes_the_ablation_table_and_gallery(tmp_path):
+    from fervid.cli.demo import run_demo
+
+    rows = run_demo(tmp_path, epochs=1, only=["smastn", "apex"], progress=False, n_subjects=3,
+                    clips_per_subject=3)
+    assert [r["model"] for r in rows] == ["smastn", "apex"]
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert saved["rows"] == rows and all(0 <= r["uf1"] <= 1 for r in rows)
+    assert (tmp_path / "smastn" / "metrics.json").exists()
+    assert list((tmp_path / "smastn" / "dssi_gallery").glob("*.png"))
+    assert not (tmp_path / "apex" / "dssi_gallery").exists()
+    with pytest.raises(ValueError, match="unknown demo variant"):
+        run_demo(tmp_path, only=["nope"], progress=False)

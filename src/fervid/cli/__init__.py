@@ -93,7 +93,7 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its data and runs.")] = Path(
         "runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 6,
+    epochs: Annotated[int, typer.Option(help="Training epochs per fold.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
     only: Annotated[list[str] | None, typer.Option(
         help="Run only these rows (repeatable): smastn, smastn_no_stma, smastn_no_de, "

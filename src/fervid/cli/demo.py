@@ -19,7 +19,7 @@ from fervid.config import LosoConfig
 from fervid.samples import PROTOCOL_CLASSES
 
 #: SynthME as the demo generates it: subjects × clips, frame side in pixels.
-DEMO_SUBJECTS, DEMO_CLIPS, DEMO_FRAME_SIZE = 10, 10, 64
+DEMO_SUBJECTS, DEMO_CLIPS, DEMO_FRAME_SIZE = 10, 8, 64
 SHEET = "CASME2-coding-20140508.xlsx"
 
 
@@ -49,7 +49,9 @@ VARIANTS: tuple[DemoVariant, ...] = (
 
 
 def demo_config(variant: DemoVariant, *, epochs: int, seed: int = 0) -> LosoConfig:
-    """The quick CPU config: 48 px grayscale inputs, Adam 1e-3, batch 16, last epoch."""
+    """The quick CPU config: 32 px grayscale inputs, DSSI ``phase`` with one segment per phase
+    (K = 2: onset→apex, apex→offset, plus the global DI), ResNet-18 from scratch, fused Adam
+    1e-3, batch 16, the last epoch's model."""
     from fervid.config import deep_merge
 
     base = {
@@ -58,17 +60,22 @@ def demo_config(variant: DemoVariant, *, epochs: int, seed: int = 0) -> LosoConf
         "model": {"name": "smastn", "drop_rate": 0.3, "backbone": "resnet18"},
         "data": {"format": "dssi", "dataset": "casme2", "protocol": "5class",
                  "sheet": f"../{SHEET}", "classes": list(PROTOCOL_CLASSES["casme2_5class"]),
-                 "size": 48, "dssi": {"mode": "gray"}, "train_views": 4},
+                 "size": 32, "dssi": {"mode": "gray", "segments_per_phase": 1},
+                 "train_views": 4},
         "train": {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": epochs,
-                  "feature_loss": "de", "feature_loss_weight": 0.1},
+                  "fused_optimizer": True, "feature_loss": "de", "feature_loss_weight": 0.1},
         "run": {"engine": "sequential", "workers": 2},
     }
     return LosoConfig.model_validate(deep_merge(base, variant.overrides))
 
 
-def run_demo(out: Path, *, epochs: int = 6, seed: int = 0, only: list[str] | None = None,
-             console: Console | None = None, progress: bool = True) -> list[dict]:
-    """Generate SynthME (once), run the ablation LOSOs into ``out``, print and save the table."""
+def run_demo(out: Path, *, epochs: int = 8, seed: int = 0, only: list[str] | None = None,
+             console: Console | None = None, progress: bool = True,
+             n_subjects: int = DEMO_SUBJECTS, clips_per_subject: int = DEMO_CLIPS) -> list[dict]:
+    """Generate SynthME (once), run the ablation LOSOs into ``out``, print and save the table.
+
+    ``n_subjects`` and ``clips_per_subject`` size the generated set (smaller for quick checks).
+    """
     from fervid.dssi_gallery import write_dssi_gallery
     from fervid.protocol.loso import load_loso_data, run_loso
     from fervid.representation.dssi import DssiParams
@@ -84,9 +91,9 @@ def run_demo(out: Path, *, epochs: int = 6, seed: int = 0, only: list[str] | Non
                          f"{[v.name for v in VARIANTS]}")
     data_dir = out / "synthme"
     if not (data_dir / SHEET).exists():  # generated once, then reused
-        console.print(f"generating SynthME: {DEMO_SUBJECTS} subjects × {DEMO_CLIPS} clips "
+        console.print(f"generating SynthME: {n_subjects} subjects × {clips_per_subject} clips "
                       f"in {data_dir}")
-        make_synthme(data_dir, n_subjects=DEMO_SUBJECTS, clips_per_subject=DEMO_CLIPS,
+        make_synthme(data_dir, n_subjects=n_subjects, clips_per_subject=clips_per_subject,
                      size=DEMO_FRAME_SIZE, seed=0)
     frames = data_dir / FRAMES_DIR
     cache = out / "cache"

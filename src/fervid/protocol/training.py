@@ -28,7 +28,8 @@ def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int)
 def make_optimizer(cfg: LosoConfig, params) -> torch.optim.Optimizer:
     t = cfg.train
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        fused = {"fused": True} if t.fused_optimizer else {}
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
     return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
 
 

@@ -156,15 +156,29 @@ def _lighting(size: int, strength: float, rng: np.random.Generator) -> np.ndarra
     return 1.0 + strength * (np.cos(angle) * xx + np.sin(angle) * yy)
 
 
+def _head_motion(n_frames: int, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Whole-face shifts ``(n_frames, 2)`` in pixels: a slow sway of about ``amount`` px (a
+    random sinusoid per axis) plus a tremor of ``amount / 4`` px per frame. Where the face sits
+    at the apex then varies from clip to clip, so a single frame is a weak cue, while frames
+    close in time stay nearly aligned, as in high-speed recordings."""
+    if amount <= 0:
+        return np.zeros((n_frames, 2))
+    t = np.arange(n_frames)[:, None] / max(n_frames - 1, 1)
+    amplitude = rng.uniform(0.5, 1.5, 2) * amount
+    cycles, phase = rng.uniform(0.3, 1.0, 2), rng.uniform(0, 2 * np.pi, 2)
+    sway = amplitude * np.sin(2 * np.pi * cycles * t + phase)
+    return sway + rng.normal(0.0, amount / 4, (n_frames, 2))
+
+
 def _write_clip(folder: Path, base: np.ndarray, dx: np.ndarray, dy: np.ndarray, onset: int,
                 apex: int, offset: int, rng: np.random.Generator,
                 head_jitter: float = 0.0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     size = base.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
+    shifts = _head_motion(offset - onset + 1, head_jitter, rng)
     for pos, amount in enumerate(_intensity(offset - onset + 1, apex - onset).tolist()):
-        # Head jitter: a small whole-face shift per frame, so no single frame is a clean cue.
-        jx, jy = rng.normal(0.0, head_jitter, 2).tolist() if head_jitter > 0 else (0.0, 0.0)
+        jx, jy = shifts[pos].tolist()
         # Backward warp: the content at x moves to x + d (to first order).
         frame = cv2.remap(base, gx - amount * dx - jx, gy - amount * dy - jy, cv2.INTER_CUBIC,
                           borderMode=cv2.BORDER_REFLECT)
@@ -219,7 +233,8 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
     n_frames : (int, int)
         Shortest and longest clip, frames (inclusive).
     head_jitter : float
-        Standard deviation of a per-frame whole-face shift, pixels (0: none).
+        Size of the head's sway over a clip, pixels, with a per-frame tremor of a quarter of
+        it (0: a still head).
     lighting : float
         Strength of a per-subject illumination ramp (0: even lighting).
     class_shares : tuple of float, optional
@@ -294,12 +309,13 @@ def make_synthme(out_dir: Path, *, n_subjects: int = 10, clips_per_subject: int 
 
     :func:`make_casme2_like` with the settings that make a single frame a weak cue and the
     onset→apex motion the signal: clips of 20-60 frames, class sizes in CASME II's proportions,
-    a per-subject lighting ramp (strength 0.4), per-frame head jitter (0.35 px at 64 px) and
-    sensor noise. The expression moves about 1.4 px at 64 px (2.5 px at 112 px).
+    a per-subject lighting ramp (strength 0.4), head sway (about 0.4 px at 64 px) with a per-frame
+    tremor (0.1 px) and sensor noise. The expression moves about 1.4 px at 64 px (2.5 px at
+    112 px).
 
     Returns the coding sheet's path; frames are under ``out_dir/CASME2_RAW_selected``.
     """
     return make_casme2_like(out_dir, n_subjects=n_subjects, clips_per_subject=clips_per_subject,
                             size=size, seed=seed, n_frames=(20, 60),
-                            head_jitter=0.35 * size / 64, lighting=0.4,
+                            head_jitter=0.4 * size / 64, lighting=0.4,
                             class_shares=CASME2_SHARES)
