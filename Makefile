@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DEPS_HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 STAMP := $(VENV)/.fervid-deps-$(DEPS_HASH)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/fervid demo --out runs/demo
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -q
+
+# The HTML report test renders in headless Chromium (Debian's package); installed here when
+# missing and possible (root with apt-get), otherwise that one test skips with its reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will skip"
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -70,23 +70,102 @@ def loso(
 
 
 @app.command()
+def kfold(
+    config: Annotated[Path, typer.Option(help="YAML config, e.g. configs/dfew_r3d_18.yaml")],
+    data_root: Annotated[Path, typer.Option(
+        help="The DFEW folder (Clip/..., EmoLabel_DataSplit/...).")],
+    out: Annotated[Path, typer.Option(help="Run directory; rerunning resumes it.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Any other config field as key=value, e.g. train.lr=1e-4 run.num_workers=4.")
+    ] = None,
+    folds: Annotated[str | None, typer.Option(help="Folds to run, e.g. 1,3 (default 1-5).")
+                     ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Overrides train.epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Overrides train.batch_size.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Overrides the config's seed.")] = None,
+    devices: Annotated[int | None, typer.Option(help="Devices per node (DDP when > 1).")] = None,
+    num_nodes: Annotated[int | None, typer.Option(help="Nodes (under torchrun or SLURM).")
+                         ] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="32-true, bf16-mixed or 16-mixed.")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        help="Skip missing or unreadable clips (their count is logged) instead of stopping.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """DFEW 5-fold training and evaluation, resumable (per-epoch checkpoints) and multi-GPU.
+
+    Prints WAR, UAR and per-class recall, pooled over the folds and as the mean of the folds.
+    """
+    from fervid.config import KfoldConfig, load_config
+    from fervid.protocol.folds import parse_folds
+    from fervid.protocol.kfold import run_kfold
+    from fervid.report_kfold import print_kfold_report
+
+    extra = list(overrides or [])
+    for key, value in (("train.epochs", epochs), ("train.batch_size", batch_size),
+                       ("seed", seed), ("run.devices", devices), ("run.num_nodes", num_nodes),
+                       ("run.precision", precision)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    if skip_missing:
+        extra.append("data.skip_missing=true")
+    try:
+        cfg = load_config(config, extra, schema=KfoldConfig)
+        chosen = None if folds is None else [f + 1 for f in parse_folds(
+            ",".join(_shift(part) for part in folds.split(",")), 5)]
+        metrics = run_kfold(cfg, data_root, out, folds=chosen, progress=progress)
+    except _USER_ERRORS as e:
+        raise fail(str(e)) from None
+    if metrics is not None:
+        print_kfold_report(metrics, console)
+
+
+def _shift(part: str) -> str:
+    """A 1-based fold spec part (``3`` or ``1-3``) as 0-based, for :func:`parse_folds`."""
+    try:
+        return "-".join(str(int(v) - 1) for v in part.strip().split("-"))
+    except ValueError:
+        return part
+
+
+@app.command()
 def report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of `fervid loso`.")],
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="Run directories of `fervid loso` or `fervid kfold`.")],
+    html: Annotated[Path | None, typer.Option(
+        help="Also write one self-contained HTML report of the runs (LOSO) to this file.")
+    ] = None,
 ) -> None:
     """Merge the finished folds of each run (from any number of shards) and print the results.
 
     With several runs (e.g. seeds), also prints them side by side with their mean and spread.
     """
-    from fervid.report import build_report, print_report, seeds_table
+    import json
 
+    from fervid.report import build_report, print_report, seeds_table
+    from fervid.report_kfold import build_kfold_report, print_kfold_report
+
+    kfold_dirs = [d for d in run_dirs if (d / "run.json").exists() and json.loads(
+        (d / "run.json").read_text()).get("protocol") == "dfew_5fold"]
     try:
-        reports = [build_report(d) for d in run_dirs]
+        for d in kfold_dirs:
+            print_kfold_report(build_kfold_report(d), console)
+        reports = [build_report(d) for d in run_dirs if d not in kfold_dirs]
     except _USER_ERRORS as e:
         raise fail(str(e)) from None
     for rep in reports:
         print_report(rep, console)
     if len(reports) > 1:
         console.print(seeds_table(reports))
+    if html is not None:
+        from fervid.html_report import write_html_report
+
+        try:
+            write_html_report([d for d in run_dirs if d not in kfold_dirs], html)
+        except _USER_ERRORS as e:
+            raise fail(str(e)) from None
+        console.print(f"wrote {html}")
 
 
 @app.command()

@@ -1,0 +1,14 @@
+"""Self-contained HTML report of one or more runs.
+
+``write_html_report([run_a, run_b], "report.html")`` writes one file with each run's metrics,
+confusion matrices, per-class recall, per-subject table, training curves, metadata and the
+published figures of its protocol; several runs are also compared side by side. Images are
+embedded, CSS and JS inline: the file opens offline in any browser.
+"""
+
+from fervid.html_report.page import render_page, write_html_report
+from fervid.html_report.published import Benchmark, PublishedEntry, load_published
+from fervid.html_report.run_data import RunData, RunReportError, load_run
+
+__all__ = ["Benchmark", "PublishedEntry", "RunData", "RunReportError", "load_published",
+           "load_run", "render_page", "write_html_report"]
