@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fervid.config import ConfigError, load_config, parse_overrides
+from fervid.config import ConfigError, KfoldConfig, load_config, parse_overrides
 from fervid.protocol.folds import parse_folds
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -12,7 +12,18 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
-    load_config(path)
+    load_config(path, schema=KfoldConfig if path.name.startswith("dfew_") else None)
+
+
+def test_dfew_configs_are_the_papers_setting():
+    paths = sorted(CONFIGS.glob("dfew_*.yaml"))
+    assert len(paths) == 15  # seven networks with and without EC-STFL, and SMA-STN
+    for path in paths:
+        cfg = load_config(path, schema=KfoldConfig)
+        assert (cfg.data.num_frames, cfg.data.size, cfg.train.batch_size) == (16, 112, 24)
+        assert cfg.data.train_sampling == cfg.data.eval_sampling == "tim"
+        if path.stem.endswith("_ecstfl"):
+            assert cfg.train.feature_loss == "ec_stfl" and cfg.train.feature_loss_weight == 10
 
 
 def test_ststnet_config_is_the_papers_recipe():

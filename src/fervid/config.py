@@ -89,9 +89,11 @@ class TrainConfig(_Strict):
     fused_optimizer: bool = False
     #: Loss on the clip features beside cross-entropy: ``de`` (DE-Loss, methods.md §1),
     #: ``center`` (centre loss) or ``none``. Needs a model that returns features (SMA-STN).
-    feature_loss: Literal["none", "de", "center"] = "none"
-    #: lambda in ``CE + lambda * feature loss``.
+    feature_loss: Literal["none", "de", "center", "ec_stfl"] = "none"
+    #: lambda in ``CE + lambda * feature loss`` (methods.md: 0.1 for DE-Loss, 10 for EC-STFL).
     feature_loss_weight: float = Field(0.1, ge=0)
+    #: EC-STFL form: ``eq9`` (the paper's Eq. 9) or ``code2024`` (the authors' later code).
+    ec_stfl_variant: Literal["eq9", "code2024"] = "eq9"
     #: DE-Loss margin (on L2-normalised features).
     de_margin: float = Field(1.0, ge=0)
 
@@ -137,6 +139,63 @@ class LosoConfig(_Strict):
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class VideoModelConfig(_Strict):
+    #: A DFEW benchmark network (fervid.models.video) or ``smastn`` over DSSI of the clip.
+    name: Literal["c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet18_lstm",
+                  "smastn"] = "r3d_18"
+    drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class VideoDataConfig(_Strict):
+    """Clips of a DFEW release (``--data-root``) and how frames are drawn from them."""
+
+    source: Literal["clip_224x224_16f", "clip_224x224", "original"] = "clip_224x224_16f"
+    #: Split files; default ``<data-root>/EmoLabel_DataSplit``.
+    split_dir: str | None = None
+    num_frames: int = Field(16, ge=1)
+    #: ``uniform``, ``random`` (random sorted), ``tsn`` or ``tim`` (time interpolation).
+    train_sampling: Literal["uniform", "random", "tsn", "tim"] = "tim"
+    eval_sampling: Literal["uniform", "random", "tsn", "tim"] = "tim"
+    size: int = Field(112, ge=16)
+    grayscale: bool = False
+    #: ``clip``: ``(C, T, H, W)``; ``dssi``: K = 4 local DIs + 1 global over the sampled frames
+    #: (``uniform`` DSSI protocol), ``(K+1, C, H, W)``, for ``smastn``.
+    representation: Literal["clip", "dssi"] = "clip"
+    #: Drop missing or unreadable clips (logged with their count) instead of stopping.
+    skip_missing: bool = False
+    classes: list[str] = Field(default_factory=lambda: ["happy", "sad", "neutral", "angry",
+                                                        "surprise", "disgust", "fear"])
+
+
+class KfoldRunConfig(_Strict):
+    accelerator: str = "auto"
+    devices: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    #: DataLoader worker processes per device (each holds one batch of decoded frames).
+    num_workers: int = Field(2, ge=0)
+    #: Batches each worker prepares ahead (bounds memory: workers x prefetch batches).
+    prefetch_factor: int = Field(2, ge=1)
+
+
+class KfoldConfig(_Strict):
+    """One DFEW 5-fold experiment."""
+
+    name: str = "kfold"
+    seed: int = 0
+    model: VideoModelConfig = Field(default_factory=VideoModelConfig)
+    data: VideoDataConfig = Field(default_factory=VideoDataConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        lr=1e-4, batch_size=24, epochs=30))
+    run: KfoldRunConfig = Field(default_factory=KfoldRunConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes results (not devices or loader workers)."""
+        d = self.model_dump()
+        d.pop("run")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file and the fields."""
 
@@ -164,8 +223,10 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_config(path: Path | None, overrides: list[str] | None = None) -> LosoConfig:
-    """Read a YAML config, apply ``key=value`` overrides, validate."""
+def load_config(path: Path | None, overrides: list[str] | None = None,
+                schema: type[BaseModel] | None = None):
+    """Read a YAML config, apply ``key=value`` overrides, validate against ``schema``
+    (:class:`LosoConfig` or :class:`KfoldConfig`)."""
     raw: dict = {}
     where = "defaults"
     if path is not None:
@@ -181,7 +242,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> LosoCo
             raise ConfigError(f"{path}: expected a mapping at the top level")
     raw = deep_merge(raw, parse_overrides(overrides or []))
     try:
-        return LosoConfig.model_validate(raw)
+        return (schema or LosoConfig).model_validate(raw)
     except ValidationError as e:
         problems = "\n".join(
             f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())

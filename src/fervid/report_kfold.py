@@ -1,0 +1,76 @@
+"""Merge a k-fold run's finished folds into its results: WAR, UAR and per-class recall,
+each both pooled over the folds (the DFEW paper) and as the mean of the folds (later papers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from fervid.files import atomic_write
+from fervid.metrics import save_confusion_png, score
+
+
+def build_kfold_report(run_dir: Path) -> dict:
+    """Score the finished folds of ``run_dir``; write predictions.csv, metrics.json and
+    confusion.png; return the metrics."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "run.json"
+    if not meta_path.exists():
+        raise ValueError(f"{run_dir}: not a fervid run directory (no run.json)")
+    meta = json.loads(meta_path.read_text())
+    classes = meta["classes"]
+    files = sorted((run_dir / "folds").glob("fold_*.csv"))
+    if not files:
+        raise ValueError(f"{run_dir}: no finished folds (folds/fold_*.csv)")
+    frame = pd.concat([pd.read_csv(f, dtype={"clip": str}) for f in files], ignore_index=True)
+    pooled = score(frame["label"], frame["pred"], classes)
+    per_fold = {int(f): score(g["label"], g["pred"], classes)
+                for f, g in frame.groupby("fold", sort=True)}
+    mean_recall = {c: float(np.mean([s.per_class_recall.get(c, np.nan)
+                                     for s in per_fold.values()])) for c in classes}
+    metrics = {
+        "name": meta.get("name"), "seed": meta.get("seed"), "protocol": meta.get("protocol"),
+        "classes": classes, "label_order": {c: i + 1 for i, c in enumerate(classes)},
+        "n_samples": int(len(frame)), "folds": sorted(per_fold),
+        "skipped_clips": len(meta.get("skipped_clips", [])),
+        "pooled": {"war": pooled.acc, "uar": pooled.uar,
+                   "per_class_recall": pooled.per_class_recall},
+        "mean_of_folds": {"war": float(np.mean([s.acc for s in per_fold.values()])),
+                          "uar": float(np.mean([s.uar for s in per_fold.values()])),
+                          "per_class_recall": mean_recall},
+        "per_fold": {f: {"war": s.acc, "uar": s.uar, "n_samples": s.n_samples}
+                     for f, s in per_fold.items()},
+    }
+    cols = ["clip", "label", "pred", "fold"]
+    atomic_write(run_dir / "predictions.csv", lambda p: frame[cols].to_csv(p, index=False))
+    atomic_write(run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    save_confusion_png(frame["label"], frame["pred"], classes, run_dir / "confusion.png",
+                       title=f"{meta.get('name')}: WAR {pooled.acc:.4f}  UAR {pooled.uar:.4f}"
+                             " (pooled)")
+    return metrics
+
+
+def kfold_table(metrics: dict) -> Table:
+    """WAR, UAR and per-class recall, pooled and mean of folds, with the label order."""
+    classes = metrics["classes"]
+    order = ", ".join(f"{i}={c}" for c, i in metrics["label_order"].items())
+    table = Table(title=f"{metrics['name']}: folds {metrics['folds']}, "
+                        f"{metrics['n_samples']} test clips\nlabel order: {order}")
+    table.add_column("figure")
+    for col in ("WAR", "UAR", *classes):
+        table.add_column(col, justify="right")
+    for key, label in (("pooled", "pooled over folds"), ("mean_of_folds", "mean of folds")):
+        m = metrics[key]
+        recall = [m["per_class_recall"].get(c, float("nan")) for c in classes]
+        table.add_row(label, f"{100 * m['war']:.2f}", f"{100 * m['uar']:.2f}",
+                      *(f"{100 * r:.2f}" for r in recall))
+    return table
+
+
+def print_kfold_report(metrics: dict, console: Console | None = None) -> None:
+    (console or Console()).print(kfold_table(metrics))

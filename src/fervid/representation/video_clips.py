@@ -1,0 +1,103 @@
+"""DFEW clips as model inputs: a torch ``Dataset`` over :class:`~fervid.datasets.dfew.DfewClip`.
+
+Each item samples ``num_frames`` positions (``fervid.representation.temporal_sampling``), loads
+only those frames at the model's size (``fervid.representation.frame_loading``) and returns a
+float tensor: ``(C, T, S, S)`` scaled to [-1, 1] for the 3D/recurrent networks, or a DSSI stack
+``(K+1, C, S, S)`` (standardised per image) for SMA-STN. Training randomness comes from
+``(seed, epoch, item)``, so results do not depend on the number of loader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fervid.config import VideoDataConfig
+from fervid.datasets.dfew import DfewClip
+from fervid.representation.dssi import dssi
+from fervid.representation.dynamic_image import standardize
+from fervid.representation.frame_loading import (
+    count_video_frames,
+    load_clip,
+    load_video_frames,
+)
+from fervid.representation.temporal_sampling import sample_indices, tim_positions
+
+#: DSSI over a sampled clip: K uniform segments of this many frames each (16 frames → K = 4).
+DSSI_FRAMES_PER_SEGMENT = 4
+
+
+class DfewClipDataset(Dataset):
+    """Items ``(input tensor, label)`` of a list of clips.
+
+    Parameters
+    ----------
+    clips : sequence of DfewClip
+        With frames (``clip_224x224*`` sources) or a video (``original``).
+    data : VideoDataConfig
+        Frames per clip, sampling, size, grayscale, representation.
+    train : bool
+        Use ``data.train_sampling`` (random where the mode is) instead of ``eval_sampling``.
+    seed : int
+        With :meth:`set_epoch`, seeds each item's sampling.
+    """
+
+    def __init__(self, clips: Sequence[DfewClip], data: VideoDataConfig, *, train: bool,
+                 seed: int = 0):
+        self.clips, self.data, self.train, self.seed = list(clips), data, train, seed
+        self.epoch = 0
+        self._lengths: dict[int, int] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call before each epoch's loader iterator is created (workers copy the dataset)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _length(self, i: int) -> int:
+        if i not in self._lengths:
+            clip = self.clips[i]
+            self._lengths[i] = (len(clip.frames) if clip.frames is not None
+                                else count_video_frames(clip.video))
+        return self._lengths[i]
+
+    def _load(self, clip: DfewClip, indices: np.ndarray) -> np.ndarray:
+        if clip.frames is not None:
+            return load_clip(clip.frames, self.data.size, indices=indices)
+        return load_video_frames(clip.video, indices, self.data.size)
+
+    def frames(self, i: int) -> np.ndarray:
+        """The sampled frames of item ``i``: ``(T, S, S, 3)`` uint8, or float32 under ``tim``."""
+        d, clip, n = self.data, self.clips[i], self._length(i)
+        mode = d.train_sampling if self.train else d.eval_sampling
+        if mode == "tim":  # linear interpolation in time between the two nearest frames
+            pos = tim_positions(n, d.num_frames)
+            lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+            needed = np.unique(np.concatenate([lo, hi]))
+            loaded = self._load(clip, needed).astype(np.float32)
+            row = {int(p): r for r, p in enumerate(needed)}
+            w = (pos - lo)[:, None, None, None].astype(np.float32)
+            return (1 - w) * loaded[[row[int(k)] for k in lo]] + w * loaded[
+                [row[int(k)] for k in hi]]
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        return self._load(clip, sample_indices(n, d.num_frames, mode, rng))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frames = np.asarray(self.frames(i), dtype=np.float32)  # (T, S, S, 3)
+        if self.data.grayscale:
+            frames = frames.mean(-1, keepdims=True)
+        if self.data.representation == "dssi":
+            t = len(frames)
+            k = max(1, t // DSSI_FRAMES_PER_SEGMENT)
+            result = dssi(frames, 0, t // 2, t - 1, protocol="uniform", n_segments=k,
+                          frames_per_segment=DSSI_FRAMES_PER_SEGMENT)
+            stack = standardize(np.concatenate([result.local, result.global_[None]]))
+            x = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2)))
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))
+            x = x / 127.5 - 1.0
+        return x, self.clips[i].label

@@ -1,0 +1,116 @@
+"""DFEW 5-fold protocol end to end on a fixture release built from the real split files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from dfew_fixture import real_frame_counts, real_rows, write_dfew_tree
+from fervid.cli import app
+from fervid.config import KfoldConfig
+from fervid.protocol import kfold as kfold_module
+from fervid.protocol.kfold import run_kfold
+
+NETWORKS = ["c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet18_lstm"]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    split_dir = shared_path("annotations", "dfew", "EmoLabel_DataSplit")
+    counts = real_frame_counts(shared_path("annotations", "dfew",
+                                           "clip_224x224_frame_counts.csv"))
+    train = [n for n, _ in real_rows(split_dir, "train", 1)][:6]
+    test = [n for n, _ in real_rows(split_dir, "test", 1)][:3]
+    root = tmp_path_factory.mktemp("dfew") / "DFEW"
+    return write_dfew_tree(root, split_dir, set(train + test), counts, max_frames=12)
+
+
+def config(name: str = "r3d_18", **train) -> KfoldConfig:
+    return KfoldConfig.model_validate({
+        "name": f"test_{name}", "seed": 0,
+        "model": {"name": name},
+        "data": {"num_frames": 8, "size": 32,
+                 "representation": "dssi" if name == "smastn" else "clip"},
+        "train": {"lr": 1e-3, "batch_size": 3, "epochs": 1, **train},
+        "run": {"num_workers": 0},
+    })
+
+
+@pytest.mark.parametrize("name", [*NETWORKS, "smastn"])
+def test_one_short_epoch_of_every_network(release, tmp_path, name):
+    metrics = run_kfold(config(name), release, tmp_path / name, folds=[1], progress=False)
+    frame = pd.read_csv(tmp_path / name / "folds" / "fold_1.csv", dtype={"clip": str})
+    assert len(frame) == 3 and metrics["n_samples"] == 3 and metrics["folds"] == [1]
+    assert 0 <= metrics["pooled"]["war"] <= 1
+    assert (tmp_path / name / "models" / "fold_1.pt").exists()
+
+
+def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monkeypatch):
+    cfg = config(epochs=2)
+    run_kfold(cfg, release, tmp_path / "whole", folds=[1], progress=False)
+
+    calls = {"n": 0}
+    original = kfold_module.EpochLog.append
+
+    def die_after_first_epoch(self, **row):
+        original(self, **row)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the checkpoint of epoch 1 is already on disk
+
+    monkeypatch.setattr(kfold_module.EpochLog, "append", die_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    monkeypatch.setattr(kfold_module.EpochLog, "append", original)
+    run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    whole, resumed = ((tmp_path / d / "folds" / "fold_1.csv").read_text()
+                      for d in ("whole", "killed"))
+    assert whole == resumed
+    log = pd.read_csv(tmp_path / "killed" / "train_logs" / "fold_1.csv")
+    assert log["epoch"].tolist() == [1, 2]
+
+
+def test_ec_stfl_run_and_metrics_are_labelled(release, tmp_path):
+    pytest.importorskip("fervid.ec_stfl", reason="the EC-STFL loss module is not in this tree")
+    cfg = config(feature_loss="ec_stfl", feature_loss_weight=10.0)
+    metrics = run_kfold(cfg, release, tmp_path / "run", folds=[1], progress=False)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["pooled"]["war"] == metrics["pooled"]["war"]
+    assert set(saved) >= {"pooled", "mean_of_folds", "per_fold", "label_order"}
+    assert saved["label_order"]["happy"] == 1 and saved["label_order"]["fear"] == 7
+
+
+def test_cli_kfold_with_overrides_and_bad_fold(release, tmp_path):
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(json.dumps(config().model_dump()))
+    result = CliRunner().invoke(app, [
+        "kfold", "--config", str(cfg_path), "--data-root", str(release), "--out",
+        str(tmp_path / "run"), "--folds", "1", "--epochs", "1", "--batch-size", "2",
+        "train.lr=0.0005", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "WAR" in result.output and "label order" in result.output
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "lr: 0.0005" in saved and "batch_size: 2" in saved
+    bad = CliRunner().invoke(app, ["kfold", "--config", str(cfg_path), "--data-root",
+                                   str(release), "--out", str(tmp_path / "r2"), "--folds", "7"])
+    assert bad.exit_code == 2 and "out of range" in bad.output
+
+
+def test_missing_clip_stops_or_is_skipped(release, tmp_path):
+    import shutil
+
+    copy = tmp_path / "DFEW"
+    shutil.copytree(release, copy)
+    victim = sorted((copy / "Clip" / "clip_224x224_16f").iterdir())[0]
+    shutil.rmtree(victim)
+    with pytest.raises(ValueError, match=victim.name):
+        run_kfold(config(), copy, tmp_path / "a", folds=[1], progress=False)
+    cfg = config().model_copy(update={"data": config().data.model_copy(
+        update={"skip_missing": True})})
+    metrics = run_kfold(cfg, copy, tmp_path / "b", folds=[1], progress=False)
+    assert metrics["skipped_clips"] == 1
