@@ -276,3 +276,13 @@ def test_report_renders_in_headless_chromium(real_run, seed_runs, tmp_path):
     assert image.size == (1280, 4000)
     colours = image.resize((128, 400)).getcolors(maxcolors=100_000)
     assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
+
+
+def test_synthme_runs_get_no_published_comparison(tmp_path):
+    from fervid.cli.demo import run_demo
+
+    run_demo(tmp_path, epochs=1, only=["apex"], progress=False, n_subjects=2,
+             clips_per_subject=3)
+    html = write_html_report([tmp_path / "apex"], tmp_path / "r.html").read_text()
+    assert "Generated data (SynthME): no published figure applies." in html
+    assert "published, not re-run" not in html

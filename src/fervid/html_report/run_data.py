@@ -20,6 +20,7 @@ import yaml
 
 from fervid.metrics import score_predictions
 from fervid.protocol.run_store import RunDirError, RunStore
+from fervid.synth.casme2_like import SYNTHME_MARKER
 
 #: Config fields that change neither results nor what a run is (left out when comparing).
 _CADENCE_FIELDS = ("checkpoint_every_s", "threads")
@@ -78,7 +79,7 @@ class RunData:
         """The published-results protocol this run follows (``published_results.yaml``)."""
         datasets = set(self.folds["dataset"].unique())  # a shard's too: all folds count
         n_classes = len(self.classes)
-        if self.protocol != "loso":
+        if self.protocol != "loso" or self.generated_data:
             return None
         if datasets == _MEGC2019_PARTS and n_classes == 3:
             return "megc2019_3class_loso"
@@ -89,6 +90,13 @@ class RunData:
         if datasets == {"smic"} and n_classes == 3:
             return "smic_3class_loso"
         return None
+
+    @property
+    def generated_data(self) -> bool:
+        """True for runs on SynthME (its tree carries a marker file): no published figure
+        applies, although it is read as CASME II."""
+        root = Path(str(self.meta.get("data_root") or "."))
+        return any((d / SYNTHME_MARKER).exists() for d in (root, root.parent))
 
     def config_without_seed(self) -> dict:
         """The config minus its seed and cadence fields: equal for seeds of one config."""

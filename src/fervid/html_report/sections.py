@@ -122,6 +122,9 @@ def training_section(run: RunData, benchmark: Benchmark | None) -> str:
 
 
 def published_section(run: RunData, benchmark: Benchmark | None) -> str:
+    if run.generated_data:
+        return section("published", "Published figures",
+                       "<p>Generated data (SynthME): no published figure applies.</p>")
     if benchmark is None or not benchmark.entries:
         return section("published", "Published figures",
                        "<p>No published figures are listed for this run's protocol.</p>")
