@@ -76,7 +76,6 @@ def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monke
 
 
 def test_ec_stfl_run_and_metrics_are_labelled(release, tmp_path):
-    pytest.importorskip("fervid.ec_stfl", reason="the EC-STFL loss module is not in this tree")
     cfg = config(feature_loss="ec_stfl", feature_loss_weight=10.0)
     metrics = run_kfold(cfg, release, tmp_path / "run", folds=[1], progress=False)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())

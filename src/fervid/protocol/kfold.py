@@ -24,7 +24,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fervid.config import KfoldConfig
+from fervid.ec_stfl import EcStflLoss
 from fervid.files import atomic_write
+from fervid.losses import CenterLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.training import EpochLog, fold_seed, make_optimizer
 
@@ -68,11 +70,7 @@ def feature_criterion(cfg: KfoldConfig, num_classes: int, dim: int) -> nn.Module
     if t.feature_loss == "none":
         return None
     if t.feature_loss == "ec_stfl":
-        from fervid.ec_stfl import EcStflLoss
-
         return EcStflLoss(variant=t.ec_stfl_variant)
-    from fervid.losses import CenterLoss, DeviationEnhancementLoss
-
     if t.feature_loss == "center":
         return CenterLoss(num_classes, dim)
     return DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from fervid.config import LosoConfig
+from fervid.ec_stfl import EcStflLoss
 from fervid.losses import CenterLoss, ClassificationWithFeatureLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoData, LosoFolds
@@ -120,8 +121,12 @@ def fold_criterion(cfg: LosoConfig, fold: int, model: torch.nn.Module,
                          f"features (smastn), not {cfg.model.name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fold_seed(cfg.seed, fold) + 1)
-        loss = (DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)
-                if t.feature_loss == "de" else CenterLoss(num_classes, dim))
+        if t.feature_loss == "de":
+            loss = DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)
+        elif t.feature_loss == "center":
+            loss = CenterLoss(num_classes, dim)
+        else:
+            loss = EcStflLoss(variant=t.ec_stfl_variant)
     return ClassificationWithFeatureLoss(loss, t.feature_loss_weight)
 
 
