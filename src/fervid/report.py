@@ -17,7 +17,7 @@ from rich.table import Table
 
 from fervid.files import atomic_write
 from fervid.metrics import save_confusion_png, score_predictions
-from fervid.protocol.run_store import PREDICTION_COLUMNS, RunDirError, RunStore
+from fervid.protocol.run_store import PREDICTION_COLUMNS, RunStore, read_run_meta
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,7 @@ class LosoReport:
 def build_report(run_dir: Path) -> LosoReport:
     """Score every finished fold of ``run_dir`` and write the merged result files."""
     run_dir = Path(run_dir)
-    meta_path = run_dir / "run.json"
-    if not meta_path.exists():
-        raise RunDirError(f"{run_dir}: not a fervid run directory (no run.json)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_run_meta(run_dir)
     classes = meta["classes"]
     store = RunStore(run_dir)
     frame = store.read_predictions().sort_values(["fold"], kind="stable")

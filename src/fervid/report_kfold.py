@@ -13,16 +13,14 @@ from rich.table import Table
 
 from fervid.files import atomic_write
 from fervid.metrics import save_confusion_png, score
+from fervid.protocol.run_store import read_run_meta
 
 
 def build_kfold_report(run_dir: Path) -> dict:
     """Score the finished folds of ``run_dir``; write predictions.csv, metrics.json and
     confusion.png; return the metrics."""
     run_dir = Path(run_dir)
-    meta_path = run_dir / "run.json"
-    if not meta_path.exists():
-        raise ValueError(f"{run_dir}: not a fervid run directory (no run.json)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_run_meta(run_dir)
     classes = meta["classes"]
     files = sorted((run_dir / "folds").glob("fold_*.csv"))
     if not files:

@@ -29,6 +29,14 @@ class RunDirError(RuntimeError):
     """RUN_DIR holds something this run must not overwrite or cannot read."""
 
 
+def read_run_meta(run_dir: Path) -> dict:
+    """``run_dir/run.json``, or a :class:`RunDirError` saying it is not a run directory."""
+    meta_path = Path(run_dir) / "run.json"
+    if not meta_path.exists():
+        raise RunDirError(f"{run_dir}: not a fervid run directory (no run.json)")
+    return json.loads(meta_path.read_text())
+
+
 @dataclass(frozen=True)
 class FoldPredictions:
     """Predictions of one fold for its held-out samples (``index`` into the sample table)."""
