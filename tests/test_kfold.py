@@ -113,3 +113,39 @@ def test_missing_clip_stops_or_is_skipped(release, tmp_path):
         update={"skip_missing": True})})
     metrics = run_kfold(cfg, copy, tmp_path / "b", folds=[1], progress=False)
     assert metrics["skipped_clips"] == 1
+
+
+def test_html_report_of_kfold_runs(release, tmp_path):
+    from fervid.html_report import load_run, write_html_report
+
+    runs = []
+    for seed in (0, 1):
+        cfg = config().model_copy(update={"seed": seed})
+        run_kfold(cfg, release, tmp_path / f"s{seed}", folds=[1], progress=False)
+        runs.append(tmp_path / f"s{seed}")
+    (runs[1] / "metrics.json").unlink()  # a run whose merge was not written yet
+    html = write_html_report(runs, tmp_path / "report.html").read_text()
+    for kind in ("metrics", "published", "confusion", "recall", "folds", "training",
+                 "metadata", "comparison"):
+        assert f'data-section="{kind}"' in html, kind
+    assert "pooled over folds" in html and "mean of folds" in html
+    assert "published, not re-run" in html and "C3D + EC-STFL" in html
+    assert "2 runs: seeds 0, 1 of one config" in html and "mean ± std" in html
+    run = load_run(runs[1])
+    saved = json.loads((runs[0] / "metrics.json").read_text())
+    assert run.metrics["pooled"]["war"] == pytest.approx(
+        (run.predictions["label"] == run.predictions["pred"]).mean())
+    assert run.per_fold["fold"].tolist() == [1] and run.per_fold["epochs"].tolist() == [1]
+    assert load_run(runs[0]).metrics["pooled"] == saved["pooled"]
+
+
+def test_html_report_names_a_broken_fold_file(release, tmp_path):
+    from fervid.html_report import RunReportError, load_run
+
+    run_kfold(config(), release, tmp_path / "run", folds=[1], progress=False)
+    fold = tmp_path / "run" / "folds" / "fold_1.csv"
+    frame = pd.read_csv(fold, dtype={"clip": str})
+    frame.loc[0, "label"] = 9
+    frame.to_csv(fold, index=False)
+    with pytest.raises(RunReportError, match=r"fold_1\.csv: label .9. is not a class index"):
+        load_run(tmp_path / "run")

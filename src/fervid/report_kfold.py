@@ -15,23 +15,50 @@ from fervid.files import atomic_write
 from fervid.metrics import save_confusion_png, score
 from fervid.protocol.run_store import read_run_meta
 
+_FOLD_COLUMNS = ("clip", "label", "pred", "fold")
 
-def build_kfold_report(run_dir: Path) -> dict:
-    """Score the finished folds of ``run_dir``; write predictions.csv, metrics.json and
-    confusion.png; return the metrics."""
-    run_dir = Path(run_dir)
-    meta = read_run_meta(run_dir)
-    classes = meta["classes"]
-    files = sorted((run_dir / "folds").glob("fold_*.csv"))
-    if not files:
+
+def read_fold_predictions(run_dir: Path, n_classes: int) -> pd.DataFrame:
+    """Every ``folds/fold_N.csv`` of ``run_dir``, checked, in fold order.
+
+    Raises ``ValueError`` naming the file when one is unreadable, lacks a column or holds a
+    label outside ``0..n_classes-1``.
+    """
+    paths = sorted((Path(run_dir) / "folds").glob("fold_*.csv"))
+    if not paths:
         raise ValueError(f"{run_dir}: no finished folds (folds/fold_*.csv)")
-    frame = pd.concat([pd.read_csv(f, dtype={"clip": str}) for f in files], ignore_index=True)
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path, dtype={"clip": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: unreadable fold predictions ({err})") from err
+        missing = [c for c in _FOLD_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: lacks columns {missing}")
+        for column in ("label", "pred", "fold"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            limit = n_classes - 1 if column != "fold" else 10**6
+            bad = frame[column][values.isna() | ~values.between(0, limit)]
+            if len(bad):
+                raise ValueError(f"{path}: {column} {str(bad.iloc[0])!r} is not "
+                                 + (f"a class index 0..{limit}" if column != "fold"
+                                    else "a fold number"))
+        frames.append(frame)
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions[["label", "pred", "fold"]] = predictions[["label", "pred", "fold"]].astype(int)
+    return predictions.sort_values("fold", kind="stable").reset_index(drop=True)
+
+
+def kfold_metrics(frame: pd.DataFrame, classes: list[str], meta: dict) -> dict:
+    """WAR, UAR and per-class recall of ``frame`` (``label, pred, fold``), pooled over the
+    folds and as the mean of the folds, plus each fold's figures."""
     pooled = score(frame["label"], frame["pred"], classes)
     per_fold = {int(f): score(g["label"], g["pred"], classes)
                 for f, g in frame.groupby("fold", sort=True)}
     mean_recall = {c: float(np.mean([s.per_class_recall.get(c, np.nan)
                                      for s in per_fold.values()])) for c in classes}
-    metrics = {
+    return {
         "name": meta.get("name"), "seed": meta.get("seed"), "protocol": meta.get("protocol"),
         "classes": classes, "label_order": {c: i + 1 for i, c in enumerate(classes)},
         "n_samples": int(len(frame)), "folds": sorted(per_fold),
@@ -44,12 +71,23 @@ def build_kfold_report(run_dir: Path) -> dict:
         "per_fold": {f: {"war": s.acc, "uar": s.uar, "n_samples": s.n_samples}
                      for f, s in per_fold.items()},
     }
+
+
+def build_kfold_report(run_dir: Path) -> dict:
+    """Score the finished folds of ``run_dir``; write predictions.csv, metrics.json and
+    confusion.png; return the metrics."""
+    run_dir = Path(run_dir)
+    meta = read_run_meta(run_dir)
+    classes = meta["classes"]
+    frame = read_fold_predictions(run_dir, len(classes))
+    metrics = kfold_metrics(frame, classes, meta)
+    pooled = metrics["pooled"]
     cols = ["clip", "label", "pred", "fold"]
     atomic_write(run_dir / "predictions.csv", lambda p: frame[cols].to_csv(p, index=False))
     atomic_write(run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
     save_confusion_png(frame["label"], frame["pred"], classes, run_dir / "confusion.png",
-                       title=f"{meta.get('name')}: WAR {pooled.acc:.4f}  UAR {pooled.uar:.4f}"
-                             " (pooled)")
+                       title=f"{meta.get('name')}: WAR {pooled['war']:.4f}  "
+                             f"UAR {pooled['uar']:.4f} (pooled)")
     return metrics
 
 

@@ -7,9 +7,14 @@ from html import escape
 from pathlib import Path
 
 from fervid.files import atomic_write
+from fervid.html_report.comparison import comparison_section
+from fervid.html_report.kfold_sections import KFOLD_SECTIONS
 from fervid.html_report.published import load_published
 from fervid.html_report.run_data import RunData, RunReportError, load_run
-from fervid.html_report.sections import SECTIONS_BY_PROTOCOL, comparison_section
+from fervid.html_report.sections import LOSO_SECTIONS
+
+#: The sections of one run, in page order, by ``run.json``'s ``protocol``.
+SECTIONS_BY_PROTOCOL = {"loso": LOSO_SECTIONS, "dfew_5fold": KFOLD_SECTIONS}
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;
@@ -112,8 +117,8 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     Parameters
     ----------
     run_dirs
-        LOSO run directories (finished or partly finished); the first is the reference that
-        the others are compared with.
+        LOSO or DFEW k-fold run directories (finished or partly finished); the first is
+        the reference that the others are compared with.
     out_html
         The HTML file to write (its folder is created).
 

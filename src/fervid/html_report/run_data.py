@@ -1,6 +1,8 @@
 """What one run directory holds, read once for the HTML report.
 
-A LOSO run directory (see :mod:`fervid.protocol.run_store`) holds ``run.json``,
+``run.json``'s ``protocol`` picks the reader: DFEW k-fold runs (``dfew_5fold``) are read by
+:mod:`.kfold_data`; every other run is a LOSO run. A LOSO run directory (see
+:mod:`fervid.protocol.run_store`) holds ``run.json``,
 ``config.yaml``, ``folds.csv``, ``folds/fold_NNN.csv``, ``metrics.json``,
 ``per_subject.csv``, ``train_logs/*.csv`` (or ``train_log*.csv``), ``wall/*.json`` and, for
 SMA-STN runs, ``dssi_gallery/*.png`` with ``captions.json``. Only ``run.json`` and at least one
@@ -50,7 +52,9 @@ class RunData:
     ``p_<class>`` probabilities when read from the fold files); ``per_subject`` has
     ``fold, dataset, subject, n, acc, uf1, uar``; ``folds`` lists every fold of the run
     (``fold, dataset, subject``), finished or not; each of ``train_logs`` has ``epoch, loss,
-    train_acc`` and stands for the folds named in its ``attrs["name"]``.
+    train_acc`` and stands for the folds named in its ``attrs["name"]``. K-fold runs have
+    no subjects (``per_subject`` is empty) and a ``per_fold`` table instead (see
+    :func:`fervid.html_report.kfold_data.load_kfold_run`).
     """
 
     run_dir: Path
@@ -65,6 +69,7 @@ class RunData:
     train_logs: list[pd.DataFrame] = field(default_factory=list)
     wall: list[dict] = field(default_factory=list)
     gallery: list[tuple[Path, str]] = field(default_factory=list)
+    per_fold: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def classes(self) -> list[str]:
@@ -77,10 +82,12 @@ class RunData:
     @property
     def benchmark(self) -> str | None:
         """The published-results protocol this run follows (``published_results.yaml``)."""
-        datasets = set(self.folds["dataset"].unique())  # a shard's too: all folds count
         n_classes = len(self.classes)
+        if self.protocol == "dfew_5fold":
+            return "dfew_5fold" if n_classes == 7 else None
         if self.protocol != "loso" or self.generated_data:
             return None
+        datasets = set(self.folds["dataset"].unique())  # a shard's too: all folds count
         if datasets == _MEGC2019_PARTS and n_classes == 3:
             return "megc2019_3class_loso"
         if datasets == {"casme2"} and n_classes == 5:
@@ -107,7 +114,11 @@ class RunData:
         return cfg
 
     def wall_seconds(self) -> float:
-        return float(sum(w.get("wall_s", 0.0) for w in self.wall))
+        """Wall time of the run's invocations (``wall/*.json``), else the summed ``wall_s``
+        of its training logs (k-fold runs: training epochs only)."""
+        if self.wall:
+            return float(sum(w.get("wall_s", 0.0) for w in self.wall))
+        return float(sum(log["wall_s"].sum() for log in self.train_logs if "wall_s" in log))
 
     def git_commit(self) -> Provenance:
         if self.meta.get("git_commit"):
@@ -139,45 +150,55 @@ class RunData:
         run = self.config.get("run", {})
         hosts = sorted({str(w["host"]) for w in self.wall if w.get("host")})
         text = (f"accelerator {run.get('accelerator', '?')}, devices {run.get('devices', '?')}, "
-                f"precision {run.get('precision', '?')}, workers {run.get('workers', '?')}")
+                f"precision {run.get('precision', '?')}, "
+                f"workers {run.get('workers', run.get('num_workers', '?'))}")
         if hosts:
             text += "; hosts " + ", ".join(hosts)
         return Provenance(text, "from config.yaml and wall/*.json")
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Read a LOSO run directory (finished or partly finished) for the report."""
+    """Read a LOSO or DFEW k-fold run directory (finished or partly finished) for the report."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunReportError(f"{run_dir}: no such run directory")
-    meta = _read_json(run_dir / "run.json", required=True)
+    meta = read_json(run_dir / "run.json", required=True)
     if "classes" not in meta:
         raise RunReportError(f"{run_dir / 'run.json'}: has no 'classes' (not a fervid run?)")
-    config_path = run_dir / "config.yaml"
-    config_text = config_path.read_text() if config_path.exists() else ""
-    try:
-        config = yaml.safe_load(config_text) or {}
-    except yaml.YAMLError as err:
-        raise RunReportError(f"{config_path}: not valid YAML ({err})") from err
+    config_text, config = read_config(run_dir)
+    if meta.get("protocol") == "dfew_5fold":
+        from fervid.html_report.kfold_data import load_kfold_run
+
+        return load_kfold_run(run_dir, meta, config, config_text)
     try:
         predictions = RunStore(run_dir).read_predictions()
     except RunDirError as err:
         raise RunReportError(str(err)) from err
     predictions = predictions.sort_values(["fold"], kind="stable").reset_index(drop=True)
-    metrics = _read_json(run_dir / "metrics.json", required=False)
+    metrics = read_json(run_dir / "metrics.json", required=False)
     scores = score_predictions(predictions, meta["classes"])
     if not metrics or metrics.get("n_samples") != len(predictions):
         metrics = _metrics_from_scores(scores, meta, predictions)  # merge not written yet
     folds = _folds(run_dir, predictions)
     per_subject = _per_subject(scores, folds)
-    wall = [_read_json(p, required=True) for p in sorted((run_dir / "wall").glob("*.json"))]
+    wall = [read_json(p, required=True) for p in sorted((run_dir / "wall").glob("*.json"))]
     return RunData(run_dir=run_dir, protocol="loso", meta=meta, config=config,
                    config_text=config_text, metrics=metrics, predictions=predictions,
-                   per_subject=per_subject, folds=folds, train_logs=_train_logs(run_dir), wall=wall,
-                   gallery=_gallery(run_dir))
+                   per_subject=per_subject, folds=folds, train_logs=read_train_logs(run_dir),
+                   wall=wall, gallery=_gallery(run_dir))
 
 
-def _read_json(path: Path, *, required: bool) -> dict:
+def read_config(run_dir: Path) -> tuple[str, dict]:
+    """The text of ``config.yaml`` (empty if absent) and its parsed mapping."""
+    config_path = run_dir / "config.yaml"
+    config_text = config_path.read_text() if config_path.exists() else ""
+    try:
+        return config_text, yaml.safe_load(config_text) or {}
+    except yaml.YAMLError as err:
+        raise RunReportError(f"{config_path}: not valid YAML ({err})") from err
+
+
+def read_json(path: Path, *, required: bool) -> dict:
     if not path.exists():
         if required:
             raise RunReportError(f"{path.parent}: not a fervid run directory (no {path.name})")
@@ -219,7 +240,7 @@ def _per_subject(scores: dict, folds: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["acc", "n"], ascending=[True, False], kind="stable")
 
 
-def _train_logs(run_dir: Path) -> list[pd.DataFrame]:
+def read_train_logs(run_dir: Path) -> list[pd.DataFrame]:
     paths = sorted((run_dir / "train_logs").glob("*.csv")) + sorted(run_dir.glob("train_log*.csv"))
     logs = []
     for path in paths:
@@ -241,5 +262,5 @@ def _gallery(run_dir: Path) -> list[tuple[Path, str]]:
     images = sorted(folder.glob("*.png"))
     if not images:
         return []
-    captions = _read_json(folder / "captions.json", required=False)
+    captions = read_json(folder / "captions.json", required=False)
     return [(p, str(captions.get(p.name, p.stem))) for p in images]
