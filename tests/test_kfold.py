@@ -149,3 +149,20 @@ def test_html_report_names_a_broken_fold_file(release, tmp_path):
     frame.to_csv(fold, index=False)
     with pytest.raises(RunReportError, match=r"fold_1\.csv: label .9. is not a class index"):
         load_run(tmp_path / "run")
+
+
+def test_training_log_goes_to_csv_and_tensorboard(release, tmp_path):
+    from fervid.protocol.epoch_log import TENSORBOARD_AVAILABLE
+
+    run_kfold(config(epochs=2), release, tmp_path / "run", folds=[1], progress=False)
+    log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_1.csv")
+    assert log["epoch"].tolist() == [1, 2]
+    if not TENSORBOARD_AVAILABLE:
+        pytest.skip("TensorBoard is not installed: only the CSV log is written")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "fold_1")).Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2]
+    assert [e.value for e in loss] == pytest.approx(log["loss"].tolist(), rel=1e-6)
+    assert "train/train_acc" in events.Tags()["scalars"]

@@ -143,6 +143,13 @@ def test_worker_processes_are_deterministic_and_cover_all_folds(tmp_path, data):
     assert a == (tmp_path / "b" / "predictions.csv").read_bytes()
     assert len(list((tmp_path / "a" / "models").glob("fold_*.pt"))) == 6
     assert len(list((tmp_path / "a" / "train_logs").glob("*.csv"))) == 2  # one per shard
+    from fervid.protocol.epoch_log import TENSORBOARD_AVAILABLE
+
+    if TENSORBOARD_AVAILABLE:  # each worker process mirrors its log to TensorBoard
+        shards = sorted(p.name for p in (tmp_path / "a" / "tensorboard").iterdir())
+        assert shards == sorted(p.stem for p in (tmp_path / "a" / "train_logs").glob("*.csv"))
+        assert all(list(p.glob("events.out.tfevents.*"))
+                   for p in (tmp_path / "a" / "tensorboard").iterdir())
 
 
 def test_ddp_ranks_train_disjoint_folds_like_one_process(tmp_path, data):

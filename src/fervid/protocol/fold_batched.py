@@ -19,10 +19,10 @@ from fervid.config import LosoConfig
 from fervid.files import atomic_write
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
 from fervid.progress import ProgressLike
+from fervid.protocol.epoch_log import EpochLog
 from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
-    EpochLog,
     class_weights,
     init_fold_model,
     make_optimizer,

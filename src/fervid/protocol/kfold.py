@@ -28,7 +28,8 @@ from fervid.ec_stfl import EcStflLoss
 from fervid.files import atomic_write
 from fervid.losses import CenterLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike, progress_bar
-from fervid.protocol.training import EpochLog, fold_seed, make_optimizer
+from fervid.protocol.epoch_log import EpochLog
+from fervid.protocol.training import fold_seed, make_optimizer
 
 log = logging.getLogger(__name__)
 

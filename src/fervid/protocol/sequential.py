@@ -13,10 +13,10 @@ from fervid.config import LosoConfig
 from fervid.ec_stfl import EcStflLoss
 from fervid.losses import CenterLoss, ClassificationWithFeatureLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike
+from fervid.protocol.epoch_log import EpochLog
 from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
-    EpochLog,
     class_weights,
     fold_seed,
     init_fold_model,

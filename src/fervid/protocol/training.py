@@ -1,9 +1,6 @@
-"""Pieces both LOSO engines share: seeding, optimisers, per-fold losses, epoch logs."""
+"""Pieces both LOSO engines share: seeding, optimisers and per-fold losses."""
 
 from __future__ import annotations
-
-import csv
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -65,32 +62,3 @@ def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: tor
                          reduction="none")
     w = mask if weights is None else mask * weights[:, y].t()
     return ((ce * w).sum(0) / w.sum(0).clamp_min(1e-12)).sum(), mask
-
-
-class EpochLog:
-    """Appends ``epoch, loss, train_acc`` rows to a CSV (kept across resumes)."""
-
-    def __init__(self, path: Path, fields: tuple[str, ...] = ("epoch", "loss", "train_acc")):
-        self.path, self.fields = path, fields
-
-    def truncate_after(self, epoch: int) -> None:
-        """Drop rows past ``epoch`` (written after the checkpoint a resume starts from)."""
-        if not self.path.exists():
-            return
-        with self.path.open() as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
-        self._write(rows, "w")
-
-    def append(self, **row) -> None:
-        self._write([row], "a")
-
-    def _write(self, rows, mode):
-        new = mode == "w" or not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open(mode, newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields)
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-
-
