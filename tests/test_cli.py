@@ -11,7 +11,8 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("cmd", [[], ["loso"], ["report"], ["demo"], ["dssi"], ["prepare"],
-                                 ["prepare", "flow"]])
+                                 ["prepare", "flow"], ["prepare", "faces"], ["predict"],
+                                 ["export"], ["kfold"]])
 def test_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
     assert result.exit_code == 0, result.output

@@ -95,7 +95,7 @@ def test_sidecar_csv(tracks, tmp_path):
     track.write_csv(tmp_path / "points.csv", with_landmarks=True)
     points = pd.read_csv(tmp_path / "points.csv")
     assert points.shape[1] == 6 + 136
-    np.testing.assert_allclose(points.loc[0, "x30"], track.landmarks[0, 30, 0], atol=0.01)
+    np.testing.assert_allclose(points.loc[0, "lx30"], track.landmarks[0, 30, 0], atol=0.01)
 
 
 # --- generated sequences
@@ -145,11 +145,13 @@ def test_tracking_logic_with_a_scripted_detector():
                         detect_every=1, smooth_window=5, max_gap=2)
     assert list(track.status) == ["detected"] * 10 + [INTERPOLATED] * 2 + ["detected"] * 10
     np.testing.assert_array_equal(track.raw_landmarks[0], shapes[1])
-    # The centred average of 5 frames (3 at the run's edge) and linear filling between runs.
+    # The centred average of 5 frames; at the run's edge the line through frames 0..2
+    # evaluated at frame 0; linear filling between runs.
     np.testing.assert_allclose(track.landmarks[2], np.mean([shapes[v] for v in range(1, 6)], 0),
                                atol=1e-4)
-    np.testing.assert_allclose(track.landmarks[0], np.mean([shapes[v] for v in range(1, 4)], 0),
-                               atol=1e-4)
+    edge = np.stack([shapes[v] for v in range(1, 4)]).reshape(3, -1)
+    slope, intercept = np.polyfit(np.arange(3), edge, 1)
+    np.testing.assert_allclose(track.landmarks[0].ravel(), intercept, atol=1e-4)
     np.testing.assert_allclose(track.landmarks[10],
                                (2 * track.landmarks[9] + track.landmarks[12]) / 3, atol=1e-4)
     assert landmark_jitter(track.landmarks) < landmark_jitter(track.raw_landmarks)
@@ -176,3 +178,14 @@ def test_unreadable_files_name_the_path(tmp_path):
         read_video_frames(tmp_path / "absent.mp4")
     with pytest.raises(VideoReadError, match="clip.mp4"):
         track_video(fake)
+
+
+def test_smoothing_keeps_a_steady_motion_at_the_ends_of_a_run():
+    from fervid.faces.tracking import DETECTED, MISSING, _smooth
+
+    positions = np.arange(12, dtype=np.float32)[:, None] * 5.0  # 5 px per frame
+    status = np.array([DETECTED] * 10 + [MISSING] * 2, dtype=object)
+    smoothed = _smooth(positions, status, window=5)
+    assert np.allclose(smoothed[:10], positions[:10])  # a symmetric mean keeps a line
+    noisy = positions + np.tile([1.0, -1.0], 6)[:, None].astype(np.float32)
+    assert np.abs(_smooth(noisy, status, 5)[2:8] - positions[2:8]).max() < 0.5

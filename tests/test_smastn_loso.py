@@ -84,7 +84,7 @@ def test_smastn_loso_end_to_end_with_gallery(release, tmp_path):
     folds = pd.concat(pd.read_csv(f) for f in (tmp_path / "run" / "folds").glob("*.csv"))
     weights = folds[["alpha_0", "alpha_1"]].to_numpy()
     assert np.allclose(weights.sum(1), 1, atol=1e-4) and (weights > 0).all()
-    state = torch.load(tmp_path / "run" / "models" / "fold_000.pt", weights_only=True)
+    state = torch.load(tmp_path / "run" / "models" / "fold_000.pt", weights_only=True)["state_dict"]
     assert any("spatial" in k for k in state)  # the STMA non-local block was trained
     pictures = write_dssi_gallery(tmp_path / "run", data.table,
                                   DssiParams(**cfg.data.dssi.model_dump()), tmp_path / "cache")

@@ -10,12 +10,8 @@ The output folder has the layout of the shipped ``megc2019_flow`` set, so the sa
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fervid.clip_pool import check_settings, map_clips
 from fervid.files import TMP_MARK, atomic_write_bytes
 from fervid.progress import progress_bar
 from fervid.representation.optical_flow import (
@@ -97,39 +94,12 @@ def prepare_one(sample: Sample, out_path: Path, size: int, params: TVL1Params,
     atomic_write_bytes(out_path, encode_png(image))
 
 
-def _init_worker() -> None:
-    # One OpenCV thread per process: the processes already use every core.
-    cv2.setNumThreads(1)
-
-
-def _check_settings(out_dir: Path, settings: dict) -> None:
-    """Refuse to resume into a folder whose images were made with other pixel settings."""
-    path = out_dir / SETTINGS_NAME
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != settings:
-            diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-            raise ValueError(f"{out_dir} holds images made with other settings ({', '.join(diff)}"
-                             f": {[old.get(k) for k in diff]} there, "
-                             f"{[settings.get(k) for k in diff]} now); use another --out folder "
-                             "or empty this one")
-    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())
-
-
 @contextmanager
 def _progress_bar(total: int, enabled: bool) -> Iterator:
     """Yield an ``advance()`` callable driving a clips bar (done / total, elapsed, ETA)."""
     with progress_bar(enabled) as progress:
         task = progress.add_task("flow", total=total, status="clips")
         yield lambda: progress.advance(task)
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, BrokenProcessPool):
-        return ("a worker process died (killed, out of memory, or started from a script without "
-                "an `if __name__ == '__main__':` guard); re-run, or use workers=1 to see why")
-    text = str(err) or type(err).__name__
-    return text if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {text}"
 
 
 def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: int | None = None,
@@ -181,7 +151,8 @@ def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: 
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"samples share a key (one image each is needed): {dup[:10]}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(out_dir, {"size": size, "tvl1": asdict(params), "channels": list(channels)})
+    check_settings(out_dir / SETTINGS_NAME,
+                   {"size": size, "tvl1": asdict(params), "channels": list(channels)}, "images")
     for stale in out_dir.glob(f".*{TMP_MARK}*"):  # left by a killed run
         stale.unlink(missing_ok=True)
 
@@ -196,32 +167,9 @@ def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: 
     def run(s: Sample) -> tuple:
         return (s, out_dir / f"{s.key}.png", size, params, tuple(channels))
 
-    errors: dict[str, str] = {}
     with _progress_bar(len(todo), progress and bool(todo)) as advance:
-        if workers == 1 or len(todo) <= 1:
-            for s in todo:
-                try:
-                    prepare_one(*run(s))
-                except Exception as err:  # one bad clip must not stop the others
-                    errors[s.key] = _describe(err)
-                advance()
-        else:
-            # "spawn", not fork: a child forked after OpenCV started its thread pool deadlocks.
-            pool = ProcessPoolExecutor(min(workers, len(todo)), initializer=_init_worker,
-                                       mp_context=multiprocessing.get_context("spawn"))
-            try:
-                futures: dict[Future, str] = {pool.submit(prepare_one, *run(s)): s.key
-                                              for s in todo}
-                for future in as_completed(futures):
-                    err = future.exception()
-                    if err is not None:
-                        errors[futures[future]] = _describe(err)
-                    advance()
-            except BaseException:
-                # Ctrl-C: do not wait for the queued clips; finished images stay valid.
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+        _, errors = map_clips(prepare_one, [(s.key, run(s)) for s in todo], workers=workers,
+                              advance=advance)
 
     result.failed = [(k, errors[k]) for k in keys if k in errors]  # table order
     result.written = len(todo) - len(errors)

@@ -230,9 +230,12 @@ def dssi(
 
 
 def _register_subcommands() -> None:
+    from fervid.cli.predict import export, predict
     from fervid.cli.prepare import prepare_app
 
     app.add_typer(prepare_app, name="prepare")
+    app.command()(predict)
+    app.command()(export)
 
 
 _register_subcommands()

@@ -12,8 +12,11 @@ from rich.markup import escape
 
 from fervid.samples import DatasetFormatError
 
+PREPARE_HELP = ("Prepare model inputs from a dataset release: aligned face crops from raw frames "
+                "or videos (faces), optical flow images for STSTNet (flow).")
+
 prepare_app = typer.Typer(
-    help="Prepare model inputs from a dataset release (optical flow images for STSTNet).",
+    help=PREPARE_HELP,
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 #: Exit codes: 1 = some clips failed (the others are written), 2 = unusable input.
@@ -28,6 +31,28 @@ class DatasetName(str, Enum):
     smic = "smic"
 
 
+class FaceDatasetName(str, Enum):
+    casme2 = "casme2"
+    samm = "samm"
+    smic = "smic"
+    dfew = "dfew"
+
+
+class TemplateName(str, Enum):
+    five = "5point"
+    sixty_eight = "68point"
+
+
+class AlignName(str, Enum):
+    clip = "clip"
+    frame = "frame"
+
+
+class DetectorName(str, Enum):
+    hog = "hog"
+    cnn = "cnn"
+
+
 class ProtocolName(str, Enum):
     three = "3class"
     five = "5class"
@@ -36,7 +61,7 @@ class ProtocolName(str, Enum):
 
 @prepare_app.callback()
 def prepare() -> None:
-    """Prepare model inputs from a dataset release (optical flow images for STSTNet)."""
+    """Prepare model inputs from a dataset release: aligned faces (faces), optical flow (flow)."""
 
 
 FLOW_HELP = (
@@ -92,18 +117,102 @@ def flow(
     console.print(f"{dataset.value} ({protocol.value}): {result.written} written, "
                   f"{result.skipped} already done, {result.unlabelled} outside the protocol, "
                   f"{len(result.failed)} failed -> {result.index}", highlight=False)
-    if result.failed:
-        err.print(f"[bold red]{len(result.failed)} clip(s) failed[/] (re-run the same command "
-                  "to retry them; finished images are kept):")
-        for key, message in result.failed[:MAX_FAILURES_SHOWN]:
-            err.print(f"  {key}: {message}", markup=False, highlight=False)
-        if len(result.failed) > MAX_FAILURES_SHOWN:
-            err.print(f"  ... and {len(result.failed) - MAX_FAILURES_SHOWN} more")
+    _report_failures(err, result.failed, "finished images are kept")
+
+
+FACES_HELP = (
+    "Crop and align the face in every frame of a raw release, into the layout its reader "
+    "loads: CASME II subXX/<clip>/reg_img{N}.jpg (the Cropped release's names), SAMM and SMIC "
+    "their own names, DFEW Clip/clip_224x224/NNNNN/NNNNN_{N:05d}.jpg plus a copy of "
+    "EmoLabel_DataSplit/. Read the output with the same sheet as the raw release.\n\n"
+    "One face is tracked through each clip (dlib detector every --detect-every frames, "
+    "landmarks in between) and warped onto a 5- or 68-point template. Also written: "
+    "_face_tracks/<clip>.csv (per frame: status, box, 68 landmarks in source pixels) and "
+    "prepare_faces.json (the settings; a re-run with other settings is refused). Runs in "
+    "parallel and resumes: finished clips are kept.\n\n"
+    "Exit status: 0 all written; 1 some clips failed, e.g. no face found (listed; the others "
+    "are written, re-run to retry); 2 the release or the options are unusable.\n\n"
+    "Example: fervid prepare faces --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
+    "--out CASME2/Aligned (beside the raw folder, so a config's data.sheet "
+    "../CASME2-coding-20140508.xlsx still resolves), then fervid loso --data-root "
+    "CASME2/Aligned ...")
+
+
+@prepare_app.command("faces", help=FACES_HELP)
+def faces(
+    dataset: Annotated[FaceDatasetName, typer.Option(
+        help="Which release --data-root holds.", case_sensitive=False)],
+    data_root: Annotated[Path, typer.Option(
+        help="The raw release: CASME2_RAW_selected/, SAMM/, the SMIC folder holding HS/, or "
+             "the DFEW folder holding Clip/original/.")],
+    out: Annotated[Path, typer.Option(
+        help="Output folder (not the data folder). Re-running resumes: finished clips are "
+             "kept.")],
+    size: Annotated[int, typer.Option(
+        min=8, help="Side of the square face crops in pixels (224: DFEW's clip_224x224, whose "
+                    "folder name is kept at any size; CASME II's Cropped faces are about "
+                    "170-230 px).")] = 224,
+    margin: Annotated[float, typer.Option(
+        min=0.0, max=1.9, help="Border around the face on each side, as a fraction of the face "
+                               "region (0.1: the crops of `fervid predict`).")] = 0.1,
+    template: Annotated[TemplateName, typer.Option(
+        help="Fit eyes, nose tip and mouth corners (5point) or all 68 landmarks (68point).")
+    ] = TemplateName.five,
+    align: Annotated[AlignName | None, typer.Option(
+        help="clip: one warp per clip, from its mean landmarks (keeps landmark noise out of "
+             "micro-motions; default for casme2, samm, smic); frame: one warp per frame (moving "
+             "heads; default for dfew).")] = None,
+    detector: Annotated[DetectorName, typer.Option(
+        help="dlib face detector: hog (fast, frontal faces) or cnn (turned faces, much "
+             "slower).")] = DetectorName.hog,
+    detect_every: Annotated[int, typer.Option(
+        min=1, help="Run the detector every N frames; landmarks track the face in between.")
+    ] = 5,
+    clips: Annotated[str | None, typer.Option(
+        help="dfew only: clip numbers to prepare, e.g. 1,5,100-120 (default all).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Processes (default: all cores; 1 = in this process).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run :func:`fervid.prepare_faces.prepare_faces` (see ``FACES_HELP``)."""
+    from fervid.prepare_faces import prepare_faces
+    from fervid.raw_clips import parse_clip_numbers
+
+    err = Console(stderr=True)
+    try:
+        numbers = None if clips is None else parse_clip_numbers(clips)
+        result = prepare_faces(dataset.value, data_root, out, size=size, margin=margin,
+                               template=template.value, align=align and align.value,
+                               detector=detector.value, detect_every=detect_every,
+                               clips=numbers, workers=workers, progress=progress)
+    except (DatasetFormatError, ValueError, OSError) as error:
+        _fail(err, f"cannot prepare faces of {dataset.value} from {data_root} into {out}:",
+              str(error))
+
+    rate = f", {result.frames / result.seconds:.1f} frames/s" if result.frames else ""
+    held = (f", {result.frames_without_face} without a tracked face, aligned from the "
+            "others" if result.frames_without_face else "")
+    Console().print(f"{dataset.value}: {result.written} clips written ({result.frames} frames"
+                    f"{held}{rate}), {result.skipped} already done, {len(result.failed)} "
+                    f"failed -> {result.out}", markup=False, highlight=False, soft_wrap=True)
+    _report_failures(err, result.failed, "finished clips are kept")
+
+
+def _report_failures(err: Console, failed: list[tuple[str, str]], kept: str) -> None:
+    """List failed clips and exit 1 when there are any."""
+    if failed:
+        err.print(f"[bold red]{len(failed)} clip(s) failed[/] (re-run the same command to retry "
+                  f"them; {kept}):")
+        for key, message in failed[:MAX_FAILURES_SHOWN]:
+            # soft_wrap: paths in messages stay whole (copyable) on narrow terminals.
+            err.print(f"  {key}: {message}", markup=False, highlight=False, soft_wrap=True)
+        if len(failed) > MAX_FAILURES_SHOWN:
+            err.print(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more")
         raise typer.Exit(EXIT_CLIPS_FAILED)
 
 
 def _fail(err: Console, headline: str, detail: str) -> NoReturn:
     """Print an input error without a traceback (messages hold paths: no markup) and exit 2."""
     err.print("[bold red]error:[/] " + escape(headline), highlight=False)
-    err.print(detail, markup=False, highlight=False)
+    err.print(detail, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)

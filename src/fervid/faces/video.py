@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -14,12 +15,15 @@ class VideoReadError(ValueError):
     """A file that is not a readable video."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class VideoFrames:
-    """The frames of one video, decoded lazily: iterate for ``(H, W, 3) uint8`` RGB arrays.
+    """The frames of one video, decoded lazily: iterate for ``(H, W, 3) uint8`` RGB arrays
+    (``pixel_format="rgb24"``) or ``(H, W) uint8`` intensity (``"gray"``, the luma plane:
+    no colour conversion, the cheapest to decode).
 
     ``frame_count`` is the container's estimate (0 when it does not say); the number of
-    frames decoded can differ by a few. Each iteration decodes the file again.
+    frames decoded can differ by a few. Each iteration decodes the file again, with FFmpeg's
+    own threads working ahead of the caller.
     """
 
     path: Path
@@ -27,12 +31,19 @@ class VideoFrames:
     frame_count: int
     width: int
     height: int
+    pixel_format: Literal["rgb24", "gray"] = "rgb24"
+
+    def as_format(self, pixel_format: Literal["rgb24", "gray"]) -> VideoFrames:
+        """The same video, decoded to ``pixel_format``."""
+        return replace(self, pixel_format=pixel_format)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
             with av.open(str(self.path)) as container:
-                for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format=self.pixel_format)
         except av.FFmpegError as err:
             raise VideoReadError(f"cannot decode video {self.path}: {err}") from err
 

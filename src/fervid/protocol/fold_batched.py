@@ -24,6 +24,7 @@ from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     class_weights,
+    fold_model_payload,
     init_fold_model,
     make_optimizer,
     per_fold_cross_entropy,
@@ -116,7 +117,8 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
         results.append(FoldPredictions(f, index, p.argmax(-1), p))
     results_states = {f: model.fold_state_dict(j) for j, f in enumerate(todo)}
     for r in results:
-        store.write_fold(r, data.table, data.classes, state=results_states[r.fold])
+        store.write_fold(r, data.table, data.classes,
+                         model=fold_model_payload(cfg, data, results_states[r.fold]))
     ckpt.unlink(missing_ok=True)
     progress.remove_task(task)
     return results

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from fervid.checkpoint import save_checkpoint
 from fervid.config import KfoldConfig
 from fervid.ec_stfl import EcStflLoss
 from fervid.files import atomic_write
@@ -238,7 +239,7 @@ def _evaluate(cfg: KfoldConfig, fabric, model, test_set, fold, out: Path) -> Non
                           "pred": p.argmax(1).tolist(), "fold": fold.fold})
     for k, c in enumerate(classes):
         frame[f"p_{c}"] = p[:, k].numpy().round(6)
-    state = {k: v.detach().cpu() for k, v in net.model.state_dict().items()}
-    atomic_write(out / "models" / f"fold_{fold.fold}.pt", lambda q: torch.save(state, q))
+    save_checkpoint(out / "models" / f"fold_{fold.fold}.pt", net.model.state_dict(),
+                    config=cfg, classes=classes)
     atomic_write(out / "folds" / f"fold_{fold.fold}.csv",
                  lambda q: frame.to_csv(q, index=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -19,9 +20,12 @@ from fervid.protocol.fold_batched import train_fold_batched
 from fervid.protocol.folds import LosoData, LosoFolds, parse_folds
 from fervid.protocol.run_store import RunStore
 from fervid.protocol.sequential import train_sequential
+from fervid.protocol.training import cpu_has_bf16
 from fervid.protocol.workers import run_in_workers
 from fervid.report import LosoReport, build_report
 from fervid.samples import SampleTable
+
+log = logging.getLogger(__name__)
 
 
 def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
@@ -122,6 +126,10 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
         fabric.launch()
     if fabric.global_rank == 0:
         store.open(cfg, folds.subjects, data_root)
+        if fabric.device.type == "cpu" and "bf16" in cfg.run.precision and not cpu_has_bf16():
+            log.warning("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
+                        "run.precision=%s is emulated here and can be over 10x slower than "
+                        "float32; consider --set run.precision=32-true", cfg.run.precision)
     fabric.barrier()
     # Shards are fixed by the chosen folds alone, so a resumed run regroups them the same way.
     # Ranks and local workers train disjoint shards: LOSO folds need no syncing.

@@ -3,7 +3,8 @@
 ``RUN_DIR/``
     ``run.json`` (config fingerprint, seed), ``config.yaml``, ``folds.csv``;
     ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends;
-    ``models/fold_NNN.pt``: that fold's model (a plain state dict);
+    ``models/fold_NNN.pt``: that fold's model, a self-describing checkpoint
+      (:mod:`fervid.checkpoint`: weights, config, classes, input spec);
     ``checkpoints/``: resumable state of unfinished batched training;
     ``train_log*.csv``: loss and train accuracy per epoch.
 """
@@ -87,7 +88,9 @@ class RunStore:
         return [f for f in folds if self.fold_path(f).exists()]
 
     def write_fold(self, result: FoldPredictions, table, classes: Sequence[str],
-                   state: dict | None = None) -> None:
+                   model: dict | None = None) -> None:
+        """Write a finished fold: its model (``model``, a checkpoint payload from
+        :func:`fervid.checkpoint.checkpoint_payload`) first, then its predictions."""
         rows = []
         for i, pred, prob in zip(result.index.tolist(), result.preds.tolist(),
                                  result.probs.tolist(), strict=True):
@@ -101,8 +104,8 @@ class RunStore:
         if result.segment_weights is not None:  # alpha_0..alpha_{K-1}, for reports
             for k, col in enumerate(result.segment_weights.t().tolist()):
                 frame[f"alpha_{k}"] = [round(v, 6) for v in col]
-        if state is not None:  # the model first: a fold counts as finished once its CSV exists
-            atomic_write(self.model_path(result.fold), lambda p: torch.save(state, p))
+        if model is not None:  # the model first: a fold counts as finished once its CSV exists
+            atomic_write(self.model_path(result.fold), lambda p: torch.save(model, p))
         atomic_write(self.fold_path(result.fold), lambda p: frame.to_csv(p, index=False))
 
     def read_predictions(self) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     class_weights,
+    fold_model_payload,
     fold_seed,
     init_fold_model,
     make_optimizer,
@@ -91,8 +92,8 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
         probs = torch.cat(probs)
         result = FoldPredictions(f, test_idx, probs.argmax(-1), probs,
                                  torch.cat(alphas) if alphas else None)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        store.write_fold(result, data.table, data.classes, state=state)
+        store.write_fold(result, data.table, data.classes,
+                         model=fold_model_payload(cfg, data, model.state_dict()))
         results.append(result)
         progress.update(fold_task, advance=1, status=folds.subjects[f])
     progress.remove_task(fold_task)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fervid.checkpoint import checkpoint_payload, input_spec_from_config
 from fervid.config import LosoConfig
 from fervid.models import build_model
+from fervid.protocol.folds import LosoData
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -62,3 +66,19 @@ def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: tor
                          reduction="none")
     w = mask if weights is None else mask * weights[:, y].t()
     return ((ce * w).sum(0) / w.sum(0).clamp_min(1e-12)).sum(), mask
+
+
+def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
+    """A fold model as a self-describing checkpoint (:mod:`fervid.checkpoint`)."""
+    spec = input_spec_from_config(cfg, tuple(data.x.shape[1:]) if data.x.ndim == 4 else None)
+    return checkpoint_payload(state, cfg, list(data.classes), spec)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux flags ``avx512_bf16`` or
+    ``amx_bf16``); True where the flags cannot be read, so no false warning is given."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags

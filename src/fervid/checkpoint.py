@@ -1,0 +1,320 @@
+"""Self-describing checkpoints: a model's weights with everything needed to use it on new video.
+
+A checkpoint file (``torch.save`` of a dict, loadable with ``weights_only=True``) holds
+
+``format``
+    :data:`CHECKPOINT_FORMAT`, so a plain state dict is told apart;
+``state_dict``
+    the model's weights;
+``config``
+    the run's config as a plain dict (``LosoConfig`` or ``KfoldConfig`` ``model_dump()``) and
+    ``schema`` naming which of the two;
+``classes``
+    class names in label order (index ``i`` is the model's output ``i``);
+``input_spec``
+    what the model takes (:class:`InputSpec`).
+
+LOSO and k-fold runs write their fold models ``RUN_DIR/models/fold_*.pt`` in this form. A plain
+state dict from older runs is read too, its config and classes taken from
+``RUN_DIR/config.yaml`` and ``RUN_DIR/run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ValidationError
+from torch import nn
+
+from fervid.config import KfoldConfig, LosoConfig
+from fervid.files import atomic_write
+
+#: Value of the ``format`` key of a self-describing checkpoint.
+CHECKPOINT_FORMAT = "fervid-checkpoint-1"
+
+Representation = Literal["dssi", "apex", "global_di", "clip", "flow"]
+REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow")
+#: DSSI over the frames sampled from a k-fold clip: frames pooled per uniform segment.
+KFOLD_DSSI_FRAMES_PER_SEGMENT = 4
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing pieces or does not describe a usable model."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model takes, so that an input can be built from raw frames.
+
+    Attributes
+    ----------
+    representation
+        ``dssi``: ``(K+1, C, S, S)`` K local dynamic images and the global one; ``global_di``:
+        one dynamic image ``(C, S, S)``; ``apex``: one frame ``(C, S, S)``; ``clip``:
+        ``(C, T, S, S)`` frames scaled to [-1, 1]; ``flow``: ``(C, S, S)`` precomputed
+        optical-flow images (``data.format: precomputed``), which raw video cannot feed yet.
+    size
+        Side S of the square input, pixels.
+    mode
+        Pixel format of the frames: ``rgb``, ``bgr`` or ``gray`` (one channel).
+    dssi
+        DSSI parameters (``protocol``, ``segments_per_phase``, ``n_segments``,
+        ``frames_per_segment``), for ``dssi`` and ``global_di``.
+    num_frames
+        Frames sampled evenly from a window before building the input (``clip``, and DSSI of
+        k-fold models); None: every frame of the window.
+    in_chans
+        Channels of a ``flow`` input (its ``mode`` does not apply); None: from ``mode``.
+    """
+
+    representation: Representation
+    size: int
+    mode: Literal["rgb", "bgr", "gray"] = "rgb"
+    dssi: dict = field(default_factory=dict)
+    num_frames: int | None = None
+    in_chans: int | None = None
+
+    def __post_init__(self):
+        if self.representation not in REPRESENTATIONS:
+            raise CheckpointError(f"unknown input representation {self.representation!r}; "
+                                  f"expected one of {REPRESENTATIONS}")
+
+    @property
+    def channels(self) -> int:
+        if self.in_chans is not None:
+            return self.in_chans
+        return 1 if self.mode == "gray" else 3
+
+    def example_shape(self) -> tuple[int, ...]:
+        """Shape of one input (no batch dimension)."""
+        c, s = self.channels, self.size
+        if self.representation == "clip":
+            return (c, self.num_frames or 16, s, s)
+        if self.representation == "dssi":
+            return (self.num_segments + 1, c, s, s)
+        return (c, s, s)
+
+    @property
+    def num_segments(self) -> int:
+        """K, the local dynamic images of a DSSI input."""
+        d = self.dssi
+        if d.get("protocol", "phase") == "phase":
+            return 2 * int(d.get("segments_per_phase", 2))
+        return int(d.get("n_segments", 4))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: weights plus what they mean.
+
+    ``classes`` is in label order: the model's output ``i`` is ``classes[i]``.
+    """
+
+    path: Path
+    state_dict: dict
+    config: dict
+    schema: Literal["loso", "kfold"]
+    classes: tuple[str, ...]
+    input_spec: InputSpec
+
+    @property
+    def label_order(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.classes)}
+
+    @property
+    def model_name(self) -> str:
+        return self.config["model"]["name"]
+
+
+def input_spec_from_config(config: LosoConfig | KfoldConfig,
+                          input_shape: tuple[int, ...] | None = None) -> InputSpec:
+    """The model input a run's config trains on.
+
+    ``input_shape`` is one training input's shape, ``(C, S, S)``: needed for precomputed flow
+    images, whose size and channels the config does not state.
+
+    Raises
+    ------
+    CheckpointError
+        A precomputed-flow config without ``input_shape``.
+    """
+    if isinstance(config, KfoldConfig):
+        d = config.data
+        mode = "gray" if d.grayscale else "rgb"
+        if d.representation == "dssi":
+            k = max(1, d.num_frames // KFOLD_DSSI_FRAMES_PER_SEGMENT)
+            params = {"protocol": "uniform", "segments_per_phase": 1, "n_segments": k,
+                      "frames_per_segment": KFOLD_DSSI_FRAMES_PER_SEGMENT}
+            return InputSpec("dssi", d.size, mode, params, d.num_frames)
+        return InputSpec("clip", d.size, mode, {}, d.num_frames)
+    d = config.data
+    if d.format == "precomputed":
+        if input_shape is None or len(input_shape) != 3:
+            raise CheckpointError(
+                f"model {config.model.name!r} takes precomputed flow images; their input shape "
+                f"(C, S, S) is needed, got {input_shape}")
+        return InputSpec("flow", int(input_shape[-1]), "rgb", {}, None, int(input_shape[0]))
+    params = d.dssi.model_dump()
+    mode = params.pop("mode")
+    return InputSpec(d.format, d.size, mode, params)
+
+
+def checkpoint_payload(model_state: dict, config: dict | BaseModel,
+                       classes: list[str] | tuple[str, ...],
+                       input_spec: InputSpec | dict | None = None, *,
+                       where: Path | str = "checkpoint") -> dict:
+    """The dict a self-describing checkpoint file holds (see the module docstring)."""
+    parsed, schema = _parse_config(config, Path(where))
+    spec = input_spec_from_config(parsed) if input_spec is None else _as_spec(input_spec)
+    if len(classes) < 2:
+        raise CheckpointError(f"{where}: a classifier needs at least 2 classes, got {classes}")
+    return {"format": CHECKPOINT_FORMAT,
+            "state_dict": {k: v.detach().cpu() for k, v in model_state.items()},
+            "config": parsed.model_dump(), "schema": schema, "classes": list(classes),
+            "input_spec": asdict(spec)}
+
+
+def save_checkpoint(path: Path | str, model_state: dict, *, config: dict | BaseModel,
+                    classes: list[str] | tuple[str, ...],
+                    input_spec: InputSpec | dict | None = None) -> Path:
+    """Write a self-describing checkpoint atomically.
+
+    Parameters
+    ----------
+    path
+        Output file (``.pt``).
+    model_state
+        The model's ``state_dict()`` (moved to the CPU here).
+    config
+        The run's ``LosoConfig`` / ``KfoldConfig`` or its ``model_dump()``.
+    classes
+        Class names in label order.
+    input_spec
+        What the model takes; None derives it from ``config``.
+    """
+    payload = checkpoint_payload(model_state, config, classes, input_spec, where=path)
+    path = Path(path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return path
+
+
+def load_checkpoint(path: Path | str) -> Checkpoint:
+    """Read a self-describing checkpoint, or a run's plain fold model with its run directory.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file, or a fold model's ``config.yaml`` / ``run.json``, is missing.
+    CheckpointError
+        The file is not a checkpoint or describes no usable model; the message names it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a non-checkpoint file
+        raise CheckpointError(f"{path} is not a torch checkpoint: {err}") from err
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a checkpoint")
+    if payload.get("format") == CHECKPOINT_FORMAT:
+        missing = [k for k in ("state_dict", "config", "classes", "input_spec")
+                   if k not in payload]
+        if missing:
+            raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+        parsed, schema = _parse_config(payload["config"], path)
+        state, classes = payload["state_dict"], payload["classes"]
+        spec = _as_spec(payload["input_spec"])
+    elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        parsed, schema, classes = _read_run_dir(path)
+        state = payload
+        try:
+            spec = input_spec_from_config(parsed)
+        except CheckpointError as err:
+            raise CheckpointError(f"{path} is a plain state dict, which does not record its "
+                                  f"input: {err}") from err
+    else:
+        raise CheckpointError(f"{path} is neither a fervid checkpoint nor a state dict")
+    return Checkpoint(path, state, parsed.model_dump(), schema, tuple(classes), spec)
+
+
+def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
+    """The checkpoint's model with its weights loaded, in eval mode (on the CPU).
+
+    Raises
+    ------
+    CheckpointError
+        The weights do not fit the model the config describes.
+    """
+    in_chans, num_classes = ckpt.input_spec.channels, len(ckpt.classes)
+    if ckpt.schema == "kfold":
+        from fervid.protocol.kfold import build_video_model
+
+        model = build_video_model(KfoldConfig.model_validate(ckpt.config), in_chans, num_classes)
+    else:
+        from fervid.models import build_model
+
+        cfg = LosoConfig.model_validate(ckpt.config)
+        # The checkpoint holds every weight: never read the ImageNet file it started from.
+        model_cfg = cfg.model.model_copy(update={"pretrained_path": None})
+        model = build_model(cfg.model.name, in_chans=in_chans, num_classes=num_classes,
+                            drop_rate=cfg.model.drop_rate, config=model_cfg)
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ckpt.path}: weights do not fit model {ckpt.model_name!r} "
+                              f"({in_chans} channels, {num_classes} classes): {err}") from err
+    return model.eval()
+
+
+def _as_spec(spec: InputSpec | dict) -> InputSpec:
+    if isinstance(spec, InputSpec):
+        return spec
+    try:
+        return InputSpec(**spec)
+    except TypeError as err:
+        raise CheckpointError(f"invalid input spec {spec}: {err}") from err
+
+
+def _parse_config(config: dict | BaseModel, where: Path) -> tuple[LosoConfig | KfoldConfig,
+                                                                   Literal["loso", "kfold"]]:
+    if isinstance(config, LosoConfig):
+        return config, "loso"
+    if isinstance(config, KfoldConfig):
+        return config, "kfold"
+    data = config.model_dump() if isinstance(config, BaseModel) else dict(config)
+    errors = []
+    for schema, cls in (("loso", LosoConfig), ("kfold", KfoldConfig)):
+        try:
+            return cls.model_validate(data), schema
+        except ValidationError as err:
+            errors.append(f"{cls.__name__}: {err.error_count()} problem(s), first "
+                          f"{'.'.join(map(str, err.errors()[0]['loc']))}: "
+                          f"{err.errors()[0]['msg']}")
+    raise CheckpointError(f"{where}: config is neither a LOSO nor a k-fold config ("
+                          + "; ".join(errors) + ")")
+
+
+def _read_run_dir(model_path: Path) -> tuple[LosoConfig | KfoldConfig, str, list[str]]:
+    """Config and classes of the run a plain fold model ``RUN_DIR/models/fold_N.pt`` belongs to."""
+    run_dir = model_path.resolve().parent.parent
+    config_path, meta_path = run_dir / "config.yaml", run_dir / "run.json"
+    for needed in (config_path, meta_path):
+        if not needed.is_file():
+            raise FileNotFoundError(
+                f"{model_path} is a plain state dict; its config is read from the run "
+                f"directory, but {needed} does not exist")
+    try:
+        raw = yaml.safe_load(config_path.read_text())
+        meta = json.loads(meta_path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{run_dir}: cannot read config.yaml / run.json: {err}") from err
+    parsed, schema = _parse_config(raw or {}, config_path)
+    classes = meta.get("classes") or parsed.data.classes
+    return parsed, schema, list(classes)
+

@@ -1,0 +1,95 @@
+"""``fervid predict`` and ``fervid export``: a trained model on a new video, and as ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+#: Exit status of a video without any face (a clear message, no traceback).
+EXIT_NO_FACE = 3
+
+
+def predict(
+    video: Annotated[Path, typer.Argument(help="A video file (anything FFmpeg reads).")],
+    checkpoint: Annotated[Path, typer.Option(
+        help="A fold model RUN_DIR/models/fold_*.pt (self-describing: config, classes and "
+             "input spec inside).")],
+    out: Annotated[Path, typer.Option(help="Folder for predictions.json, timeline.png, "
+                                           "face_track.csv (and annotated.mp4).")],
+    window: Annotated[float, typer.Option(min=0.05, help="Window length, seconds.")] = 1.0,
+    stride: Annotated[float, typer.Option(min=0.05, help="Step between windows, seconds.")]
+    = 0.5,
+    annotate: Annotated[bool, typer.Option(
+        help="Also write annotated.mp4 with the face box and the label.")] = False,
+    onnx: Annotated[Path | None, typer.Option(
+        help="Run the model from this file (`fervid export`) with onnxruntime.")] = None,
+    detect_every: Annotated[int, typer.Option(
+        min=1, help="Run the face detector every N frames; landmarks track in between.")] = 5,
+) -> None:
+    """Expression probabilities over time for the face in VIDEO.
+
+    Detects, tracks and aligns the largest face, builds the model's input (DSSI, dynamic
+    image, apex frame or 16-frame clip, as the checkpoint says) over sliding windows and
+    classifies each window. The clip-level result is the mean of the windows' probabilities.
+
+    Exit status: 0 done; 2 unusable input (missing or unreadable file, not a video, a
+    checkpoint that does not describe a video model); 3 no face found in the video.
+    """
+    from fervid.cli import _USER_ERRORS, console, fail
+    from fervid.faces import NoFaceFoundError
+    from fervid.predict import predict_video
+
+    try:
+        result = predict_video(video, checkpoint, window_s=window, stride_s=stride,
+                               out_dir=out, annotate=annotate, onnx_path=onnx,
+                               detect_every=detect_every)
+    except NoFaceFoundError as e:
+        raise fail(str(e), EXIT_NO_FACE) from None
+    except _USER_ERRORS as e:
+        raise fail(str(e)) from None
+    _print_prediction(result, console)
+
+
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A fold model RUN_DIR/models/fold_*.pt.")],
+    onnx: Annotated[Path, typer.Option(help="The ONNX file to write.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Export a checkpoint's model (logits only) to ONNX.
+
+    The file is kept only if onnxruntime reproduces the torch logits within 1e-4 on a random
+    input of the checkpoint's input shape. `fervid predict --onnx` runs it.
+    """
+    from fervid.cli import _USER_ERRORS, console, fail
+    from fervid.export_onnx import MAX_ABS_DIFF, export_onnx
+
+    try:
+        diff = export_onnx(checkpoint, onnx, opset=opset)
+    except _USER_ERRORS as e:
+        raise fail(str(e)) from None
+    console.print(f"wrote {onnx}: onnxruntime logits within {diff:.2e} of torch "
+                  f"(limit {MAX_ABS_DIFF:g})", highlight=False)
+
+
+def _print_prediction(result, console: Console) -> None:
+    table = Table(title=f"{result.video}: {result.label}")
+    table.add_column("class")
+    table.add_column("clip probability", justify="right")
+    for name, p in zip(result.classes, result.probs, strict=True):
+        table.add_row(f"[bold]{name}[/]" if name == result.label else name, f"{p:.3f}")
+    console.print(table)
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_s.items() if k != "total")
+    console.print(f"{len(result.windows)} windows ({len(result.skipped)} skipped without a "
+                  f"face), {result.n_frames} frames in {result.stage_s['total']:.2f} s "
+                  f"({result.frames_per_second:.1f} frames/s): {stages}", highlight=False)
+    jitter = json.loads(result.files["predictions"].read_text())["landmark_jitter_px"]
+    if jitter:
+        console.print(f"landmark motion per frame in a 112 px crop: {jitter['raw']:.3f} px raw, "
+                      f"{jitter['smoothed']:.3f} px smoothed", highlight=False)
+    for name, path in result.files.items():
+        console.print(f"  {name}: {path}", highlight=False)

@@ -1,0 +1,78 @@
+"""What ``fervid predict`` writes: the probabilities as JSON, a timeline picture, an annotated
+video with the face box and the current label."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import av
+import cv2
+import matplotlib
+import numpy as np
+
+from fervid.files import atomic_write, atomic_write_bytes
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_predictions_json(path: Path, payload: dict) -> None:
+    atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
+
+
+def write_timeline(path: Path, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
+                   classes: Sequence[str], title: str) -> None:
+    """Each class's probability at the centre of every window, over time in seconds."""
+    centres = (np.asarray(starts) + np.asarray(ends)) / 2
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
+    for k, name in enumerate(classes):
+        ax.plot(centres, probs[:, k], marker="o" if len(centres) < 30 else None, label=name)
+    ax.set_xlabel("time (s, window centre)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=7, ncol=min(len(classes), 4))
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def write_annotated_video(path: Path, frames: Iterable[np.ndarray], fps: float,
+                          boxes: np.ndarray, labels: Sequence[str | None]) -> None:
+    """Re-encode ``frames`` (RGB) with the face box and the frame's label drawn on them.
+
+    ``boxes`` ``(T, 4)`` (NaN rows: no face), ``labels`` one text per frame (None: none).
+    H.264 when the FFmpeg build has it, else MPEG-4 part 2.
+    """
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+    def encode(tmp: Path) -> None:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = None
+            for index, frame in enumerate(frames):
+                if stream is None:
+                    stream = container.add_stream(codec, rate=round(fps) or 30)
+                    # Encoders want even sides; crop the odd last row / column if any.
+                    stream.height, stream.width = (frame.shape[0] // 2 * 2,
+                                                   frame.shape[1] // 2 * 2)
+                    stream.pix_fmt = "yuv420p"
+                image = np.ascontiguousarray(frame[:stream.height, :stream.width])
+                if index < len(boxes) and np.isfinite(boxes[index]).all():
+                    _draw(image, boxes[index], labels[index] if index < len(labels) else None)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+            if stream is not None:
+                for packet in stream.encode():
+                    container.mux(packet)
+
+    atomic_write(path, encode)
+
+
+def _draw(image: np.ndarray, box: np.ndarray, label: str | None) -> None:
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    cv2.rectangle(image, (x0, y0), (x1, y1), (0, 255, 0), 2)
+    if label:
+        cv2.putText(image, label, (x0, max(y0 - 8, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (0, 255, 0), 2, cv2.LINE_AA)

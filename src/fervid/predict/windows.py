@@ -1,0 +1,84 @@
+"""Sliding windows over a video's aligned face crops, and the model input of each window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fervid.checkpoint import InputSpec
+from fervid.representation.clip_inputs import dssi_stack
+from fervid.representation.dssi import dssi
+from fervid.representation.dynamic_image import standardize
+from fervid.representation.temporal_sampling import sample_indices
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames ``start..end - 1`` of a video (``end`` exclusive) and their times in seconds."""
+
+    start: int
+    end: int
+    fps: float
+
+    @property
+    def start_s(self) -> float:
+        return self.start / self.fps
+
+    @property
+    def end_s(self) -> float:
+        return self.end / self.fps
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def sliding_windows(n_frames: int, fps: float, window_s: float, stride_s: float) -> list[Window]:
+    """Windows of ``window_s`` seconds every ``stride_s`` seconds (at least 2 frames and a
+    stride of at least 1 frame); a video shorter than one window gives one window over all of it.
+
+    Raises
+    ------
+    ValueError
+        Non-positive durations or frame rate, or fewer than 2 frames.
+    """
+    if window_s <= 0 or stride_s <= 0:
+        raise ValueError(f"window and stride must be positive, got {window_s} s and {stride_s} s")
+    if fps <= 0:
+        raise ValueError("the video's frame rate is unknown, so windows in seconds cannot be cut")
+    if n_frames < 2:
+        raise ValueError(f"a window needs at least 2 frames, the video has {n_frames}")
+    length = min(max(2, round(window_s * fps)), n_frames)
+    stride = max(1, round(stride_s * fps))
+    return [Window(s, s + length, fps) for s in range(0, n_frames - length + 1, stride)]
+
+
+def window_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """The model input of one window's aligned crops.
+
+    Parameters
+    ----------
+    crops
+        ``(T, S, S, C)`` uint8 crops of the window, in the checkpoint's pixel mode and size.
+    spec
+        The checkpoint's :class:`~fervid.checkpoint.InputSpec`. The window is the clip: onset
+        its first frame, offset its last, apex its middle (unknown in raw video).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, ``spec.example_shape()``.
+    """
+    frames = crops
+    if spec.num_frames is not None:  # models trained on a fixed number of sampled frames
+        frames = crops[sample_indices(len(crops), spec.num_frames, "uniform")]
+    if spec.representation == "clip":
+        clip = frames.astype(np.float32).transpose(3, 0, 1, 2)  # (C, T, S, S)
+        return clip / 127.5 - 1.0
+    if spec.representation == "apex":
+        apex = frames[len(frames) // 2].astype(np.float32)
+        return standardize(apex[None]).transpose(0, 3, 1, 2)[0]
+    last = len(frames) - 1
+    result = dssi(frames, 0, last // 2, last, **spec.dssi)
+    stack = dssi_stack(result, spec.size)
+    return stack if spec.representation == "dssi" else stack[-1]

@@ -1,0 +1,302 @@
+"""Crop and align the faces of raw dataset clips into the layouts fervid's readers load.
+
+Every clip is read as a video (a folder's frames in numeric order, or an ``.mp4``); one face is
+tracked through it (:func:`fervid.faces.track_faces`) and each frame is warped onto the
+alignment template (:func:`fervid.faces.align_face`). Written under ``out_dir``::
+
+    casme2  subXX/EPxx_yy[f]/reg_img{N}.jpg    the Cropped release's names (read_casme2, same sheet)
+    samm    006/006_1_2/006_05562.jpg          the input's names (read_samm, same sheet)
+    smic    [HS/]s1/micro/negative/s1_ne_01/image059447.bmp   the input's names (read_smic)
+    dfew    Clip/clip_224x224/00001/00001_00001.jpg (frames numbered from 1) and a copy of
+            EmoLabel_DataSplit/, so read_dfew(out_dir, source="clip_224x224") reads it
+    _face_tracks/<clip key>.csv   per frame: status, box and 68 landmarks in source pixels
+    prepare_faces.json            the settings, so a resumed run cannot mix settings
+
+A clip's frames are written into a hidden temporary folder renamed into place once complete,
+after its face track; a re-run skips the clips whose folder and track exist and agree on the
+frame count (resume), and redoes the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fervid.clip_pool import check_settings, map_clips
+from fervid.faces import (
+    DlibFaceDetector,
+    align_face,
+    dlib_model_path,
+    read_video_frames,
+    template_points,
+    track_faces,
+)
+from fervid.files import TMP_MARK
+from fervid.progress import progress_bar
+from fervid.raw_clips import ClipJob, find_clips
+
+SETTINGS_NAME = "prepare_faces.json"
+TRACKS_DIR = "_face_tracks"
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """Everything that changes the written pixels (stored in ``prepare_faces.json``).
+
+    ``align``: ``clip`` warps every frame of a clip with one transform, fitted to the mean
+    landmarks over the clip (micro-expression motion is about a pixel, smaller than the
+    frame-to-frame landmark noise a per-frame warp would add); ``frame`` fits each frame
+    (heads that move, as in DFEW).
+    """
+
+    dataset: str
+    size: int = 224
+    margin: float = 0.1
+    template: str = "5point"
+    align: str = "clip"
+    detector: str = "hog"
+    detect_every: int = 5
+
+
+@dataclass
+class PrepareFacesResult:
+    """What :func:`prepare_faces` did.
+
+    Attributes
+    ----------
+    written, skipped : int
+        Clips written by this run; clips already finished (a resumed run), left untouched.
+    frames : int
+        Frames written by this run.
+    frames_without_face : int
+        Of those, frames where the track had no face, aligned with the nearest face's landmarks.
+    failed : list of (str, str)
+        ``(clip key, message)`` per clip that could not be prepared, in clip order.
+    seconds : float
+        Wall time of the clips' work.
+    out : Path
+        The output folder.
+    """
+
+    written: int = 0
+    skipped: int = 0
+    frames: int = 0
+    frames_without_face: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    out: Path = Path()
+
+    @property
+    def ok(self) -> bool:
+        """True when no clip failed."""
+        return not self.failed
+
+
+def track_csv_path(out_dir: Path, key: str) -> Path:
+    """Where the face track of clip ``key`` is written."""
+    return Path(out_dir) / TRACKS_DIR / f"{key}.csv"
+
+
+def is_finished(job: ClipJob, track_csv: Path) -> bool:
+    """The clip folder and its track exist and hold as many frames as the track has rows."""
+    if not job.out_dir.is_dir() or not track_csv.is_file():
+        return False
+    with open(track_csv, "rb") as f:
+        rows = sum(1 for _ in f) - 1
+    written = sum(1 for e in os.scandir(job.out_dir) if e.is_file())
+    return written == rows and (job.frames is None or rows == len(job.frames))
+
+
+_DETECTORS: dict[str, DlibFaceDetector] = {}
+
+
+def _detector(model: str) -> DlibFaceDetector:
+    # One per process: loading the landmark model takes a fraction of a second.
+    if model not in _DETECTORS:
+        _DETECTORS[model] = DlibFaceDetector(model=model, upsample=1, max_side=480)
+    return _DETECTORS[model]
+
+
+def _read_frames(job: ClipJob):
+    """The clip's frames as BGR arrays (what cv2.imencode writes back with true colours)."""
+    if job.frames is None:
+        for rgb in read_video_frames(job.source):
+            yield cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        return
+    for path in job.frames:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: not an image OpenCV can decode")
+        yield image
+
+
+def _frame_landmarks(landmarks: np.ndarray, present: np.ndarray, align: str) -> np.ndarray:
+    """Landmarks to align each frame with: the clip mean (``clip``), or each frame's own, the
+    nearest face's on frames without one (``frame``)."""
+    have = np.flatnonzero(present)
+    if align == "clip":
+        return np.repeat(landmarks[have].mean(axis=0)[None], len(landmarks), axis=0)
+    frames = np.arange(len(landmarks))
+    after = have[np.searchsorted(have, frames).clip(0, len(have) - 1)]
+    before = have[(np.searchsorted(have, frames, side="right") - 1).clip(0)]
+    return landmarks[np.where(frames - before <= after - frames, before, after)]
+
+
+def _encode(image: np.ndarray, name: str) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if name.lower().endswith(".jpg") else []
+    ok, data = cv2.imencode(Path(name).suffix, image, params)
+    if not ok:
+        raise RuntimeError(f"encoding {name} failed")
+    return data.tobytes()
+
+
+def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple[int, int]:
+    """Track, align and write one clip; returns (frames written, frames without a face).
+
+    Raises
+    ------
+    NoFaceFoundError
+        ``no face found in <clip path>``.
+    ValueError, OSError
+        An unreadable frame or video, naming it.
+    """
+    parent, name = job.out_dir.parent, job.out_dir.name
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{name}{TMP_MARK}*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = parent / f".{name}{TMP_MARK}{os.getpid()}"
+    try:
+        track = track_faces(_read_frames(job), detector=_detector(settings.detector),
+                             detect_every=settings.detect_every, fps=job.fps,
+                             source=str(job.source))
+        present = track.present
+        points = _frame_landmarks(track.landmarks, present, settings.align)
+        tmp.mkdir()
+        matrix = None
+        count = 0
+        for index, frame in enumerate(_read_frames(job)):
+            if index >= len(track):
+                break
+            if matrix is None or settings.align == "frame":
+                aligned = align_face(frame, points[index], size=settings.size,
+                                     margin=settings.margin, template=settings.template)
+                matrix, crop = aligned.matrix, aligned.image
+            else:  # one fit per clip: the same warp for every frame
+                crop = cv2.warpAffine(frame, matrix, (settings.size, settings.size),
+                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out_name = job.names[index] if job.names else f"{job.key}_{index + 1:05d}.jpg"
+            (tmp / out_name).write_bytes(_encode(crop, out_name))
+            count += 1
+        if count != len(track):
+            raise ValueError(f"{job.source}: {count} frames decoded for writing, {len(track)} "
+                             "when tracking")
+        track.write_csv(track_csv, with_landmarks=True)
+        if job.out_dir.exists():  # an unfinished or outdated folder
+            shutil.rmtree(job.out_dir)
+        os.rename(tmp, job.out_dir)
+        return count, int((~present).sum())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_dfew_splits(data_root: Path, out_dir: Path) -> None:
+    """Copy EmoLabel_DataSplit/ so the output is a complete DFEW folder (skipped if absent)."""
+    src, dst = Path(data_root) / "EmoLabel_DataSplit", out_dir / "EmoLabel_DataSplit"
+    if src.is_dir() and not dst.exists():
+        tmp = out_dir / f".{dst.name}{TMP_MARK}{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        os.rename(tmp, dst)
+
+
+def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 224,
+                  margin: float = 0.1, template: str = "5point", align: str | None = None,
+                  detector: str = "hog", detect_every: int = 5, clips: set[int] | None = None,
+                  workers: int | None = None, progress: bool = True) -> PrepareFacesResult:
+    """Write the aligned faces of every clip of a raw release (layouts: module docstring).
+
+    Parameters
+    ----------
+    dataset : {'casme2', 'samm', 'smic', 'dfew'}
+        Which release ``data_root`` holds (see :func:`fervid.raw_clips.find_clips`).
+    data_root, out_dir : Path
+        The raw release and the output folder (created; must differ). Finished clips already
+        in ``out_dir`` are kept (resume).
+    size, margin, template
+        Crop side in pixels, border around the face, and ``'5point'`` or ``'68point'`` (see
+        :func:`fervid.faces.align_face`).
+    align : {'clip', 'frame'}, optional
+        One warp per clip or one per frame (see :class:`FaceSettings`); default ``frame`` for
+        dfew, ``clip`` for the micro-expression sets.
+    detector : {'hog', 'cnn'}
+        dlib face detector (frames shrunk to 480 px, upsampled once).
+    detect_every : int
+        Run the detector every N frames; the landmark tracker follows the face in between.
+    clips : set of int, optional
+        DFEW only: the clip numbers to prepare.
+    workers : int, optional
+        Processes (``spawn``; scripts need an ``if __name__ == "__main__":`` guard); default
+        ``os.cpu_count()``; 1 works in this process.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    PrepareFacesResult
+        A clip that fails (no face: ``no face found in <clip path>``; unreadable frames) is
+        listed in ``failed``; the others are written.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Unusable input or options, ``out_dir`` holding faces made with other settings, or a
+        missing dlib model.
+    """
+    out_dir, data_root = Path(out_dir), Path(data_root)
+    align = align or ("frame" if dataset == "dfew" else "clip")
+    settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every)
+    if align not in ("clip", "frame") or detector not in ("hog", "cnn") or detect_every < 1:
+        raise ValueError(f"need align clip|frame, detector hog|cnn and detect_every >= 1, got "
+                         f"{align!r}, {detector!r}, {detect_every}")
+    template_points(template, size=size, margin=margin)  # checks size, margin and template
+    dlib_model_path("shape_predictor_68_face_landmarks.dat")
+    if detector == "cnn":
+        dlib_model_path("mmod_human_face_detector.dat")
+    if out_dir.resolve() == data_root.resolve():
+        raise ValueError(f"{out_dir} is the data folder itself: the faces would overwrite its "
+                         "frames; choose another output folder")
+    jobs = find_clips(dataset, data_root, out_dir, clips)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(out_dir / SETTINGS_NAME, asdict(settings), "faces")
+    if dataset == "dfew":
+        _copy_dfew_splits(data_root, out_dir)
+
+    workers = max(1, workers or os.cpu_count() or 1)
+    result = PrepareFacesResult(out=out_dir)
+    csvs = {j.key: track_csv_path(out_dir, j.key) for j in jobs}
+    todo = [j for j in jobs if not is_finished(j, csvs[j.key])]
+    result.skipped = len(jobs) - len(todo)
+    started = time.perf_counter()
+    with progress_bar(progress and bool(todo)) as bar:
+        task = bar.add_task("faces", total=len(todo), status="clips")
+
+        def advance() -> None:
+            bar.advance(task)
+
+        results, errors = map_clips(
+            prepare_clip, [(j.key, (j, settings, csvs[j.key])) for j in todo], workers=workers,
+            advance=advance)
+    counts = list(results.values())
+    result.seconds = time.perf_counter() - started
+    result.failed = [(j.key, errors[j.key]) for j in jobs if j.key in errors]
+    result.written = len(todo) - len(errors)
+    result.frames = sum(c for c, _ in counts)
+    result.frames_without_face = sum(m for _, m in counts)
+    return result

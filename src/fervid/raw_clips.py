@@ -1,0 +1,135 @@
+"""The clips of a raw release, as :func:`fervid.prepare_faces.prepare_faces` reads them.
+
+Each clip is a frame folder (CASME II, SAMM, SMIC) or a video (DFEW), with the folder its
+aligned faces go to under the output folder: the same path relative to the release, so the
+dataset readers load the output as they load the release.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fervid.datasets.casme2 import CROPPED_FRAME, RAW_FRAME
+from fervid.datasets.frames import index_frames
+from fervid.datasets.samm import FRAME as SAMM_FRAME
+from fervid.datasets.smic import CLIP_DIR as SMIC_CLIP_DIR
+from fervid.datasets.smic import FRAME as SMIC_FRAME
+from fervid.datasets.smic import SMIC_PROTOCOLS, find_hs
+
+DATASETS = ("casme2", "samm", "smic", "dfew")
+#: The DFEW frame source the output is written as (``Clip/clip_224x224``), whatever the size.
+DFEW_SOURCE = "clip_224x224"
+#: Frame rates of the releases, passed to the tracker (FaceTrack.fps); 0 (unknown) for DFEW.
+FPS = {"casme2": 200.0, "samm": 200.0, "smic": 100.0}
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip: where its frames come from and where they go."""
+
+    key: str                                  # 'sub01/EP02_01f', '00001': names the clip
+    source: Path                              # the frame folder or the video
+    out_dir: Path                             # its finished folder
+    frames: tuple[Path, ...] | None = None    # folder clips: input files in temporal order
+    names: tuple[str, ...] | None = None      # folder clips: output file names
+    fps: float = 0.0
+
+
+def parse_clip_numbers(text: str) -> set[int]:
+    """``'1,5,10-12'`` -> ``{1, 5, 10, 11, 12}``."""
+    numbers: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise ValueError(f"bad clip list {text!r}: use numbers and ranges, e.g. 1,5,10-12")
+        first = int(match.group(1))
+        numbers.update(range(first, int(match.group(2) or first) + 1))
+    if not numbers:
+        raise ValueError("the clip list is empty")
+    return numbers
+
+
+def _natural(path: Path) -> tuple:
+    # sub2 before sub10, s2_ne_3 before s2_ne_10.
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def _subdirs(folder: Path, pattern: str | None = None) -> list[Path]:
+    dirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    return sorted((p for p in dirs if pattern is None or re.fullmatch(pattern, p.name)),
+                  key=_natural)
+
+
+def _folder_job(root: Path, out: Path, clip: Path, pattern: re.Pattern[str],
+                rename=lambda name: name, fps: float = 0.0) -> ClipJob | None:
+    index = index_frames(clip, pattern)
+    if not index:
+        return None
+    frames = tuple(index[n] for n in sorted(index))
+    rel = clip.relative_to(root)
+    return ClipJob(rel.as_posix(), clip, out / rel, frames,
+                   tuple(rename(f.name) for f in frames), fps)
+
+
+def find_clips(dataset: str, data_root: Path, out_dir: Path,
+               clips: set[int] | None = None) -> list[ClipJob]:
+    """The clips of a raw release, in reading order.
+
+    casme2: ``root/subXX/<clip>/img{N}.jpg`` (or ``reg_img{N}.jpg``); samm:
+    ``root/NNN/<clip>/NNN_{N}.jpg``; smic: ``[HS/]s<N>/micro/<emotion>/<clip>/image{N}.bmp``
+    (the micro clips the reader loads); dfew: ``root/Clip/original/NNNNN.mp4``, only the
+    numbers in ``clips`` when given.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``data_root`` (or DFEW's ``Clip/original``) is not a folder.
+    ValueError
+        No clip found, ``clips`` given for another dataset or naming absent videos.
+    """
+    root = Path(data_root)
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: data folder not found")
+    if clips is not None and dataset != "dfew":
+        raise ValueError("a clip list selects DFEW videos; it does not apply to " + dataset)
+    jobs: list[ClipJob | None] = []
+    if dataset == "casme2":
+        for clip in (c for s in _subdirs(root, r"sub\d+") for c in _subdirs(s)):
+            raw = _folder_job(root, out_dir, clip, RAW_FRAME, lambda n: "reg_" + n, FPS[dataset])
+            jobs.append(raw or _folder_job(root, out_dir, clip, CROPPED_FRAME, fps=FPS[dataset]))
+        where = "subXX/<clip>/img{N}.jpg"
+    elif dataset == "samm":
+        jobs = [_folder_job(root, out_dir, clip, SAMM_FRAME, fps=FPS[dataset])
+                for s in _subdirs(root, r"\d+") for clip in _subdirs(s)]
+        where = "NNN/<clip>/NNN_{N}.jpg"
+    elif dataset == "smic":
+        hs = find_hs(root)
+        emotions = SMIC_PROTOCOLS["3class"]
+        jobs = [_folder_job(root, out_dir, clip, SMIC_FRAME, fps=FPS[dataset])
+                for s in _subdirs(hs, r"s\d+") for e in emotions
+                if (s / "micro" / e).is_dir() for clip in _subdirs(s / "micro" / e)
+                if SMIC_CLIP_DIR.fullmatch(clip.name)]
+        where = "s<N>/micro/<emotion>/<clip>/image{N}.bmp"
+    else:
+        videos = root / "Clip" / "original"
+        if not videos.is_dir():
+            raise FileNotFoundError(f"{videos}: DFEW video folder not found (pass the DFEW "
+                                    "folder holding Clip/original/)")
+        found = {int(p.stem): p for p in videos.glob("*.mp4") if p.stem.isdigit()}
+        absent = sorted((clips or set()) - set(found))
+        if absent:
+            raise ValueError(f"{len(absent)} requested clip(s) have no video in {videos}: "
+                             f"{', '.join(f'{n:05d}' for n in absent[:10])}")
+        jobs = [ClipJob(f"{n:05d}", found[n], out_dir / "Clip" / DFEW_SOURCE / f"{n:05d}")
+                for n in sorted(found) if clips is None or n in clips]
+        where = "Clip/original/NNNNN.mp4"
+    kept = [j for j in jobs if j is not None]
+    if not kept:
+        raise ValueError(f"no clips found under {root} (expected {where})")
+    return kept
+
+
