@@ -189,3 +189,13 @@ def test_smoothing_keeps_a_steady_motion_at_the_ends_of_a_run():
     assert np.allclose(smoothed[:10], positions[:10])  # a symmetric mean keeps a line
     noisy = positions + np.tile([1.0, -1.0], 6)[:, None].astype(np.float32)
     assert np.abs(_smooth(noisy, status, 5)[2:8] - positions[2:8]).max() < 0.5
+
+
+def test_gray_frames_are_the_luma_of_the_colour_frames():
+    frames = read_video_frames(shared_path("videos", "single_face.mp4"))
+    gray = list(frames.as_format("gray"))
+    colour = list(frames)
+    assert len(gray) == len(colour) == 72 and gray[0].shape == colour[0].shape[:2]
+    for g, c in zip(gray[::20], colour[::20], strict=True):
+        ref = cv2.cvtColor(c, cv2.COLOR_RGB2GRAY).astype(float)
+        assert np.corrcoef(g.ravel().astype(float), ref.ravel())[0, 1] > 0.99
