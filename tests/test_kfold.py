@@ -166,3 +166,14 @@ def test_training_log_goes_to_csv_and_tensorboard(release, tmp_path):
     assert [e.step for e in loss] == [1, 2]
     assert [e.value for e in loss] == pytest.approx(log["loss"].tolist(), rel=1e-6)
     assert "train/train_acc" in events.Tags()["scalars"]
+
+
+def test_cli_report_html_of_a_kfold_run(release, tmp_path):
+    run_kfold(config(), release, tmp_path / "run", folds=[1], progress=False)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "run"), "--html",
+                                      str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert 'data-section="folds"' in (tmp_path / "r.html").read_text()
+    (tmp_path / "run" / "run.json").write_text("{not json")
+    broken = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert broken.exit_code == 2 and "run.json: not valid JSON" in " ".join(broken.output.split())

@@ -134,21 +134,21 @@ def report(
     run_dirs: Annotated[list[Path], typer.Argument(
         help="Run directories of `fervid loso` or `fervid kfold`.")],
     html: Annotated[Path | None, typer.Option(
-        help="Also write one self-contained HTML report of the runs (LOSO) to this file.")
+        help="Also write one self-contained HTML report of the runs (LOSO or k-fold) to this "
+             "file.")
     ] = None,
 ) -> None:
     """Merge the finished folds of each run (from any number of shards) and print the results.
 
     With several runs (e.g. seeds), also prints them side by side with their mean and spread.
     """
-    import json
-
+    from fervid.protocol.run_store import read_run_meta
     from fervid.report import build_report, print_report, seeds_table
     from fervid.report_kfold import build_kfold_report, print_kfold_report
 
-    kfold_dirs = [d for d in run_dirs if (d / "run.json").exists() and json.loads(
-        (d / "run.json").read_text()).get("protocol") == "dfew_5fold"]
     try:
+        kfold_dirs = [d for d in run_dirs if (d / "run.json").exists()
+                      and read_run_meta(d).get("protocol") == "dfew_5fold"]
         for d in kfold_dirs:
             print_kfold_report(build_kfold_report(d), console)
         reports = [build_report(d) for d in run_dirs if d not in kfold_dirs]
@@ -162,7 +162,7 @@ def report(
         from fervid.html_report import write_html_report
 
         try:
-            write_html_report([d for d in run_dirs if d not in kfold_dirs], html)
+            write_html_report(run_dirs, html)
         except _USER_ERRORS as e:
             raise fail(str(e)) from None
         console.print(f"wrote {html}")

@@ -30,6 +30,7 @@ def predict(
         help="Run the model from this file (`fervid export`) with onnxruntime.")] = None,
     detect_every: Annotated[int, typer.Option(
         min=1, help="Run the face detector every N frames; landmarks track in between.")] = 5,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Expression probabilities over time for the face in VIDEO.
 
@@ -47,7 +48,7 @@ def predict(
     try:
         result = predict_video(video, checkpoint, window_s=window, stride_s=stride,
                                out_dir=out, annotate=annotate, onnx_path=onnx,
-                               detect_every=detect_every)
+                               detect_every=detect_every, progress=progress)
     except NoFaceFoundError as e:
         raise fail(str(e), EXIT_NO_FACE) from None
     except _USER_ERRORS as e:

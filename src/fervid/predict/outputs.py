@@ -26,14 +26,14 @@ def write_timeline(path: Path, starts: np.ndarray, ends: np.ndarray, probs: np.n
                    classes: Sequence[str], title: str) -> None:
     """Each class's probability at the centre of every window, over time in seconds."""
     centres = (np.asarray(starts) + np.asarray(ends)) / 2
-    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
     for k, name in enumerate(classes):
         ax.plot(centres, probs[:, k], marker="o" if len(centres) < 30 else None, label=name)
     ax.set_xlabel("time (s, window centre)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, ncol=min(len(classes), 4))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -35,6 +35,7 @@ from fervid.predict.outputs import (
     write_timeline,
 )
 from fervid.predict.windows import Window, sliding_windows, window_input
+from fervid.progress import progress_bar
 
 #: Per-stage times, in the order the pipeline runs them.
 STAGES = ("decode", "detect_track", "align", "representation", "model")
@@ -110,7 +111,7 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
                   annotate: bool = False, onnx_path: Path | str | None = None,
                   detector: FaceDetector | None = None, detect_every: int = 5,
                   margin: float = 0.1, batch_size: int = 32,
-                  refine_landmarks: bool = False) -> Prediction:
+                  refine_landmarks: bool = False, progress: bool = False) -> Prediction:
     """Classify the expression of the face in ``video`` over sliding windows.
 
     Parameters
@@ -135,6 +136,8 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     refine_landmarks
         Fit the landmarks twice on tracked frames (see :func:`fervid.faces.track_faces`);
         off by default, for speed.
+    progress
+        Show progress bars (frames tracked, frames aligned) with their ETA.
     margin
         Border around the aligned face (see :func:`fervid.faces.align_face`).
     batch_size
@@ -165,15 +168,20 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     if frames.fps <= 0:
         raise PredictError(f"{video}: the frame rate is unknown, cannot cut windows in seconds")
     detect_started = time.perf_counter()
-    # Detection and landmarks work on intensity: decode the luma plane only.
-    track = track_faces(timer.timed_frames(frames.as_format("gray")),
-                        detector=detector or DlibFaceDetector(upsample=0, max_side=480),
-                        detect_every=detect_every, fps=frames.fps, source=str(video),
-                        refine=refine_landmarks)
-    timer.seconds["detect_track"] = (time.perf_counter() - detect_started
-                                     - timer.seconds["decode"])
-    source = frames.as_format("gray" if spec.mode == "gray" else "rgb24")
-    crops, present = _aligned_crops(timer, source, track, spec.size, spec.mode, margin)
+    with progress_bar(progress) as bar:
+        total = frames.frame_count or None
+        task = bar.add_task("detect + track", total=total, status="frames")
+        # Detection and landmarks work on intensity: decode the luma plane only.
+        track = track_faces(_advancing(timer.timed_frames(frames.as_format("gray")), bar, task),
+                            detector=detector or DlibFaceDetector(upsample=0, max_side=480),
+                            detect_every=detect_every, fps=frames.fps, source=str(video),
+                            refine=refine_landmarks)
+        timer.seconds["detect_track"] = (time.perf_counter() - detect_started
+                                         - timer.seconds["decode"])
+        task = bar.add_task("align", total=len(track), status="frames")
+        source = frames.as_format("gray" if spec.mode == "gray" else "rgb24")
+        crops, present = _aligned_crops(timer, _advancing(source, bar, task), track, spec.size,
+                                        spec.mode, margin)
 
     windows = sliding_windows(len(track), frames.fps, window_s, stride_s)
     usable = [w for w in windows if present[w.start:w.end].all()]
@@ -209,6 +217,12 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     saved["stage_s"] = prediction.stage_s
     write_predictions_json(prediction.files["predictions"], saved)
     return prediction
+
+
+def _advancing(frames: Iterable[np.ndarray], bar, task) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield frame
+        bar.advance(task)
 
 
 def _aligned_crops(timer: _Timer, frames: Iterable[np.ndarray], track: FaceTrack, size: int,

@@ -35,7 +35,13 @@ def read_run_meta(run_dir: Path) -> dict:
     meta_path = Path(run_dir) / "run.json"
     if not meta_path.exists():
         raise RunDirError(f"{run_dir}: not a fervid run directory (no run.json)")
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{meta_path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{meta_path}: expected a JSON object")
+    return meta
 
 
 @dataclass(frozen=True)
