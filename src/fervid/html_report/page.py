@@ -31,7 +31,8 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e6eaef; text-align: right; }
 th { background: #eef2f6; font-weight: 600; }
 td:first-child, th:first-child { text-align: left; }
-table.published td:nth-last-child(-n+2) { text-align: left; max-width: 380px; }
+table.published td:nth-last-child(-n+2) { text-align: left; min-width: 160px; max-width: 230px;
+                                         font-size: 12px; }
 tr.this td, tr.summary td { background: #fff8e1; }
 .scroll { max-height: 520px; overflow-y: auto; display: inline-block; }
 .scroll th { position: sticky; top: 0; }

@@ -15,13 +15,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import torch
 import yaml
 
 from fervid.config import LosoConfig
 from fervid.files import atomic_write
+
+if TYPE_CHECKING:  # torch is imported where a model is saved: `fervid report` needs none
+    import torch
 
 PREDICTION_COLUMNS = ["dataset", "subject", "clip", "label", "pred", "fold"]
 
@@ -111,6 +114,8 @@ class RunStore:
             for k, col in enumerate(result.segment_weights.t().tolist()):
                 frame[f"alpha_{k}"] = [round(v, 6) for v in col]
         if model is not None:  # the model first: a fold counts as finished once its CSV exists
+            import torch
+
             atomic_write(self.model_path(result.fold), lambda p: torch.save(model, p))
         atomic_write(self.fold_path(result.fold), lambda p: frame.to_csv(p, index=False))
 
