@@ -8,6 +8,7 @@ by the same readers, in the same colours, and resume.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -90,6 +91,13 @@ def prepared(casme2, tmp_path_factory) -> tuple[Path, str, float]:
     return out, output, seconds
 
 
+def _count(output: str, row: str) -> int:
+    """A row of the closing summary table."""
+    match = re.search(rf"{row}\W+(\d+)", output)
+    assert match, f"no {row!r} row in {output}"
+    return int(match.group(1))
+
+
 def track_landmarks(csv: Path) -> np.ndarray:
     """``(T, 68, 2)`` landmarks of a face-track sidecar (its last 136 columns)."""
     table = pd.read_csv(csv)
@@ -106,7 +114,8 @@ def test_output_is_read_by_the_casme2_reader_with_the_same_sheet(casme2, prepare
         assert [f"reg_{p.name}" for p in r.frames] == [p.name for p in a.frames]  # Cropped names
         assert a.frames[0].parent == out / r.subject / r.clip
     n_frames = sum(len(s.frames) for s in raw)
-    assert f"6 clips written ({n_frames} frames" in output and "0 failed" in output
+    assert _count(output, "clips written") == 6 and _count(output, "failed") == 0, output
+    assert _count(output, "frames written") == n_frames
     print(f"prepare faces, generated CASME II tree: {n_frames} frames of 360x300 in "
           f"{seconds:.2f} s ({n_frames / seconds:.1f} frames/s, 1 worker, incl. model load)")
     settings = json.loads((out / "prepare_faces.json").read_text())
@@ -151,7 +160,8 @@ def test_rerun_resumes_and_redoes_an_unfinished_clip(casme2, prepared, tmp_path)
     args = ("--dataset", "casme2", "--data-root", str(root), "--out", str(copy),
             "--size", str(SIZE), "--workers", "1")
     code, output = prepare(*args)
-    assert code == 0 and "0 clips written (0 frames), 6 already done" in output, output
+    assert code == 0 and _count(output, "clips written") == 0, output
+    assert _count(output, "already done") == 6
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == before
 
     clip = min(copy.glob("sub02/*"))
@@ -159,7 +169,8 @@ def test_rerun_resumes_and_redoes_an_unfinished_clip(casme2, prepared, tmp_path)
     stale = clip.parent / f".{clip.name}{TMP_MARK}999"  # left by a killed run
     stale.mkdir()
     code, output = prepare(*args)
-    assert code == 0 and "1 clips written" in output and "5 already done" in output, output
+    assert code == 0 and _count(output, "clips written") == 1, output
+    assert _count(output, "already done") == 5
     assert not stale.exists() and not list(copy.rglob(f"*{TMP_MARK}*"))
     assert sorted(p.name for p in clip.iterdir()) == sorted(
         p.name for p in (out / clip.relative_to(copy)).iterdir())
@@ -179,7 +190,7 @@ def test_clip_without_a_face_fails_and_the_others_are_written(casme2, tmp_path):
     code, output = prepare("--dataset", "casme2", "--data-root", str(raw), "--out", str(out),
                            "--size", "64", "--workers", "2")  # the process pool
     assert code == 1, output
-    assert "5 clips written" in output and "1 failed" in output
+    assert _count(output, "clips written") == 5 and _count(output, "failed") == 1, output
     assert f"sub02/{blank.name}: no face found in {blank}" in output
     assert not (out / "sub02" / blank.name).exists()
     assert not list(out.rglob(f"*{TMP_MARK}*"))
@@ -301,7 +312,7 @@ def test_dfew_videos_to_clip_224x224(face, tmp_path):
     code, output = prepare(*args, "--clips", "1-3")
     seconds = time.perf_counter() - started
     assert code == 1 and f"00002: no face found in {videos / '00002.mp4'}" in output, output
-    assert "2 clips written (82 frames" in output
+    assert _count(output, "clips written") == 2 and _count(output, "frames written") == 82
     print(f"prepare faces, DFEW: 10 generated + 72 real 640x360 frames in {seconds:.2f} s")
     assert not (out / "Clip" / "clip_224x224" / "00009").exists()
     real = sorted((out / "Clip" / "clip_224x224" / "00003").iterdir())

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from fervid.samples import DatasetFormatError
 
@@ -114,9 +115,9 @@ def flow(
     except (ValueError, OSError) as error:
         _fail(err, f"cannot prepare {out}:", str(error))
 
-    console.print(f"{dataset.value} ({protocol.value}): {result.written} written, "
-                  f"{result.skipped} already done, {result.unlabelled} outside the protocol, "
-                  f"{len(result.failed)} failed -> {result.index}", highlight=False)
+    _summary(console, f"prepare flow: {dataset.value} ({protocol.value}) -> {result.index}",
+             [("clips written", result.written), ("already done", result.skipped),
+              ("outside the protocol", result.unlabelled), ("failed", len(result.failed))])
     _report_failures(err, result.failed, "finished images are kept")
 
 
@@ -189,13 +190,26 @@ def faces(
         _fail(err, f"cannot prepare faces of {dataset.value} from {data_root} into {out}:",
               str(error))
 
-    rate = f", {result.frames / result.seconds:.1f} frames/s" if result.frames else ""
-    held = (f", {result.frames_without_face} without a tracked face, aligned from the "
-            "others" if result.frames_without_face else "")
-    Console().print(f"{dataset.value}: {result.written} clips written ({result.frames} frames"
-                    f"{held}{rate}), {result.skipped} already done, {len(result.failed)} "
-                    f"failed -> {result.out}", markup=False, highlight=False, soft_wrap=True)
+    rows = [("clips written", result.written), ("already done", result.skipped),
+            ("failed", len(result.failed)), ("frames written", result.frames)]
+    if result.frames_without_face:
+        rows.append(("frames without a tracked face (aligned from the others)",
+                     result.frames_without_face))
+    if result.frames:
+        rows.append(("frames/s", f"{result.frames / result.seconds:.1f}"))
+    _summary(Console(), f"prepare faces: {dataset.value} -> {result.out}", rows)
     _report_failures(err, result.failed, "finished clips are kept")
+
+
+def _summary(console: Console, title: str, rows: list[tuple[str, object]]) -> None:
+    """The closing results table of a prepare command."""
+    console.print(title, markup=False, highlight=False, soft_wrap=True)  # paths stay whole
+    table = Table(show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, value in rows:
+        table.add_row(what, str(value))
+    console.print(table)
 
 
 def _report_failures(err: Console, failed: list[tuple[str, str]], kept: str) -> None:
