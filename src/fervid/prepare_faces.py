@@ -127,8 +127,7 @@ def _detector(model: str) -> DlibFaceDetector:
 def _read_frames(job: ClipJob):
     """The clip's frames as BGR arrays (what cv2.imencode writes back with true colours)."""
     if job.frames is None:
-        for rgb in read_video_frames(job.source):
-            yield cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        yield from read_video_frames(job.source).as_format("bgr24")
         return
     for path in job.frames:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -179,18 +178,12 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
         present = track.present
         points = _frame_landmarks(track.landmarks, present, settings.align)
         tmp.mkdir()
-        matrix = None
         count = 0
         for index, frame in enumerate(_read_frames(job)):
             if index >= len(track):
                 break
-            if matrix is None or settings.align == "frame":
-                aligned = align_face(frame, points[index], size=settings.size,
-                                     margin=settings.margin, template=settings.template)
-                matrix, crop = aligned.matrix, aligned.image
-            else:  # one fit per clip: the same warp for every frame
-                crop = cv2.warpAffine(frame, matrix, (settings.size, settings.size),
-                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            crop = align_face(frame, points[index], size=settings.size, margin=settings.margin,
+                              template=settings.template).image
             out_name = job.names[index] if job.names else f"{job.key}_{index + 1:05d}.jpg"
             (tmp / out_name).write_bytes(_encode(crop, out_name))
             count += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -88,7 +87,7 @@ def _print_prediction(result, console: Console) -> None:
     console.print(f"{len(result.windows)} windows ({len(result.skipped)} skipped without a "
                   f"face), {result.n_frames} frames in {result.stage_s['total']:.2f} s "
                   f"({result.frames_per_second:.1f} frames/s): {stages}", highlight=False)
-    jitter = json.loads(result.files["predictions"].read_text())["landmark_jitter_px"]
+    jitter = result.landmark_jitter
     if jitter:
         console.print(f"landmark motion per frame in a 112 px crop: {jitter['raw']:.3f} px raw, "
                       f"{jitter['smoothed']:.3f} px smoothed", highlight=False)

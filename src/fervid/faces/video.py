@@ -30,8 +30,8 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
 @dataclass(frozen=True)
 class VideoFrames:
     """The frames of one video, decoded lazily: iterate for ``(H, W, 3) uint8`` RGB arrays
-    (``pixel_format="rgb24"``) or ``(H, W) uint8`` intensity (``"gray"``, the luma plane:
-    no colour conversion, the cheapest to decode).
+    (``pixel_format="rgb24"``), BGR ones (``"bgr24"``, OpenCV's order) or ``(H, W) uint8``
+    intensity (``"gray"``, the luma plane: no colour conversion, the cheapest to decode).
 
     ``frame_count`` is the container's estimate (0 when it does not say); the number of
     frames decoded can differ by a few. Each iteration decodes the file again, with FFmpeg's
@@ -43,9 +43,9 @@ class VideoFrames:
     frame_count: int
     width: int
     height: int
-    pixel_format: Literal["rgb24", "gray"] = "rgb24"
+    pixel_format: Literal["rgb24", "bgr24", "gray"] = "rgb24"
 
-    def as_format(self, pixel_format: Literal["rgb24", "gray"]) -> VideoFrames:
+    def as_format(self, pixel_format: Literal["rgb24", "bgr24", "gray"]) -> VideoFrames:
         """The same video, decoded to ``pixel_format``."""
         return replace(self, pixel_format=pixel_format)
 

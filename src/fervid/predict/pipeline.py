@@ -15,13 +15,11 @@ skipped and listed.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -37,6 +35,8 @@ from fervid.predict.outputs import (
 from fervid.predict.windows import Window, sliding_windows, window_input
 from fervid.progress import progress_bar
 
+#: How frames are decoded for each checkpoint pixel mode.
+_PIXEL_FORMATS = {"gray": "gray", "rgb": "rgb24", "bgr": "bgr24"}
 #: Per-stage times, in the order the pipeline runs them.
 STAGES = ("decode", "detect_track", "align", "representation", "model")
 
@@ -75,6 +75,8 @@ class Prediction:
     stage_s: dict[str, float] = field(default_factory=dict)
     skipped: list[tuple[float, float]] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    #: Mean frame-to-frame landmark motion (px of a 112 px crop), ``raw`` and ``smoothed``.
+    landmark_jitter: dict[str, float] | None = None
 
     @property
     def label_index(self) -> int:
@@ -92,8 +94,10 @@ class _Timer:
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
 
-    def timed_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """``frames``, with the time spent producing each one added to ``decode``."""
+    def timed_frames(self, frames: Iterable[np.ndarray],
+                     advance: Callable[[], object]) -> Iterator[np.ndarray]:
+        """``frames``, with the time spent producing each one added to ``decode``, calling
+        ``advance()`` after each one is used (a progress bar)."""
         iterator = iter(frames)
         while True:
             started = time.perf_counter()
@@ -104,6 +108,7 @@ class _Timer:
                 return
             self.seconds["decode"] += time.perf_counter() - started
             yield frame
+            advance()
 
 
 def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
@@ -172,16 +177,17 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
         total = frames.frame_count or None
         task = bar.add_task("detect + track", total=total, status="frames")
         # Detection and landmarks work on intensity: decode the luma plane only.
-        track = track_faces(_advancing(timer.timed_frames(frames.as_format("gray")), bar, task),
+        gray = timer.timed_frames(frames.as_format("gray"), lambda: bar.advance(task))
+        track = track_faces(gray,
                             detector=detector or DlibFaceDetector(upsample=0, max_side=480),
                             detect_every=detect_every, fps=frames.fps, source=str(video),
                             refine=refine_landmarks)
         timer.seconds["detect_track"] = (time.perf_counter() - detect_started
                                          - timer.seconds["decode"])
         task = bar.add_task("align", total=len(track), status="frames")
-        source = frames.as_format("gray" if spec.mode == "gray" else "rgb24")
-        crops, present = _aligned_crops(timer, _advancing(source, bar, task), track, spec.size,
-                                        spec.mode, margin)
+        source = timer.timed_frames(frames.as_format(_PIXEL_FORMATS[spec.mode]),
+                                    lambda: bar.advance(task))
+        crops, present = _aligned_crops(timer, source, track, spec.size, spec.channels, margin)
 
     windows = sliding_windows(len(track), frames.fps, window_s, stride_s)
     usable = [w for w in windows if present[w.start:w.end].all()]
@@ -204,44 +210,32 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
                                   tuple(float(p) for p in row))
                  for w, row in zip(usable, probs, strict=True)],
         probs=clip_probs, label=ckpt.classes[int(clip_probs.argmax())], fps=frames.fps,
-        n_frames=len(track), stage_s=dict(timer.seconds), skipped=skipped)
-    _write_outputs(prediction, ckpt, track, usable, out, window_s, stride_s, onnx_path)
+        n_frames=len(track), stage_s=dict(timer.seconds), skipped=skipped,
+        landmark_jitter=_jitter(track))
+    _write_figures(prediction, track, usable, out)
     if annotate:
         prediction.files["annotated"] = out / "annotated.mp4"
         write_annotated_video(prediction.files["annotated"], read_video_frames(video),
                               frames.fps, track.boxes, _frame_labels(prediction, len(track)))
     prediction.stage_s = {k: round(v, 4) for k, v in prediction.stage_s.items()}
     prediction.stage_s["total"] = round(time.perf_counter() - started, 4)
-    # The end-to-end time is known only now: record it in the JSON already written.
-    saved = json.loads(prediction.files["predictions"].read_text())
-    saved["stage_s"] = prediction.stage_s
-    write_predictions_json(prediction.files["predictions"], saved)
+    _write_predictions(prediction, ckpt, track, window_s, stride_s, onnx_path)
     return prediction
 
 
-def _advancing(frames: Iterable[np.ndarray], bar, task) -> Iterator[np.ndarray]:
-    for frame in frames:
-        yield frame
-        bar.advance(task)
-
-
 def _aligned_crops(timer: _Timer, frames: Iterable[np.ndarray], track: FaceTrack, size: int,
-                   mode: str, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(T, size, size, C) uint8`` crops in ``mode`` (zeros where no face) and the face mask."""
+                   channels: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, size, size, C) uint8`` crops of ``frames`` (decoded in the model's pixel mode;
+    zeros where no face) and the face mask; ``frames`` come through ``timer.timed_frames``."""
     present = track.present
-    crops = np.zeros((len(track), size, size, 1 if mode == "gray" else 3), np.uint8)
+    crops = np.zeros((len(track), size, size, channels), np.uint8)
     decode_before = timer.seconds["decode"]
     started = time.perf_counter()
-    for index, frame in enumerate(timer.timed_frames(frames)):
+    for index, frame in enumerate(frames):
         if index >= len(track) or not present[index]:
             continue
-        crop = align_face(frame, track.landmarks[index], size=size, margin=margin).image
-        if mode == "gray":
-            crop = crop[..., None] if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[
-                ..., None]
-        elif mode == "bgr":
-            crop = crop[..., ::-1]
-        crops[index] = crop
+        crops[index] = align_face(frame, track.landmarks[index], size=size,
+                                  margin=margin).image.reshape(size, size, -1)
     timer.seconds["align"] = (time.perf_counter() - started
                               - (timer.seconds["decode"] - decode_before))
     return crops, present
@@ -288,9 +282,22 @@ def _frame_labels(prediction: Prediction, n_frames: int) -> list[str | None]:
     return [texts[i] for i in nearest]
 
 
-def _write_outputs(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack,
-                   windows: list[Window], out: Path, window_s: float, stride_s: float,
-                   onnx_path: Path | str | None) -> None:
+def _write_figures(prediction: Prediction, track: FaceTrack, windows: list[Window],
+                   out: Path) -> None:
+    """``timeline.png`` and ``face_track.csv``; ``predictions.json`` is named first but
+    written last (:func:`_write_predictions`), once the total time is known."""
+    files = {"predictions": out / "predictions.json", "timeline": out / "timeline.png",
+             "face_track": out / "face_track.csv"}
+    probs = np.array([w.probs for w in prediction.windows])
+    write_timeline(files["timeline"], np.array([w.start_s for w in windows]),
+                   np.array([w.end_s for w in windows]), probs, list(prediction.classes),
+                   f"{Path(prediction.video).name}: {prediction.label} (clip mean)")
+    track.write_csv(files["face_track"])
+    prediction.files.update(files)
+
+
+def _write_predictions(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack,
+                       window_s: float, stride_s: float, onnx_path: Path | str | None) -> None:
     classes = list(prediction.classes)
     payload = {
         "video": prediction.video,
@@ -304,7 +311,7 @@ def _write_outputs(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack,
         "fps": prediction.fps,
         "n_frames": prediction.n_frames,
         "face_present_fraction": round(track.present_fraction, 4),
-        "landmark_jitter_px": _jitter(track),
+        "landmark_jitter_px": prediction.landmark_jitter,
         "window_s": window_s,
         "stride_s": stride_s,
         "windows": [{"start_frame": w.start_frame, "end_frame": w.end_frame,
@@ -317,14 +324,6 @@ def _write_outputs(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack,
                                    strict=True)),
                  "label": prediction.label, "index": prediction.label_index,
                  "method": "mean of window probabilities"},
-        "stage_s": {k: round(v, 4) for k, v in prediction.stage_s.items()},
+        "stage_s": prediction.stage_s,
     }
-    files = {"predictions": out / "predictions.json", "timeline": out / "timeline.png",
-             "face_track": out / "face_track.csv"}
-    write_predictions_json(files["predictions"], payload)
-    probs = np.array([w.probs for w in prediction.windows])
-    write_timeline(files["timeline"], np.array([w.start_s for w in windows]),
-                   np.array([w.end_s for w in windows]), probs, classes,
-                   f"{Path(prediction.video).name}: {prediction.label} (clip mean)")
-    track.write_csv(files["face_track"])
-    prediction.files.update(files)
+    write_predictions_json(prediction.files["predictions"], payload)
