@@ -33,14 +33,13 @@ from torch import nn
 
 from fervid.config import KfoldConfig, LosoConfig
 from fervid.files import atomic_write
+from fervid.representation.video_clips import clip_dssi_params
 
 #: Value of the ``format`` key of a self-describing checkpoint.
 CHECKPOINT_FORMAT = "fervid-checkpoint-1"
 
 Representation = Literal["dssi", "apex", "global_di", "clip", "flow"]
 REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow")
-#: DSSI over the frames sampled from a k-fold clip: frames pooled per uniform segment.
-KFOLD_DSSI_FRAMES_PER_SEGMENT = 4
 
 
 class CheckpointError(ValueError):
@@ -147,10 +146,7 @@ def input_spec_from_config(config: LosoConfig | KfoldConfig,
         d = config.data
         mode = "gray" if d.grayscale else "rgb"
         if d.representation == "dssi":
-            k = max(1, d.num_frames // KFOLD_DSSI_FRAMES_PER_SEGMENT)
-            params = {"protocol": "uniform", "segments_per_phase": 1, "n_segments": k,
-                      "frames_per_segment": KFOLD_DSSI_FRAMES_PER_SEGMENT}
-            return InputSpec("dssi", d.size, mode, params, d.num_frames)
+            return InputSpec("dssi", d.size, mode, clip_dssi_params(d.num_frames), d.num_frames)
         return InputSpec("clip", d.size, mode, {}, d.num_frames)
     d = config.data
     if d.format == "precomputed":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -98,18 +98,23 @@ class TrainConfig(_Strict):
     de_margin: float = Field(1.0, ge=0)
 
 
-class RunConfig(_Strict):
+class DeviceConfig(_Strict):
+    """Where a run trains, through Lightning Fabric."""
+
+    accelerator: str = "auto"
+    devices: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1)
+    #: ``32-true``; ``bf16-mixed`` (matrix products in bfloat16, accumulated, stored and
+    #: optimised in float32); ``16-mixed``.
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+
+
+class RunConfig(DeviceConfig):
     #: ``fold_batched``: the folds' models as one batched model (STSTNet only); results depend
     #: on how folds are grouped (``--folds``, workers), deterministically;
     #: ``sequential``: one fold after another, any model; each fold's result depends on
     #: (seed, fold) only.
-    #: Precision: ``32-true``; ``bf16-mixed`` (matrix products in bfloat16, accumulated,
-    #: stored and optimised in float32).
     engine: Literal["fold_batched", "sequential"] = "fold_batched"
-    accelerator: str = "auto"
-    devices: int = Field(1, ge=1)
-    num_nodes: int = Field(1, ge=1)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
     #: Samples per fused step of the batched STSTNet (keeps conv maps in cache).
     chunk: int = Field(4, ge=1)
     #: Seconds between resumable checkpoints of a batched run.
@@ -119,6 +124,10 @@ class RunConfig(_Strict):
     workers: int = Field(1, ge=1)
     #: Torch intra-op threads per process (0: torch's default, or 1 per worker when workers > 1).
     threads: int = Field(0, ge=0)
+
+    #: Fields that change neither results nor what a run is (left out of fingerprints and of
+    #: report comparisons).
+    CADENCE_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_every_s", "threads")
 
 
 class LosoConfig(_Strict):
@@ -134,7 +143,7 @@ class LosoConfig(_Strict):
     def fingerprint(self) -> str:
         """Hash of everything that changes results (not devices or checkpoint cadence)."""
         d = self.model_dump()
-        for k in ("checkpoint_every_s", "threads"):
+        for k in RunConfig.CADENCE_FIELDS:
             d["run"].pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -167,11 +176,7 @@ class VideoDataConfig(_Strict):
                                                         "surprise", "disgust", "fear"])
 
 
-class KfoldRunConfig(_Strict):
-    accelerator: str = "auto"
-    devices: int = Field(1, ge=1)
-    num_nodes: int = Field(1, ge=1)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+class KfoldRunConfig(DeviceConfig):
     #: DataLoader worker processes per device (each holds one batch of decoded frames).
     num_workers: int = Field(2, ge=0)
     #: Batches each worker prepares ahead (bounds memory: workers x prefetch batches).

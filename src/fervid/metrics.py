@@ -90,9 +90,12 @@ def _short(s: Scores) -> dict:
             "n_samples": s.n_samples}
 
 
-def save_confusion_png(labels, preds, classes: Sequence[str], path: Path, title: str = ""
-                       ) -> Path:
-    """Counts and row-normalised confusion matrices side by side."""
+#: Resolution of the confusion matrix pictures.
+CONFUSION_DPI = 100
+
+
+def confusion_figure(labels, preds, classes: Sequence[str], title: str = ""):
+    """A matplotlib figure: counts and row-normalised confusion matrices side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +121,16 @@ def save_confusion_png(labels, preds, classes: Sequence[str], path: Path, title:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def save_confusion_png(labels, preds, classes: Sequence[str], path: Path, title: str = ""
+                       ) -> Path:
+    """:func:`confusion_figure` written to ``path`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(labels, preds, classes, title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=CONFUSION_DPI)
     plt.close(fig)
     return path

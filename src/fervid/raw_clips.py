@@ -37,20 +37,6 @@ class ClipJob:
     fps: float = 0.0
 
 
-def parse_clip_numbers(text: str) -> set[int]:
-    """``'1,5,10-12'`` -> ``{1, 5, 10, 11, 12}``."""
-    numbers: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
-        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-            raise ValueError(f"bad clip list {text!r}: use numbers and ranges, e.g. 1,5,10-12")
-        first = int(match.group(1))
-        numbers.update(range(first, int(match.group(2) or first) + 1))
-    if not numbers:
-        raise ValueError("the clip list is empty")
-    return numbers
-
-
 def _natural(path: Path) -> tuple:
     # sub2 before sub10, s2_ne_3 before s2_ne_10.
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))

@@ -16,6 +16,8 @@ from fervid.metrics import save_confusion_png, score
 from fervid.protocol.run_store import read_run_meta
 
 _FOLD_COLUMNS = ("clip", "label", "pred", "fold")
+#: The two ways of averaging over folds, as ``metrics.json`` names them.
+AVERAGES = {"pooled": "pooled over folds", "mean_of_folds": "mean of folds"}
 
 
 def read_fold_predictions(run_dir: Path, n_classes: int) -> pd.DataFrame:
@@ -100,7 +102,7 @@ def kfold_table(metrics: dict) -> Table:
     table.add_column("figure")
     for col in ("WAR", "UAR", *classes):
         table.add_column(col, justify="right")
-    for key, label in (("pooled", "pooled over folds"), ("mean_of_folds", "mean of folds")):
+    for key, label in AVERAGES.items():
         m = metrics[key]
         recall = [m["per_class_recall"].get(c, float("nan")) for c in classes]
         table.add_row(label, f"{100 * m['war']:.2f}", f"{100 * m['uar']:.2f}",

@@ -112,21 +112,12 @@ def kfold(
         extra.append("data.skip_missing=true")
     try:
         cfg = load_config(config, extra, schema=KfoldConfig)
-        chosen = None if folds is None else [f + 1 for f in parse_folds(
-            ",".join(_shift(part) for part in folds.split(",")), 5)]
+        chosen = None if folds is None else parse_folds(folds, 5, first=1)
         metrics = run_kfold(cfg, data_root, out, folds=chosen, progress=progress)
     except _USER_ERRORS as e:
         raise fail(str(e)) from None
     if metrics is not None:
         print_kfold_report(metrics, console)
-
-
-def _shift(part: str) -> str:
-    """A 1-based fold spec part (``3`` or ``1-3``) as 0-based, for :func:`parse_folds`."""
-    try:
-        return "-".join(str(int(v) - 1) for v in part.strip().split("-"))
-    except ValueError:
-        return part
 
 
 @app.command()

@@ -176,12 +176,12 @@ def faces(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run :func:`fervid.prepare_faces.prepare_faces` (see ``FACES_HELP``)."""
+    from fervid.number_ranges import parse_ranges
     from fervid.prepare_faces import prepare_faces
-    from fervid.raw_clips import parse_clip_numbers
 
     err = Console(stderr=True)
     try:
-        numbers = None if clips is None else parse_clip_numbers(clips)
+        numbers = None if clips is None else set(parse_ranges(clips, option="--clips"))
         result = prepare_faces(dataset.value, data_root, out, size=size, margin=margin,
                                template=template.value, align=align and align.value,
                                detector=detector.value, detect_every=detect_every,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fervid.metrics import save_confusion_png
+from fervid.metrics import CONFUSION_DPI, confusion_figure
 
 #: Widest image the report embeds, pixels: keeps a report of many runs small.
 MAX_WIDTH = 900
@@ -44,18 +43,15 @@ def image_file_uri(path: Path, *, max_width: int = MAX_WIDTH) -> str:
 
 def confusion_uri(labels: Sequence[int], preds: Sequence[int], classes: Sequence[str],
                   title: str) -> str:
-    """Counts and row-normalised confusion matrices, drawn by :func:`save_confusion_png`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = save_confusion_png(labels, preds, classes, Path(tmp) / "confusion.png",
-                                  title=title)
-        return png_data_uri(path.read_bytes())
+    """Counts and row-normalised confusion matrices, as the run's ``confusion.png`` draws them."""
+    return _figure_uri(confusion_figure(labels, preds, classes, title), dpi=CONFUSION_DPI)
 
 
-def _figure_uri(fig) -> str:
+def _figure_uri(fig, dpi: int = _DPI) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return png_data_uri(buffer.getvalue())
 

@@ -7,7 +7,7 @@ from html import escape
 
 import pandas as pd
 
-from fervid.html_report.figures import confusion_uri, recall_bars_uri, training_curves_uri
+from fervid.html_report.figures import confusion_uri, recall_bars_uri
 from fervid.html_report.markup import (
     METRIC_NAMES,
     config_details,
@@ -20,10 +20,10 @@ from fervid.html_report.markup import (
 )
 from fervid.html_report.published import Benchmark
 from fervid.html_report.run_data import RunData
+from fervid.html_report.sections import training_curves
+from fervid.report_kfold import AVERAGES
 
 KFOLD_METRICS = ("war", "uar")
-#: The two ways of averaging over folds, as ``metrics.json`` names them.
-AVERAGES = {"pooled": "pooled over folds", "mean_of_folds": "mean of folds"}
 
 
 def metrics_section(run: RunData, benchmark: Benchmark | None) -> str:
@@ -93,11 +93,8 @@ def per_fold_section(run: RunData, benchmark: Benchmark | None) -> str:
 
 
 def training_section(run: RunData, benchmark: Benchmark | None) -> str:
-    if not run.train_logs:
-        return section("training", "Training curves", "<p>No training logs in this run.</p>")
-    note = f"<p>One training log per fold (train_logs/fold_N.csv): {len(run.train_logs)}.</p>"
-    body = image(training_curves_uri(run.train_logs), f"training curves of {run.run_dir.name}")
-    return section("training", "Training curves", note + body)
+    return training_curves(run, "<p>One training log per fold (train_logs/fold_N.csv): "
+                                f"{len(run.train_logs)}.</p>")
 
 
 def metadata_section(run: RunData, benchmark: Benchmark | None) -> str:

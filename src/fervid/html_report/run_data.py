@@ -20,12 +20,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from fervid.config import RunConfig
 from fervid.metrics import score_predictions
 from fervid.protocol.run_store import RunDirError, RunStore
 from fervid.synth.casme2_like import SYNTHME_MARKER
-
-#: Config fields that change neither results nor what a run is (left out when comparing).
-_CADENCE_FIELDS = ("checkpoint_every_s", "threads")
 
 #: Data sets of the MEGC2019 composite, as fervid names them.
 _MEGC2019_PARTS = frozenset({"smic", "casme2", "samm"})
@@ -109,7 +107,7 @@ class RunData:
         """The config minus its seed and cadence fields: equal for seeds of one config."""
         cfg = json.loads(json.dumps(self.config))
         cfg.pop("seed", None)
-        for key in _CADENCE_FIELDS:
+        for key in RunConfig.CADENCE_FIELDS:
             cfg.get("run", {}).pop(key, None)
         return cfg
 

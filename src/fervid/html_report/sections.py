@@ -84,14 +84,19 @@ def per_subject_section(run: RunData, benchmark: Benchmark | None) -> str:
                    f'{note}<div class="scroll">{rows_html}</div>')
 
 
-def training_section(run: RunData, benchmark: Benchmark | None) -> str:
+def training_curves(run: RunData, note: str) -> str:
+    """The section of the run's training curves, under ``note`` (HTML)."""
     if not run.train_logs:
         return section("training", "Training curves", "<p>No training logs in this run.</p>")
-    n = len(run.train_logs)
-    note = (f"<p>{n} training log{'s' if n > 1 else ''} (train_logs/*.csv). A fold-batched "
-            "shard logs the mean over its folds.</p>")
     body = image(training_curves_uri(run.train_logs), f"training curves of {run.run_dir.name}")
     return section("training", "Training curves", note + body)
+
+
+def training_section(run: RunData, benchmark: Benchmark | None) -> str:
+    n = len(run.train_logs)
+    return training_curves(run, f"<p>{n} training log{'s' if n > 1 else ''} "
+                                "(train_logs/*.csv). A fold-batched shard logs the mean over "
+                                "its folds.</p>")
 
 
 def published_section(run: RunData, benchmark: Benchmark | None) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fervid.number_ranges import parse_ranges
 from fervid.samples import SampleTable, subject_key
 
 
@@ -70,24 +71,14 @@ class LosoFolds:
         return (self.sample_fold != fold).nonzero().flatten()
 
 
-def parse_folds(spec: str | None, n_folds: int) -> list[int]:
-    """``None`` → all; ``"0-33"``, ``"5"``, ``"0-3,10,12-13"`` → sorted fold numbers."""
+def parse_folds(spec: str | None, n_folds: int, *, first: int = 0) -> list[int]:
+    """``None`` → all; ``"0-33"``, ``"5"``, ``"0-3,10,12-13"`` → sorted fold numbers, which
+    run from ``first`` (0 for LOSO folds, 1 for DFEW's)."""
     if spec is None or spec.strip() in ("", "all"):
-        return list(range(n_folds))
-    chosen: set[int] = set()
-    for part in spec.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-                if a > b:
-                    raise ValueError
-                chosen.update(range(a, b + 1))
-            else:
-                chosen.add(int(part))
-        except ValueError:
-            raise ValueError(f"--folds {spec!r}: {part!r} is not N or A-B with A <= B") from None
-    bad = sorted(k for k in chosen if not 0 <= k < n_folds)
+        return list(range(first, first + n_folds))
+    chosen = parse_ranges(spec, option="--folds")
+    bad = [k for k in chosen if not first <= k < first + n_folds]
     if bad:
-        raise ValueError(f"--folds {spec!r}: fold(s) {bad} out of range 0-{n_folds - 1}")
-    return sorted(chosen)
+        raise ValueError(f"--folds {spec!r}: fold(s) {bad} out of range "
+                         f"{first}-{first + n_folds - 1}")
+    return chosen

@@ -13,7 +13,6 @@ model of the last epoch is evaluated; nothing is chosen on the test list.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,12 +24,11 @@ from torch.utils.data import DataLoader
 
 from fervid.checkpoint import save_checkpoint
 from fervid.config import KfoldConfig
-from fervid.ec_stfl import EcStflLoss
 from fervid.files import atomic_write
-from fervid.losses import CenterLoss, DeviationEnhancementLoss
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.epoch_log import EpochLog
-from fervid.protocol.training import fold_seed, make_optimizer
+from fervid.protocol.run_store import claim_run_dir
+from fervid.protocol.training import build_feature_loss, fold_seed, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +64,6 @@ def build_video_model(cfg: KfoldConfig, in_chans: int, num_classes: int) -> nn.M
                                           drop_rate=cfg.model.drop_rate)
 
 
-def feature_criterion(cfg: KfoldConfig, num_classes: int, dim: int) -> nn.Module | None:
-    """The configured loss on the last hidden features, or None."""
-    t = cfg.train
-    if t.feature_loss == "none":
-        return None
-    if t.feature_loss == "ec_stfl":
-        return EcStflLoss(variant=t.ec_stfl_variant)
-    if t.feature_loss == "center":
-        return CenterLoss(num_classes, dim)
-    return DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)
-
-
 def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] | None = None,
               progress: bool = True) -> dict | None:
     """Run (or resume) the chosen folds (1..5) of ``cfg`` on the DFEW release at ``data_root``.
@@ -109,7 +95,9 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     if fabric.world_size > 1:
         fabric.launch()
     if fabric.global_rank == 0:
-        _open_run(cfg, out, split.missing)
+        claim_run_dir(out, {"fingerprint": cfg.fingerprint(), "seed": cfg.seed, "name": cfg.name,
+                            "protocol": "dfew_5fold", "classes": list(cfg.data.classes),
+                            "skipped_clips": list(split.missing)}, cfg)
     fabric.barrier()
     with progress_bar(progress and fabric.global_rank == 0) as bar:
         fold_task = bar.add_task("folds", total=len(folds), status="")
@@ -123,26 +111,6 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     from fervid.report_kfold import build_kfold_report
 
     return build_kfold_report(out)
-
-
-def _open_run(cfg: KfoldConfig, out: Path, missing: tuple[str, ...]) -> None:
-    import yaml
-
-    meta = out / "run.json"
-    info = {"fingerprint": cfg.fingerprint(), "seed": cfg.seed, "name": cfg.name,
-            "protocol": "dfew_5fold", "classes": list(cfg.data.classes),
-            "skipped_clips": list(missing)}
-    if meta.exists():
-        old = json.loads(meta.read_text())
-        if old.get("fingerprint") != info["fingerprint"]:
-            raise RuntimeError(f"{out} holds a run of another config (fingerprint "
-                               f"{old.get('fingerprint')}; this run: {info['fingerprint']}). "
-                               f"Use another --out.")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
-    atomic_write(out / "config.yaml",
-                 lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
 
 
 def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int) -> DataLoader:
@@ -168,7 +136,7 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, out: Path, bar: ProgressLike) ->
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_video_model(cfg, in_chans, num_classes)
-        feat_loss = feature_criterion(cfg, num_classes, net.num_features)
+        feat_loss = build_feature_loss(cfg.train, num_classes, net.num_features)
     model = FeaturesAndLogits(net)
     params = [*model.parameters(), *(feat_loss.parameters() if feat_loss is not None else [])]
     optimizer = make_optimizer(cfg, params)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import yaml
+from pydantic import BaseModel
 
 from fervid.config import LosoConfig
 from fervid.files import atomic_write
@@ -45,6 +46,33 @@ def read_run_meta(run_dir: Path) -> dict:
     if not isinstance(meta, dict):
         raise RunDirError(f"{meta_path}: expected a JSON object")
     return meta
+
+
+def claim_run_dir(root: Path, info: dict, cfg: BaseModel, *,
+                  same: Sequence[str] = ("fingerprint",)) -> bool:
+    """Create ``root`` with ``run.json`` (``info``) and ``config.yaml`` (``cfg``) and return
+    True; or, when ``root`` already holds a run, check that its ``run.json`` agrees with
+    ``info`` on ``same`` (a resume) and return False.
+
+    Raises
+    ------
+    RunDirError
+        ``root`` holds a run of another config or data set.
+    """
+    meta = Path(root) / "run.json"
+    if meta.exists():
+        old = read_run_meta(root)
+        if any(old.get(k) != info[k] for k in same):
+            there = ", ".join(f"{k} {old.get(k)}" for k in same)
+            here = ", ".join(f"{k} {info[k]}" for k in same)
+            raise RunDirError(f"{root} holds a run of another config or data set ({there}; "
+                              f"this run: {here}). Use another --out.")
+        return False
+    Path(root).mkdir(parents=True, exist_ok=True)
+    atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
+    atomic_write(Path(root) / "config.yaml",
+                 lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
+    return True
 
 
 @dataclass(frozen=True)
@@ -74,20 +102,8 @@ class RunStore:
         """Create the run directory, or check that it holds a run of the same config."""
         info = {"fingerprint": cfg.fingerprint(), "seed": cfg.seed, "name": cfg.name,
                 "n_folds": len(subjects), "data_root": data_root, "classes": cfg.data.classes}
-        meta = self.root / "run.json"
-        if meta.exists():
-            old = json.loads(meta.read_text())
-            if old.get("fingerprint") != info["fingerprint"] or old.get("n_folds") != len(
-                    subjects):
-                raise RunDirError(
-                    f"{self.root} holds a run of another config or data set (fingerprint "
-                    f"{old.get('fingerprint')}, {old.get('n_folds')} folds; this run: "
-                    f"{info['fingerprint']}, {len(subjects)} folds). Use another --out.")
+        if not claim_run_dir(self.root, info, cfg, same=("fingerprint", "n_folds")):
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
-        atomic_write(self.root / "config.yaml",
-                     lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
         folds = pd.DataFrame({"fold": range(len(subjects)),
                               "dataset": [s.split("/", 1)[0] for s in subjects],
                               "subject": [s.split("/", 1)[1] for s in subjects]})

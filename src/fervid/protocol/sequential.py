@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 
 from fervid.config import LosoConfig
-from fervid.ec_stfl import EcStflLoss
-from fervid.losses import CenterLoss, ClassificationWithFeatureLoss, DeviationEnhancementLoss
+from fervid.losses import ClassificationWithFeatureLoss
 from fervid.progress import ProgressLike
 from fervid.protocol.epoch_log import EpochLog
 from fervid.protocol.folds import LosoData, LosoFolds
 from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
+    build_feature_loss,
     class_weights,
     fold_model_payload,
     fold_seed,
@@ -122,12 +122,7 @@ def fold_criterion(cfg: LosoConfig, fold: int, model: torch.nn.Module,
                          f"features (smastn), not {cfg.model.name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fold_seed(cfg.seed, fold) + 1)
-        if t.feature_loss == "de":
-            loss = DeviationEnhancementLoss(num_classes, dim, margin=t.de_margin)
-        elif t.feature_loss == "center":
-            loss = CenterLoss(num_classes, dim)
-        else:
-            loss = EcStflLoss(variant=t.ec_stfl_variant)
+        loss = build_feature_loss(t, num_classes, dim)
     return ClassificationWithFeatureLoss(loss, t.feature_loss_weight)
 
 

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fervid.checkpoint import checkpoint_payload, input_spec_from_config
-from fervid.config import LosoConfig
+from fervid.config import LosoConfig, TrainConfig
+from fervid.ec_stfl import EcStflLoss
+from fervid.losses import CenterLoss, DeviationEnhancementLoss
 from fervid.models import build_model
 from fervid.protocol.folds import LosoData
 
@@ -82,3 +84,15 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return True
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Module | None:
+    """The loss ``train.feature_loss`` names on ``dim``-dimensional clip features, or None
+    (centre-based losses draw their centres from torch's generator: seed it first)."""
+    if train.feature_loss == "none":
+        return None
+    if train.feature_loss == "de":
+        return DeviationEnhancementLoss(num_classes, dim, margin=train.de_margin)
+    if train.feature_loss == "center":
+        return CenterLoss(num_classes, dim)
+    return EcStflLoss(variant=train.ec_stfl_variant)

@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 
 from fervid.config import VideoDataConfig
 from fervid.datasets.dfew import DfewClip
+from fervid.representation.clip_inputs import dssi_stack
 from fervid.representation.dssi import dssi
-from fervid.representation.dynamic_image import standardize
 from fervid.representation.frame_loading import (
     count_video_frames,
     load_clip,
@@ -28,6 +28,14 @@ from fervid.representation.temporal_sampling import sample_indices, tim_position
 
 #: DSSI over a sampled clip: K uniform segments of this many frames each (16 frames → K = 4).
 DSSI_FRAMES_PER_SEGMENT = 4
+
+
+def clip_dssi_params(num_frames: int) -> dict:
+    """The DSSI (``fervid.representation.dssi.dssi`` keywords) of a clip of ``num_frames``
+    sampled frames: K = num_frames / 4 uniform segments, onset, middle and last frame."""
+    return {"protocol": "uniform", "segments_per_phase": 1,
+            "n_segments": max(1, num_frames // DSSI_FRAMES_PER_SEGMENT),
+            "frames_per_segment": DSSI_FRAMES_PER_SEGMENT}
 
 
 class DfewClipDataset(Dataset):
@@ -92,11 +100,8 @@ class DfewClipDataset(Dataset):
             frames = frames.mean(-1, keepdims=True)
         if self.data.representation == "dssi":
             t = len(frames)
-            k = max(1, t // DSSI_FRAMES_PER_SEGMENT)
-            result = dssi(frames, 0, t // 2, t - 1, protocol="uniform", n_segments=k,
-                          frames_per_segment=DSSI_FRAMES_PER_SEGMENT)
-            stack = standardize(np.concatenate([result.local, result.global_[None]]))
-            x = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2)))
+            result = dssi(frames, 0, t // 2, t - 1, **clip_dssi_params(t))
+            x = torch.from_numpy(np.ascontiguousarray(dssi_stack(result, self.data.size)))
         else:
             x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))
             x = x / 127.5 - 1.0
