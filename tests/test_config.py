@@ -64,3 +64,12 @@ def test_parse_folds():
     for bad in ("3-1", "x", "0-9"):
         with pytest.raises(ValueError):
             parse_folds(bad, 5)
+
+
+def test_dfew_folds_count_from_one_and_errors_name_what_was_typed():
+    assert parse_folds("1-2,5", 5, first=1) == [1, 2, 5]
+    assert parse_folds(None, 5, first=1) == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match=r"fold\(s\) \[7\] out of range 1-5"):
+        parse_folds("7", 5, first=1)
+    with pytest.raises(ValueError, match="'1,,2'"):
+        parse_folds("1,,2", 5, first=1)
