@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from fervid.checkpoint import save_checkpoint
 from fervid.cli.demo import VARIANTS, demo_config
-from fervid.export_onnx import export_onnx
 from fervid.models import build_model
 from fervid.predict import STAGES, predict_video
+from fervid.predict.onnx import export_onnx
+from fervid.runs.checkpoint import save_checkpoint
 
 TARGET_FPS = 30.0
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"

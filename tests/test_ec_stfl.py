@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from fervid.ec_stfl import EcStflLoss
 from fervid.losses import ClassificationWithFeatureLoss
+from fervid.losses.ec_stfl import EcStflLoss
 
 # Class 0: (0,0), (0,2), (2,0); class 1: (3,4). Unequal class sizes tell N_{x_i} from N_{x_j}.
 FEATURES = [[0.0, 0.0], [0.0, 2.0], [2.0, 0.0], [3.0, 4.0]]

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from conftest import SHARED_DATA
 from fervid.cli import app
-from fervid.html_report import RunReportError, load_published, load_run, write_html_report
-from fervid.html_report.figures import MAX_WIDTH, training_curves_uri
-from fervid.html_report.published import PublishedResultsError
+from fervid.report.html import RunReportError, load_published, load_run, write_html_report
+from fervid.report.html.figures import MAX_WIDTH, training_curves_uri
+from fervid.report.html.published import PublishedResultsError
 from generated import make_precomputed
 
 REPO = Path(__file__).resolve().parents[1]

@@ -116,7 +116,7 @@ def test_missing_clip_stops_or_is_skipped(release, tmp_path):
 
 
 def test_html_report_of_kfold_runs(release, tmp_path):
-    from fervid.html_report import load_run, write_html_report
+    from fervid.report.html import load_run, write_html_report
 
     runs = []
     for seed in (0, 1):
@@ -140,7 +140,7 @@ def test_html_report_of_kfold_runs(release, tmp_path):
 
 
 def test_html_report_names_a_broken_fold_file(release, tmp_path):
-    from fervid.html_report import RunReportError, load_run
+    from fervid.report.html import RunReportError, load_run
 
     run_kfold(config(), release, tmp_path / "run", folds=[1], progress=False)
     fold = tmp_path / "run" / "folds" / "fold_1.csv"
@@ -152,7 +152,7 @@ def test_html_report_names_a_broken_fold_file(release, tmp_path):
 
 
 def test_training_log_goes_to_csv_and_tensorboard(release, tmp_path):
-    from fervid.protocol.epoch_log import TENSORBOARD_AVAILABLE
+    from fervid.runs.epoch_log import TENSORBOARD_AVAILABLE
 
     run_kfold(config(epochs=2), release, tmp_path / "run", folds=[1], progress=False)
     log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_1.csv")

@@ -143,7 +143,7 @@ def test_worker_processes_are_deterministic_and_cover_all_folds(tmp_path, data):
     assert a == (tmp_path / "b" / "predictions.csv").read_bytes()
     assert len(list((tmp_path / "a" / "models").glob("fold_*.pt"))) == 6
     assert len(list((tmp_path / "a" / "train_logs").glob("*.csv"))) == 2  # one per shard
-    from fervid.protocol.epoch_log import TENSORBOARD_AVAILABLE
+    from fervid.runs.epoch_log import TENSORBOARD_AVAILABLE
 
     if TENSORBOARD_AVAILABLE:  # each worker process mirrors its log to TensorBoard
         shards = sorted(p.name for p in (tmp_path / "a" / "tensorboard").iterdir())
@@ -167,7 +167,7 @@ def test_ddp_ranks_train_disjoint_folds_like_one_process(tmp_path, data):
 
 
 def test_crash_while_writing_folds_resumes_without_retraining(tmp_path, data, monkeypatch):
-    from fervid.protocol.run_store import RunStore
+    from fervid.runs.store import RunStore
 
     cfg = _config(tmp_path)
     _loso(cfg, data, tmp_path / "whole", "--epochs", "6")

@@ -12,17 +12,17 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import shared_path
-from fervid.checkpoint import (
+from fervid.cli import app
+from fervid.cli.demo import VARIANTS, demo_config
+from fervid.config import KfoldConfig
+from fervid.predict import PredictError, predict_video, sliding_windows
+from fervid.runs.checkpoint import (
     CheckpointError,
     build_model_from_checkpoint,
     input_spec_from_config,
     load_checkpoint,
     save_checkpoint,
 )
-from fervid.cli import app
-from fervid.cli.demo import VARIANTS, demo_config
-from fervid.config import KfoldConfig
-from fervid.predict import PredictError, predict_video, sliding_windows
 
 runner = CliRunner()
 

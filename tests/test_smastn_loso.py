@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from fervid.cli import app
 from fervid.config import LosoConfig
-from fervid.dssi_gallery import write_dssi_gallery
 from fervid.protocol.loso import load_loso_data, run_loso
+from fervid.report.dssi_gallery import write_dssi_gallery
 from fervid.representation.dssi import DssiParams
 from fervid.samples import PROTOCOL_CLASSES
 from fervid.synth import make_casme2_like, make_synthme

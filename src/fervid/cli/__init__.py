@@ -51,7 +51,7 @@ def loso(
     """
     from fervid.config import load_config
     from fervid.protocol.loso import load_loso_data, run_loso
-    from fervid.report import print_report
+    from fervid.report.loso import print_report
 
     overrides = list(set_ or [])
     if seed is not None:
@@ -100,7 +100,7 @@ def kfold(
     from fervid.config import KfoldConfig, load_config
     from fervid.protocol.folds import parse_folds
     from fervid.protocol.kfold import run_kfold
-    from fervid.report_kfold import print_kfold_report
+    from fervid.report.kfold import print_kfold_report
 
     extra = list(overrides or [])
     for key, value in (("train.epochs", epochs), ("train.batch_size", batch_size),
@@ -133,16 +133,17 @@ def report(
 
     With several runs (e.g. seeds), also prints them side by side with their mean and spread.
     """
-    from fervid.protocol.run_store import read_run_meta
-    from fervid.report import build_report, print_report, seeds_table
-    from fervid.report_kfold import build_kfold_report, print_kfold_report
+    from fervid.report.kfold import print_kfold_report
+    from fervid.report.loso import print_report, seeds_table
+    from fervid.runs.results import build_kfold_results, build_loso_results
+    from fervid.runs.store import read_run_meta
 
     try:
         kfold_dirs = [d for d in run_dirs if (d / "run.json").exists()
                       and read_run_meta(d).get("protocol") == "dfew_5fold"]
         for d in kfold_dirs:
-            print_kfold_report(build_kfold_report(d), console)
-        reports = [build_report(d) for d in run_dirs if d not in kfold_dirs]
+            print_kfold_report(build_kfold_results(d), console)
+        reports = [build_loso_results(d) for d in run_dirs if d not in kfold_dirs]
     except _USER_ERRORS as e:
         raise fail(str(e)) from None
     for rep in reports:
@@ -150,7 +151,7 @@ def report(
     if len(reports) > 1:
         console.print(seeds_table(reports))
     if html is not None:
-        from fervid.html_report import write_html_report
+        from fervid.report.html import write_html_report
 
         try:
             write_html_report(run_dirs, html)
@@ -199,7 +200,7 @@ def dssi(
 ) -> None:
     """Draw the DSSI of one clip: K local dynamic images and the global one."""
     from fervid.datasets.frames import numbered_images
-    from fervid.dssi_gallery import save_dssi_figure
+    from fervid.report.dssi_gallery import save_dssi_figure
     from fervid.representation.dssi import DssiParams, dssi_from_sample
     from fervid.samples import Sample
 

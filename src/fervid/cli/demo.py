@@ -76,8 +76,8 @@ def run_demo(out: Path, *, epochs: int = 8, seed: int = 0, only: list[str] | Non
 
     ``n_subjects`` and ``clips_per_subject`` size the generated set (smaller for quick checks).
     """
-    from fervid.dssi_gallery import write_dssi_gallery
     from fervid.protocol.loso import load_loso_data, run_loso
+    from fervid.report.dssi_gallery import write_dssi_gallery
     from fervid.representation.dssi import DssiParams
     from fervid.synth import make_synthme
     from fervid.synth.casme2_like import FRAMES_DIR

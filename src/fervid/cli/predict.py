@@ -66,7 +66,7 @@ def export(
     input of the checkpoint's input shape. `fervid predict --onnx` runs it.
     """
     from fervid.cli import _USER_ERRORS, console, fail
-    from fervid.export_onnx import MAX_ABS_DIFF, export_onnx
+    from fervid.predict.onnx import MAX_ABS_DIFF, export_onnx
 
     try:
         diff = export_onnx(checkpoint, onnx, opset=opset)

@@ -99,8 +99,8 @@ def flow(
         min=1, help="Processes (default: all cores; 1 = in this process).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Read a release, then :func:`fervid.prepare_flow.prepare_flow` (see ``FLOW_HELP``)."""
-    from fervid.prepare_flow import prepare_flow
+    """Read a release, then :func:`fervid.prepare.flow.prepare_flow` (see ``FLOW_HELP``)."""
+    from fervid.prepare.flow import prepare_flow
 
     err = Console(stderr=True)
     console = Console()
@@ -175,9 +175,9 @@ def faces(
         min=1, help="Processes (default: all cores; 1 = in this process).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Run :func:`fervid.prepare_faces.prepare_faces` (see ``FACES_HELP``)."""
+    """Run :func:`fervid.prepare.faces.prepare_faces` (see ``FACES_HELP``)."""
     from fervid.number_ranges import parse_ranges
-    from fervid.prepare_faces import prepare_faces
+    from fervid.prepare.faces import prepare_faces
 
     err = Console(stderr=True)
     try:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fervid.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from fervid.faces import FaceTrack, align_face, read_video_frames, track_faces
 from fervid.faces.detection import DlibFaceDetector, FaceDetector
 from fervid.faces.tracking import landmark_jitter
@@ -34,6 +33,7 @@ from fervid.predict.outputs import (
 )
 from fervid.predict.windows import Window, sliding_windows, window_input
 from fervid.progress import progress_bar
+from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
 #: How frames are decoded for each checkpoint pixel mode.
 _PIXEL_FORMATS = {"gray": "gray", "rgb": "rgb24", "bgr": "bgr24"}
@@ -125,14 +125,14 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
         Any video PyAV reads.
     checkpoint
         A self-describing checkpoint or a run's fold model
-        (:func:`fervid.checkpoint.load_checkpoint`).
+        (:func:`fervid.runs.checkpoint.load_checkpoint`).
     window_s, stride_s
         Window length and step in seconds (converted with the video's frame rate).
     out_dir
         Receives ``predictions.json``, ``timeline.png``, ``face_track.csv`` and, with
         ``annotate``, ``annotated.mp4``.
     onnx_path
-        Run the model from this exported file (:func:`fervid.export_onnx.export_onnx`) with
+        Run the model from this exported file (:func:`fervid.predict.onnx.export_onnx`) with
         onnxruntime instead of torch.
     detector, detect_every
         Face detector (default dlib HOG on frames shrunk to 480 px, no upsampling: faces
@@ -245,7 +245,7 @@ def _classify(ckpt: Checkpoint, inputs: np.ndarray, onnx_path: Path | str | None
               batch_size: int) -> np.ndarray:
     """Logits ``(N, n_classes)`` of ``inputs``, in batches, with torch or onnxruntime."""
     if onnx_path is not None:
-        from fervid.export_onnx import OnnxClassifier
+        from fervid.predict.onnx import OnnxClassifier
 
         model = OnnxClassifier(onnx_path)
         return np.concatenate([model(inputs[s:s + batch_size])

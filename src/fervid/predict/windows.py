@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fervid.checkpoint import InputSpec
 from fervid.representation.clip_inputs import dssi_stack
 from fervid.representation.dssi import dssi
 from fervid.representation.dynamic_image import standardize
 from fervid.representation.temporal_sampling import sample_indices
+from fervid.runs.checkpoint import InputSpec
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def window_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     crops
         ``(T, S, S, C)`` uint8 crops of the window, in the checkpoint's pixel mode and size.
     spec
-        The checkpoint's :class:`~fervid.checkpoint.InputSpec`. The window is the clip: onset
+        The checkpoint's :class:`~fervid.runs.checkpoint.InputSpec`. The window is the clip: onset
         its first frame, offset its last, apex its middle (unknown in raw video).
 
     Returns

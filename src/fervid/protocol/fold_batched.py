@@ -19,9 +19,7 @@ from fervid.config import LosoConfig
 from fervid.files import atomic_write
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
 from fervid.progress import ProgressLike
-from fervid.protocol.epoch_log import EpochLog
 from fervid.protocol.folds import LosoData, LosoFolds
-from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     class_weights,
     fold_model_payload,
@@ -29,6 +27,8 @@ from fervid.protocol.training import (
     make_optimizer,
     per_fold_cross_entropy,
 )
+from fervid.runs.epoch_log import EpochLog
+from fervid.runs.store import FoldPredictions, RunStore
 
 
 def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],

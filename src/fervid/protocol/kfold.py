@@ -22,13 +22,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fervid.checkpoint import save_checkpoint
 from fervid.config import KfoldConfig
 from fervid.files import atomic_write
 from fervid.progress import ProgressLike, progress_bar
-from fervid.protocol.epoch_log import EpochLog
-from fervid.protocol.run_store import claim_run_dir
 from fervid.protocol.training import build_feature_loss, fold_seed, make_optimizer
+from fervid.runs.checkpoint import save_checkpoint
+from fervid.runs.epoch_log import EpochLog
+from fervid.runs.store import claim_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,9 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     fabric.barrier()
     if fabric.global_rank != 0:
         return None
-    from fervid.report_kfold import build_kfold_report
+    from fervid.runs.results import build_kfold_results
 
-    return build_kfold_report(out)
+    return build_kfold_results(out)
 
 
 def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int) -> DataLoader:

@@ -18,11 +18,11 @@ from fervid.files import atomic_write
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.fold_batched import train_fold_batched
 from fervid.protocol.folds import LosoData, LosoFolds, parse_folds
-from fervid.protocol.run_store import RunStore
 from fervid.protocol.sequential import train_sequential
 from fervid.protocol.training import cpu_has_bf16
 from fervid.protocol.workers import run_in_workers
-from fervid.report import LosoReport, build_report
+from fervid.runs.results import LosoReport, build_loso_results
+from fervid.runs.store import RunStore
 from fervid.samples import SampleTable
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
                      lambda p: p.write_text(json.dumps(wall)))
     if fabric.global_rank != 0:
         return None
-    return build_report(out)
+    return build_loso_results(out)
 
 
 def _train_shard(cfg: LosoConfig, data: LosoData, folds: LosoFolds, store: RunStore,

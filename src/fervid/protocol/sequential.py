@@ -12,9 +12,7 @@ import torch
 from fervid.config import LosoConfig
 from fervid.losses import ClassificationWithFeatureLoss
 from fervid.progress import ProgressLike
-from fervid.protocol.epoch_log import EpochLog
 from fervid.protocol.folds import LosoData, LosoFolds
-from fervid.protocol.run_store import FoldPredictions, RunStore
 from fervid.protocol.training import (
     build_feature_loss,
     class_weights,
@@ -23,6 +21,8 @@ from fervid.protocol.training import (
     init_fold_model,
     make_optimizer,
 )
+from fervid.runs.epoch_log import EpochLog
+from fervid.runs.store import FoldPredictions, RunStore
 
 
 def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fervid.checkpoint import checkpoint_payload, input_spec_from_config
 from fervid.config import LosoConfig, TrainConfig
-from fervid.ec_stfl import EcStflLoss
 from fervid.losses import CenterLoss, DeviationEnhancementLoss
+from fervid.losses.ec_stfl import EcStflLoss
 from fervid.models import build_model
 from fervid.protocol.folds import LosoData
+from fervid.runs.checkpoint import checkpoint_payload, input_spec_from_config
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -71,7 +71,7 @@ def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: tor
 
 
 def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
-    """A fold model as a self-describing checkpoint (:mod:`fervid.checkpoint`)."""
+    """A fold model as a self-describing checkpoint (:mod:`fervid.runs.checkpoint`)."""
     spec = input_spec_from_config(cfg, tuple(data.x.shape[1:]) if data.x.ndim == 4 else None)
     return checkpoint_payload(state, cfg, list(data.classes), spec)
 

@@ -2,7 +2,7 @@
 
 All are :class:`VideoClassifier` s with the same builder options
 ``(*, in_chans=3, num_classes=7, drop_rate=0.5)`` and ``forward_features`` → ``(B,
-num_features)``, the features EC-STFL (:mod:`fervid.ec_stfl`) reads.
+num_features)``, the features EC-STFL (:mod:`fervid.losses.ec_stfl`) reads.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ published figures of its protocol; several runs are also compared side by side. 
 embedded, CSS and JS inline: the file opens offline in any browser.
 """
 
-from fervid.html_report.page import render_page, write_html_report
-from fervid.html_report.published import Benchmark, PublishedEntry, load_published
-from fervid.html_report.run_data import RunData, RunReportError, load_run
+from fervid.report.html.page import render_page, write_html_report
+from fervid.report.html.published import Benchmark, PublishedEntry, load_published
+from fervid.report.html.run_data import RunData, RunReportError, load_run
 
 __all__ = ["Benchmark", "PublishedEntry", "RunData", "RunReportError", "load_published",
            "load_run", "render_page", "write_html_report"]

@@ -4,7 +4,7 @@
     ``run.json`` (config fingerprint, seed), ``config.yaml``, ``folds.csv``;
     ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends;
     ``models/fold_NNN.pt``: that fold's model, a self-describing checkpoint
-      (:mod:`fervid.checkpoint`: weights, config, classes, input spec);
+      (:mod:`fervid.runs.checkpoint`: weights, config, classes, input spec);
     ``checkpoints/``: resumable state of unfinished batched training;
     ``train_log*.csv``: loss and train accuracy per epoch.
 """
@@ -115,7 +115,7 @@ class RunStore:
     def write_fold(self, result: FoldPredictions, table, classes: Sequence[str],
                    model: dict | None = None) -> None:
         """Write a finished fold: its model (``model``, a checkpoint payload from
-        :func:`fervid.checkpoint.checkpoint_payload`) first, then its predictions."""
+        :func:`fervid.runs.checkpoint.checkpoint_payload`) first, then its predictions."""
         rows = []
         for i, pred, prob in zip(result.index.tolist(), result.preds.tolist(),
                                  result.probs.tolist(), strict=True):

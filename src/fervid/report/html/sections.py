@@ -1,6 +1,6 @@
 """HTML sections of a LOSO run, one small function each; every text is escaped.
 
-A run's sections are chosen by its protocol (:data:`fervid.html_report.page.SECTIONS_BY_PROTOCOL`);
+A run's sections are chosen by its protocol (:data:`fervid.report.html.page.SECTIONS_BY_PROTOCOL`);
 the DFEW k-fold sections (WAR, UAR, per-class recall, a per-fold table) are in
 :mod:`.kfold_sections`.
 """
@@ -12,13 +12,13 @@ from html import escape
 
 import pandas as pd
 
-from fervid.html_report.figures import (
+from fervid.report.html.figures import (
     confusion_uri,
     image_file_uri,
     recall_bars_uri,
     training_curves_uri,
 )
-from fervid.html_report.markup import (
+from fervid.report.html.markup import (
     METRIC_NAMES,
     config_details,
     fmt,
@@ -28,8 +28,8 @@ from fervid.html_report.markup import (
     section,
     table,
 )
-from fervid.html_report.published import Benchmark
-from fervid.html_report.run_data import RunData
+from fervid.report.html.published import Benchmark
+from fervid.report.html.run_data import RunData
 
 LOSO_METRICS = ("uf1", "uar", "acc", "f1_macro")
 #: Gallery images embedded per run (SMA-STN runs write one per class).

@@ -1,4 +1,4 @@
-"""The clips of a raw release, as :func:`fervid.prepare_faces.prepare_faces` reads them.
+"""The clips of a raw release, as :func:`fervid.prepare.faces.prepare_faces` reads them.
 
 Each clip is a frame folder (CASME II, SAMM, SMIC) or a video (DFEW), with the folder its
 aligned faces go to under the output folder: the same path relative to the release, so the

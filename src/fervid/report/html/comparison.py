@@ -8,8 +8,8 @@ import statistics
 from collections.abc import Sequence
 from html import escape
 
-from fervid.html_report.markup import METRIC_NAMES, delta, fmt, section, table
-from fervid.html_report.run_data import RunData
+from fervid.report.html.markup import METRIC_NAMES, delta, fmt, section, table
+from fervid.report.html.run_data import RunData
 
 _LOSO = ("uf1", "uar", "acc", "f1_macro")
 _KFOLD = ("war", "uar")

@@ -9,7 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fervid.html_report.run_data import RunData
+    from fervid.report.html.run_data import RunData
 
 #: Column label of each score key.
 METRIC_NAMES = {"uf1": "UF1", "uar": "UAR", "acc": "Acc", "f1_macro": "macro-F1", "war": "WAR"}

@@ -28,7 +28,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.clip_pool import check_settings, map_clips
 from fervid.faces import (
     DlibFaceDetector,
     align_face,
@@ -38,8 +37,9 @@ from fervid.faces import (
     track_faces,
 )
 from fervid.files import TMP_MARK
+from fervid.prepare.pool import check_settings, map_clips
+from fervid.prepare.raw_clips import ClipJob, find_clips
 from fervid.progress import progress_bar
-from fervid.raw_clips import ClipJob, find_clips
 
 SETTINGS_NAME = "prepare_faces.json"
 TRACKS_DIR = "_face_tracks"
@@ -218,7 +218,7 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
     Parameters
     ----------
     dataset : {'casme2', 'samm', 'smic', 'dfew'}
-        Which release ``data_root`` holds (see :func:`fervid.raw_clips.find_clips`).
+        Which release ``data_root`` holds (see :func:`fervid.prepare.raw_clips.find_clips`).
     data_root, out_dir : Path
         The raw release and the output folder (created; must differ). Finished clips already
         in ``out_dir`` are kept (resume).

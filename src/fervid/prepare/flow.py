@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fervid.clip_pool import check_settings, map_clips
 from fervid.files import TMP_MARK, atomic_write_bytes
+from fervid.prepare.pool import check_settings, map_clips
 from fervid.progress import progress_bar
 from fervid.representation.optical_flow import (
     MEGC2019_CHANNELS,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fervid.html_report.run_data import RunData, RunReportError, read_json, read_train_logs
-from fervid.report_kfold import kfold_metrics, read_fold_predictions
+from fervid.report.html.run_data import RunData, RunReportError, read_json, read_train_logs
+from fervid.runs.results import kfold_metrics, read_fold_predictions
 
 
 def load_kfold_run(run_dir: Path, meta: dict, config: dict, config_text: str) -> RunData:

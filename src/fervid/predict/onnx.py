@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fervid.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 from fervid.files import atomic_write
+from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
 #: Largest accepted absolute difference between torch and onnxruntime logits.
 MAX_ABS_DIFF = 1e-4

@@ -7,11 +7,11 @@ from html import escape
 from pathlib import Path
 
 from fervid.files import atomic_write
-from fervid.html_report.comparison import comparison_section
-from fervid.html_report.kfold_sections import KFOLD_SECTIONS
-from fervid.html_report.published import load_published
-from fervid.html_report.run_data import RunData, RunReportError, load_run
-from fervid.html_report.sections import LOSO_SECTIONS
+from fervid.report.html.comparison import comparison_section
+from fervid.report.html.kfold_sections import KFOLD_SECTIONS
+from fervid.report.html.published import load_published
+from fervid.report.html.run_data import RunData, RunReportError, load_run
+from fervid.report.html.sections import LOSO_SECTIONS
 
 #: The sections of one run, in page order, by ``run.json``'s ``protocol``.
 SECTIONS_BY_PROTOCOL = {"loso": LOSO_SECTIONS, "dfew_5fold": KFOLD_SECTIONS}

@@ -2,7 +2,7 @@
 
 ``run.json``'s ``protocol`` picks the reader: DFEW k-fold runs (``dfew_5fold``) are read by
 :mod:`.kfold_data`; every other run is a LOSO run. A LOSO run directory (see
-:mod:`fervid.protocol.run_store`) holds ``run.json``,
+:mod:`fervid.runs.store`) holds ``run.json``,
 ``config.yaml``, ``folds.csv``, ``folds/fold_NNN.csv``, ``metrics.json``,
 ``per_subject.csv``, ``train_logs/*.csv`` (or ``train_log*.csv``), ``wall/*.json`` and, for
 SMA-STN runs, ``dssi_gallery/*.png`` with ``captions.json``. Only ``run.json`` and at least one
@@ -22,7 +22,7 @@ import yaml
 
 from fervid.config import RunConfig
 from fervid.metrics import score_predictions
-from fervid.protocol.run_store import RunDirError, RunStore
+from fervid.runs.store import RunDirError, RunStore
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
 #: Data sets of the MEGC2019 composite, as fervid names them.
@@ -52,7 +52,7 @@ class RunData:
     (``fold, dataset, subject``), finished or not; each of ``train_logs`` has ``epoch, loss,
     train_acc`` and stands for the folds named in its ``attrs["name"]``. K-fold runs have
     no subjects (``per_subject`` is empty) and a ``per_fold`` table instead (see
-    :func:`fervid.html_report.kfold_data.load_kfold_run`).
+    :func:`fervid.report.html.kfold_data.load_kfold_run`).
     """
 
     run_dir: Path
@@ -165,7 +165,7 @@ def load_run(run_dir: Path) -> RunData:
         raise RunReportError(f"{run_dir / 'run.json'}: has no 'classes' (not a fervid run?)")
     config_text, config = read_config(run_dir)
     if meta.get("protocol") == "dfew_5fold":
-        from fervid.html_report.kfold_data import load_kfold_run
+        from fervid.report.html.kfold_data import load_kfold_run
 
         return load_kfold_run(run_dir, meta, config, config_text)
     try:

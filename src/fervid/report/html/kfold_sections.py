@@ -7,8 +7,8 @@ from html import escape
 
 import pandas as pd
 
-from fervid.html_report.figures import confusion_uri, recall_bars_uri
-from fervid.html_report.markup import (
+from fervid.report.html.figures import confusion_uri, recall_bars_uri
+from fervid.report.html.markup import (
     METRIC_NAMES,
     config_details,
     fmt,
@@ -18,10 +18,10 @@ from fervid.html_report.markup import (
     section,
     table,
 )
-from fervid.html_report.published import Benchmark
-from fervid.html_report.run_data import RunData
-from fervid.html_report.sections import training_curves
-from fervid.report_kfold import AVERAGES
+from fervid.report.html.published import Benchmark
+from fervid.report.html.run_data import RunData
+from fervid.report.html.sections import training_curves
+from fervid.runs.results import AVERAGES
 
 KFOLD_METRICS = ("war", "uar")
 

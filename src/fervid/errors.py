@@ -1,0 +1,23 @@
+"""The one base class of every error a user can fix.
+
+``fervid.cli`` catches :class:`FervidError` only: it prints the message as one line and exits
+with status 2. Any other exception is a bug in fervid and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FervidError(Exception):
+    """An error the user can fix: the message names the file (row, field) and the problem."""
+
+
+class UserPathError(FervidError):
+    """A path the user gave cannot be read or written (missing, a folder, no permission)."""
+
+
+def path_error(path: str | Path, err: OSError, what: str = "file") -> UserPathError:
+    """An :class:`OSError` on a path the user gave, as a :class:`UserPathError` naming it
+    (``what``: what the path was for, e.g. ``"config file"``)."""
+    return UserPathError(f"{path}: cannot use this {what}: {err.strerror or err}")

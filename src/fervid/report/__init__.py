@@ -1,0 +1,1 @@
+"""Reports: terminal tables and the HTML page of LOSO and k-fold runs."""

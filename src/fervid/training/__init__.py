@@ -1,0 +1,1 @@
+"""The training core: one epoch loop and evaluation, and the fold-batched STSTNet engine."""
