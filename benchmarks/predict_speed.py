@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fervid.cli.demo import VARIANTS, demo_config
-from fervid.models import build_model
+from fervid.models import model_from_config
 from fervid.predict import STAGES, predict_video
 from fervid.predict.onnx import export_onnx
 from fervid.runs.checkpoint import save_checkpoint
@@ -32,9 +32,8 @@ DEFAULT_VIDEO = (Path(__file__).resolve().parents[1].parent / "shared" / "data" 
 def demo_checkpoint(folder: Path) -> Path:
     cfg = demo_config(VARIANTS[0], epochs=1)
     torch.manual_seed(0)
-    model = build_model(cfg.model.name, in_chans=1, num_classes=len(cfg.data.classes),
-                        drop_rate=cfg.model.drop_rate,
-                        config=cfg.model.model_copy(update={"pretrained_path": None}))
+    model = model_from_config(cfg.model.model_copy(update={"pretrained_path": None}),
+                              in_chans=1, num_classes=len(cfg.data.classes))
     return save_checkpoint(folder / "smastn_demo.pt", model.state_dict(), config=cfg,
                            classes=cfg.data.classes)
 

@@ -36,12 +36,12 @@ def test_training_step_matches_independent_models(negative_gamma):
             for m in models:
                 m.bn2.weight[1] = -0.7
             batched.bn_weight[:, 4] = -0.7
-    logits = batched(im2col_patches(x), test_fold)
+    logits = batched(im2col_patches(x), test_fold).logits
     _per_fold_loss(logits, y, test_fold).backward()
     for f, m in enumerate(models):
         m.train()
         keep = mask[:, f]
-        out = m(x[keep])
+        out = m(x[keep]).logits
         torch.testing.assert_close(logits[keep, f], out, rtol=1e-4, atol=1e-4)
         F.cross_entropy(out, y[keep]).backward()
         ref = {k: v.grad for k, v in m.named_parameters()}
@@ -70,7 +70,7 @@ def test_test_subject_never_touches_its_fold():
     for data in (x, x2):
         b = FoldBatchedSTSTNet.from_models([STSTNet(drop_rate=0.0)] * 3)
         b.load_state_dict(batched.state_dict())
-        logits = b(im2col_patches(data), test_fold)
+        logits = b(im2col_patches(data), test_fold).logits
         _per_fold_loss(logits, y, test_fold).backward()
         if data is x:
             first = (b.conv_weight.grad[0].clone(), b.running_var[0].clone())
@@ -84,12 +84,12 @@ def test_eval_matches_and_exports_plain_state_dict():
     models, batched, x, _, _ = _setup()
     batched.eval()
     with torch.no_grad():
-        logits = batched(im2col_patches(x))
+        logits = batched(im2col_patches(x)).logits
     for f, m in enumerate(models):
         m.eval()
         fresh = STSTNet(drop_rate=0.0)
         fresh.load_state_dict(batched.fold_state_dict(f), strict=True)
         fresh.eval()
         with torch.no_grad():
-            torch.testing.assert_close(logits[:, f], fresh(x), rtol=1e-4, atol=1e-4)
-            torch.testing.assert_close(logits[:, f], m(x), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(logits[:, f], fresh(x).logits, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(logits[:, f], m(x).logits, rtol=1e-4, atol=1e-4)

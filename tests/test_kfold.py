@@ -44,10 +44,10 @@ def config(name: str = "r3d_18", **train) -> KfoldConfig:
 @pytest.mark.parametrize("name", [*NETWORKS, "smastn"])
 def test_one_short_epoch_of_every_network(release, tmp_path, name):
     metrics = run_kfold(config(name), release, tmp_path / name, folds=[1], progress=False)
-    frame = pd.read_csv(tmp_path / name / "folds" / "fold_1.csv", dtype={"clip": str})
+    frame = pd.read_csv(tmp_path / name / "folds" / "fold_001.csv", dtype={"clip": str})
     assert len(frame) == 3 and metrics["n_samples"] == 3 and metrics["folds"] == [1]
     assert 0 <= metrics["pooled"]["war"] <= 1
-    assert (tmp_path / name / "models" / "fold_1.pt").exists()
+    assert (tmp_path / name / "models" / "fold_001.pt").exists()
 
 
 def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monkeypatch):
@@ -68,10 +68,10 @@ def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monke
         run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
     monkeypatch.setattr(kfold_module.EpochLog, "append", original)
     run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
-    whole, resumed = ((tmp_path / d / "folds" / "fold_1.csv").read_text()
+    whole, resumed = ((tmp_path / d / "folds" / "fold_001.csv").read_text()
                       for d in ("whole", "killed"))
     assert whole == resumed
-    log = pd.read_csv(tmp_path / "killed" / "train_logs" / "fold_1.csv")
+    log = pd.read_csv(tmp_path / "killed" / "train_logs" / "fold_001.csv")
     assert log["epoch"].tolist() == [1, 2]
 
 
@@ -90,7 +90,7 @@ def test_cli_kfold_with_overrides_and_bad_fold(release, tmp_path):
     result = CliRunner().invoke(app, [
         "kfold", "--config", str(cfg_path), "--data-root", str(release), "--out",
         str(tmp_path / "run"), "--folds", "1", "--epochs", "1", "--batch-size", "2",
-        "train.lr=0.0005", "--no-progress"])
+        "--set", "train.lr=0.0005", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "WAR" in result.output and "label order" in result.output
     saved = (tmp_path / "run" / "config.yaml").read_text()
@@ -143,11 +143,11 @@ def test_html_report_names_a_broken_fold_file(release, tmp_path):
     from fervid.report.html import RunReportError, load_run
 
     run_kfold(config(), release, tmp_path / "run", folds=[1], progress=False)
-    fold = tmp_path / "run" / "folds" / "fold_1.csv"
+    fold = tmp_path / "run" / "folds" / "fold_001.csv"
     frame = pd.read_csv(fold, dtype={"clip": str})
     frame.loc[0, "label"] = 9
     frame.to_csv(fold, index=False)
-    with pytest.raises(RunReportError, match=r"fold_1\.csv: label .9. is not a class index"):
+    with pytest.raises(RunReportError, match=r"fold_001\.csv: label .9. is not a class index"):
         load_run(tmp_path / "run")
 
 
@@ -155,13 +155,13 @@ def test_training_log_goes_to_csv_and_tensorboard(release, tmp_path):
     from fervid.runs.epoch_log import TENSORBOARD_AVAILABLE
 
     run_kfold(config(epochs=2), release, tmp_path / "run", folds=[1], progress=False)
-    log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_1.csv")
+    log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_001.csv")
     assert log["epoch"].tolist() == [1, 2]
     if not TENSORBOARD_AVAILABLE:
         pytest.skip("TensorBoard is not installed: only the CSV log is written")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "fold_1")).Reload()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "fold_001")).Reload()
     loss = events.Scalars("train/loss")
     assert [e.step for e in loss] == [1, 2]
     assert [e.value for e in loss] == pytest.approx(log["loss"].tolist(), rel=1e-6)

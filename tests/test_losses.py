@@ -6,12 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fervid.config import TrainConfig
 from fervid.losses import (
     CenterLoss,
     ClassificationWithFeatureLoss,
     DeviationEnhancementLoss,
+    EcStflLoss,
     LossParts,
+    balanced_class_weights,
+    build_training_loss,
 )
+from fervid.models import ModelOutput
 
 
 def _with_centers(loss, centers):
@@ -78,7 +83,7 @@ def test_center_loss_hand_value():
 def test_classification_without_feature_loss_is_ce():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
     y = torch.tensor([0, 2])
-    total, parts = ClassificationWithFeatureLoss()(logits, y)
+    total, parts = ClassificationWithFeatureLoss()(ModelOutput(logits), y)
     torch.testing.assert_close(total, F.cross_entropy(logits, y))
     assert isinstance(parts, LossParts) and parts.feature.item() == 0.0
 
@@ -90,10 +95,32 @@ def test_classification_with_feature_loss_adds_weighted_term():
     logits = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 1])
     z = torch.tensor([[1.0, 0.0], [2.0, 2.0]])  # centre loss (1 + 4) / 2 = 2.5
-    total, parts = criterion(logits, y, z)
+    total, parts = criterion(ModelOutput(logits, z), y)
     ce = F.cross_entropy(logits, y)
     torch.testing.assert_close(total, ce + 0.5 * 2.5)
     torch.testing.assert_close(parts.feature, torch.tensor(2.5))
     torch.testing.assert_close(parts.ce, ce)
     with pytest.raises(ValueError, match="features"):
-        criterion(logits, y)
+        criterion(ModelOutput(logits), y)
+
+
+def test_class_weights_reweight_the_cross_entropy():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3], [0.3, 0.9, -0.2]])
+    y = torch.tensor([0, 0, 2])
+    w = balanced_class_weights(y, 3)
+    # n / (K n_c): 3 / (3·2) for class 0, 3 / (3·1) for class 2; an absent class counts 1.
+    torch.testing.assert_close(w, torch.tensor([0.5, 1.0, 1.0]))
+    total, _ = ClassificationWithFeatureLoss(class_weights=w)(ModelOutput(logits), y)
+    torch.testing.assert_close(total, F.cross_entropy(logits, y, weight=w))
+    assert not torch.allclose(total, F.cross_entropy(logits, y))
+
+
+@pytest.mark.parametrize("name, kind", [("none", type(None)), ("de", DeviationEnhancementLoss),
+                                        ("center", CenterLoss), ("ec_stfl", EcStflLoss)])
+def test_build_training_loss_from_config(name, kind):
+    train = TrainConfig(feature_loss=name, feature_loss_weight=0.7)
+    loss = build_training_loss(train, num_classes=3, feature_dim=4)
+    assert isinstance(loss.feature_loss, kind) and loss.weight == 0.7
+    if name != "none":
+        with pytest.raises(ValueError, match="features"):
+            build_training_loss(train, num_classes=3, feature_dim=None)

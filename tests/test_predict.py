@@ -36,11 +36,10 @@ def smastn_ckpt(tmp_path_factory) -> Path:
     """The demo's SMA-STN config (32 px gray DSSI, K = 2), untrained weights."""
     cfg = demo_config(VARIANTS[0], epochs=1)
     model_cfg = cfg.model.model_copy(update={"pretrained_path": None})
-    from fervid.models import build_model
+    from fervid.models import model_from_config
 
     torch.manual_seed(0)
-    model = build_model(cfg.model.name, in_chans=1, num_classes=len(cfg.data.classes),
-                        drop_rate=cfg.model.drop_rate, config=model_cfg)
+    model = model_from_config(model_cfg, in_chans=1, num_classes=len(cfg.data.classes))
     path = tmp_path_factory.mktemp("ckpt") / "smastn.pt"
     return save_checkpoint(path, model.state_dict(), config=cfg, classes=cfg.data.classes)
 
@@ -136,9 +135,9 @@ def test_flow_models_are_refused_by_predict(tmp_path):
     from fervid.config import load_config
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "ststnet_megc2019.yaml")
-    from fervid.models import build_model
+    from fervid.models import model_from_config
 
-    model = build_model("ststnet", in_chans=3, num_classes=3, drop_rate=0.5, config=cfg.model)
+    model = model_from_config(cfg.model, in_chans=3, num_classes=3)
     spec = input_spec_from_config(cfg, (3, 28, 28))
     path = save_checkpoint(tmp_path / "ststnet.pt", model.state_dict(), config=cfg,
                            classes=cfg.data.classes, input_spec=spec)
@@ -166,9 +165,9 @@ def test_kfold_clip_model_predicts(tmp_path):
     cfg = KfoldConfig.model_validate({
         "name": "tiny_r3d", "model": {"name": "r3d_18"},
         "data": {"num_frames": 8, "size": 32, "representation": "clip"}})
-    from fervid.protocol.kfold import build_video_model
+    from fervid.models import model_from_config
 
-    model = build_video_model(cfg, 3, 7)
+    model = model_from_config(cfg.model, in_chans=3, num_classes=7)
     path = save_checkpoint(tmp_path / "r3d.pt", model.state_dict(), config=cfg,
                            classes=cfg.data.classes)
     spec = load_checkpoint(path).input_spec

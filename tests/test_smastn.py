@@ -141,7 +141,8 @@ def test_baselines_take_one_image():
     for builder in (apex_resnet, global_di_resnet):
         model = builder(in_chans=1, num_classes=4, drop_rate=0.0, backbone="resnet18")
         assert isinstance(model, SingleImageResNet)
-        assert model(torch.randn(2, 1, 32, 32)).shape == (2, 4)
+        out = model(torch.randn(2, 1, 32, 32))
+        assert out.logits.shape == (2, 4) and out.features.shape == (2, model.num_features)
 
 
 def test_load_imagenet_weights_round_trip(tmp_path):

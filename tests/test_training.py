@@ -3,7 +3,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fervid.protocol.training import class_weights, per_fold_cross_entropy
+from fervid.losses import per_fold_class_weights as class_weights
+from fervid.losses import per_fold_cross_entropy
 
 
 def test_per_fold_loss_is_each_folds_own_cross_entropy():

@@ -2,9 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fervid.models.video import VIDEO_BUILDERS
+from fervid.models import create_model
+from fervid.models.video import VIDEO_MODELS
 
-NAMES = list(VIDEO_BUILDERS)
+NAMES = list(VIDEO_MODELS)
 # The paper's input, grayscale, and 224 pixels (T=8, batch 1 to stay small).
 SHAPES = [(2, 3, 16, 112, 112), (1, 1, 16, 112, 112), (1, 3, 8, 224, 224)]
 
@@ -15,10 +16,10 @@ def test_output_and_feature_shapes(name, shape):
     # Shapes are propagated on the meta device: the full-size layer arithmetic, no compute
     # (the real kernels run in the overfitting test below).
     with torch.device("meta"):
-        model = VIDEO_BUILDERS[name](in_chans=shape[1], num_classes=5)
+        model = create_model(name, in_chans=shape[1], num_classes=5)
         x = torch.empty(shape)
         features = model.forward_features(x)
-        logits = model(x)
+        logits = model(x).logits
     assert features.shape == (shape[0], model.num_features)
     assert logits.shape == (shape[0], 5)
     assert model.forward_head(features).shape == (shape[0], 5)
@@ -27,7 +28,7 @@ def test_output_and_feature_shapes(name, shape):
 @pytest.mark.parametrize("name", NAMES)
 def test_wrong_input_is_a_clear_error(name):
     with torch.device("meta"):
-        model = VIDEO_BUILDERS[name](in_chans=1)
+        model = create_model(name, in_chans=1)
         with pytest.raises(ValueError, match=r"expects a clip \(B, 1, T, H, W\)"):
             model(torch.empty(2, 3, 8, 32, 32))
         with pytest.raises(ValueError, match="got shape"):
@@ -36,9 +37,9 @@ def test_wrong_input_is_a_clear_error(name):
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="drop_rate"):
-        VIDEO_BUILDERS["i3d"](drop_rate=1.0)
+        create_model("i3d", drop_rate=1.0)
     with pytest.raises(ValueError, match="temporal_pool"):
-        VIDEO_BUILDERS["resnet18_lstm"](temporal_pool="max")
+        create_model("resnet18_lstm", temporal_pool="max")
 
 
 # One-batch overfitting on the smallest clips each network takes: 4 clips (B, 3, 4, 16, 16)
@@ -57,12 +58,12 @@ OVERFIT_STEPS = {"vgg11_lstm": 60}
 def test_overfits_one_batch(name):
     shape, lr = OVERFIT[name]
     torch.manual_seed(0)
-    model = VIDEO_BUILDERS[name](num_classes=4, drop_rate=0.0).train()
+    model = create_model(name, num_classes=4, drop_rate=0.0).train()
     x, y = torch.randn(shape), torch.tensor([0, 1, 0, 1])
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     first = None
     for _ in range(OVERFIT_STEPS.get(name, 30)):
-        logits = model(x)
+        logits = model(x).logits
         loss = F.cross_entropy(logits, y)
         first = loss.item() if first is None else first
         if loss.item() < 0.1 and torch.equal(logits.argmax(1), y):

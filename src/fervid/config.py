@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fervid.errors import FervidError
 from fervid.samples import PROTOCOL_CLASSES
 
 
@@ -125,8 +126,7 @@ class RunConfig(DeviceConfig):
     #: Torch intra-op threads per process (0: torch's default, or 1 per worker when workers > 1).
     threads: int = Field(0, ge=0)
 
-    #: Fields that change neither results nor what a run is (left out of fingerprints and of
-    #: report comparisons).
+    #: Fields that change neither results nor what a run is (left out of report comparisons).
     CADENCE_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_every_s", "threads")
 
 
@@ -140,12 +140,10 @@ class LosoConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes results (not devices or checkpoint cadence)."""
-        d = self.model_dump()
-        for k in RunConfig.CADENCE_FIELDS:
-            d["run"].pop(k)
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    def fingerprint(self, *, precision: str | None = None, fold_groups: int | None = None
+                    ) -> str:
+        """See :func:`fingerprint`."""
+        return fingerprint(self, precision=precision, fold_groups=fold_groups)
 
 
 class VideoModelConfig(_Strict):
@@ -194,14 +192,38 @@ class KfoldConfig(_Strict):
         lr=1e-4, batch_size=24, epochs=30))
     run: KfoldRunConfig = Field(default_factory=KfoldRunConfig)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes results (not devices or loader workers)."""
-        d = self.model_dump()
-        d.pop("run")
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    def fingerprint(self, *, precision: str | None = None) -> str:
+        """See :func:`fingerprint`."""
+        return fingerprint(self, precision=precision)
 
 
-class ConfigError(ValueError):
+#: ``run`` fields that change only where and how fast a run goes, never its numbers: left out
+#: of every fingerprint. Everything else (model, data, train, seed, the precision used, the
+#: engine and, for the fold-batched engine, how folds are grouped) is in.
+PLACEMENT_FIELDS = ("accelerator", "devices", "num_nodes", "workers", "threads",
+                    "checkpoint_every_s", "num_workers", "prefetch_factor")
+
+
+def fingerprint(cfg: BaseModel, *, precision: str | None = None,
+                fold_groups: int | None = None) -> str:
+    """The one rule both protocols hash a run by (``run.json``'s ``fingerprint``): a resumed
+    run must match it.
+
+    ``precision``: the precision actually used (Fabric's resolved setting; default the
+    config's). ``fold_groups``: for the fold-batched engine, how many groups the folds were
+    split into (processes × local workers), since a group trains as one batched model.
+    """
+    d = cfg.model_dump()
+    run = {k: v for k, v in d.pop("run").items() if k not in PLACEMENT_FIELDS}
+    if precision is not None:
+        run["precision"] = precision
+    if fold_groups is not None:
+        run["fold_groups"] = fold_groups
+    d["run"] = run
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ConfigError(FervidError, ValueError):
     """A config file or override is invalid; the message names the file and the fields."""
 
 

@@ -6,20 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from fervid.cli.common import USER_ERRORS, SetOption, config_overrides, console, fail, run_app
 
 app = typer.Typer(help="fervid: facial expression recognition in video.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err = Console(stderr=True)
-
-#: Errors the user can fix: printed as one clear message, exit status 2, no traceback.
-_USER_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, RuntimeError)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -36,9 +27,7 @@ def loso(
         help="Folds to run, e.g. 0-33 or 0-3,10 (default all); shards merge with "
              "`fervid report`.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Overrides train.epochs.")] = None,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override any config field, e.g. --set train.lr=1e-4 (repeatable).")
-    ] = None,
+    set_: SetOption = None,
     cache_dir: Annotated[Path | None, typer.Option(
         help="Where computed DSSI results are cached (default $FERVID_CACHE or "
              "~/.cache/fervid).")] = None,
@@ -53,17 +42,13 @@ def loso(
     from fervid.protocol.loso import load_loso_data, run_loso
     from fervid.report.loso import print_report
 
-    overrides = list(set_ or [])
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    if epochs is not None:
-        overrides.append(f"train.epochs={epochs}")
+    overrides = config_overrides(set_, seed=seed, **{"train.epochs": epochs})
     try:
         cfg = load_config(config, overrides)
         data = load_loso_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
         report = run_loso(cfg, data, out, folds_spec=folds, data_root=str(data_root),
                           progress=progress)
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     if report is not None:
         print_report(report, console)
@@ -75,9 +60,6 @@ def kfold(
     data_root: Annotated[Path, typer.Option(
         help="The DFEW folder (Clip/..., EmoLabel_DataSplit/...).")],
     out: Annotated[Path, typer.Option(help="Run directory; rerunning resumes it.")],
-    overrides: Annotated[list[str] | None, typer.Argument(
-        help="Any other config field as key=value, e.g. train.lr=1e-4 run.num_workers=4.")
-    ] = None,
     folds: Annotated[str | None, typer.Option(help="Folds to run, e.g. 1,3 (default 1-5).")
                      ] = None,
     epochs: Annotated[int | None, typer.Option(help="Overrides train.epochs.")] = None,
@@ -91,6 +73,7 @@ def kfold(
     skip_missing: Annotated[bool, typer.Option(
         help="Skip missing or unreadable clips (their count is logged) instead of stopping.")
     ] = False,
+    set_: SetOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """DFEW 5-fold training and evaluation, resumable (per-epoch checkpoints) and multi-GPU.
@@ -102,19 +85,15 @@ def kfold(
     from fervid.protocol.kfold import run_kfold
     from fervid.report.kfold import print_kfold_report
 
-    extra = list(overrides or [])
-    for key, value in (("train.epochs", epochs), ("train.batch_size", batch_size),
-                       ("seed", seed), ("run.devices", devices), ("run.num_nodes", num_nodes),
-                       ("run.precision", precision)):
-        if value is not None:
-            extra.append(f"{key}={value}")
-    if skip_missing:
-        extra.append("data.skip_missing=true")
+    extra = config_overrides(set_, seed=seed, **{
+        "train.epochs": epochs, "train.batch_size": batch_size, "run.devices": devices,
+        "run.num_nodes": num_nodes, "run.precision": precision,
+        "data.skip_missing": "true" if skip_missing else None})
     try:
         cfg = load_config(config, extra, schema=KfoldConfig)
         chosen = None if folds is None else parse_folds(folds, 5, first=1)
         metrics = run_kfold(cfg, data_root, out, folds=chosen, progress=progress)
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     if metrics is not None:
         print_kfold_report(metrics, console)
@@ -144,7 +123,7 @@ def report(
         for d in kfold_dirs:
             print_kfold_report(build_kfold_results(d), console)
         reports = [build_loso_results(d) for d in run_dirs if d not in kfold_dirs]
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     for rep in reports:
         print_report(rep, console)
@@ -155,7 +134,7 @@ def report(
 
         try:
             write_html_report(run_dirs, html)
-        except _USER_ERRORS as e:
+        except USER_ERRORS as e:
             raise fail(str(e)) from None
         console.print(f"wrote {html}")
 
@@ -181,7 +160,7 @@ def demo(
 
     try:
         run_demo(out, epochs=epochs, seed=seed, only=only, console=console, progress=progress)
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
 
 
@@ -216,7 +195,7 @@ def dssi(
         result = dssi_from_sample(sample, params)
         save_dssi_figure(result, out, title=f"{frames_dir.name}: {len(frames)} frames, apex "
                                             f"{apex}, {protocol}")
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     console.print(f"wrote {out}")
 
@@ -234,4 +213,4 @@ _register_subcommands()
 
 
 def main() -> None:
-    app()
+    run_app(app)

@@ -40,7 +40,7 @@ def predict(
     Exit status: 0 done; 2 unusable input (missing or unreadable file, not a video, a
     checkpoint that does not describe a video model); 3 no face found in the video.
     """
-    from fervid.cli import _USER_ERRORS, console, fail
+    from fervid.cli.common import USER_ERRORS, console, fail
     from fervid.faces import NoFaceFoundError
     from fervid.predict import predict_video
 
@@ -50,7 +50,7 @@ def predict(
                                detect_every=detect_every, progress=progress)
     except NoFaceFoundError as e:
         raise fail(str(e), EXIT_NO_FACE) from None
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     _print_prediction(result, console)
 
@@ -65,12 +65,12 @@ def export(
     The file is kept only if onnxruntime reproduces the torch logits within 1e-4 on a random
     input of the checkpoint's input shape. `fervid predict --onnx` runs it.
     """
-    from fervid.cli import _USER_ERRORS, console, fail
+    from fervid.cli.common import USER_ERRORS, console, fail
     from fervid.predict.onnx import MAX_ABS_DIFF, export_onnx
 
     try:
         diff = export_onnx(checkpoint, onnx, opset=opset)
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:
         raise fail(str(e)) from None
     console.print(f"wrote {onnx}: onnxruntime logits within {diff:.2e} of torch "
                   f"(limit {MAX_ABS_DIFF:g})", highlight=False)

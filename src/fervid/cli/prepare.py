@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fervid.samples import DatasetFormatError
+from fervid.errors import FervidError
 
 PREPARE_HELP = ("Prepare model inputs from a dataset release: aligned face crops from raw frames "
                 "or videos (faces), optical flow images for STSTNet (flow).")
@@ -108,11 +108,11 @@ def flow(
         from fervid.datasets import load_dataset
 
         table = load_dataset(dataset.value, data_root, protocol.value, sheet=sheet)
-    except (DatasetFormatError, ValueError, FileNotFoundError) as error:
+    except FervidError as error:
         _fail(err, f"cannot read {dataset.value} from {data_root}:", str(error))
     try:
         result = prepare_flow(table, out, size=size, workers=workers, progress=progress)
-    except (ValueError, OSError) as error:
+    except (FervidError, OSError) as error:
         _fail(err, f"cannot prepare {out}:", str(error))
 
     _summary(console, f"prepare flow: {dataset.value} ({protocol.value}) -> {result.index}",
@@ -186,7 +186,7 @@ def faces(
                                template=template.value, align=align and align.value,
                                detector=detector.value, detect_every=detect_every,
                                clips=numbers, workers=workers, progress=progress)
-    except (DatasetFormatError, ValueError, OSError) as error:
+    except (FervidError, OSError) as error:
         _fail(err, f"cannot prepare faces of {dataset.value} from {data_root} into {out}:",
               str(error))
 

@@ -1,12 +1,18 @@
-"""Losses: cross-entropy, feature losses (DE-Loss, centre loss, EC-STFL) and the one builder."""
+"""Losses: cross-entropy, feature losses (DE-Loss, centre loss, EC-STFL) and the one builder of
+the training loss from a config (:func:`build_training_loss`)."""
 
 from fervid.losses.ec_stfl import EcStflLoss
-from fervid.losses.feature import (
-    CenterLoss,
+from fervid.losses.feature import CenterLoss, DeviationEnhancementLoss
+from fervid.losses.training_loss import (
     ClassificationWithFeatureLoss,
-    DeviationEnhancementLoss,
     LossParts,
+    balanced_class_weights,
+    build_feature_loss,
+    build_training_loss,
+    per_fold_class_weights,
+    per_fold_cross_entropy,
 )
 
 __all__ = ["CenterLoss", "ClassificationWithFeatureLoss", "DeviationEnhancementLoss",
-           "EcStflLoss", "LossParts"]
+           "EcStflLoss", "LossParts", "balanced_class_weights", "build_feature_loss",
+           "build_training_loss", "per_fold_class_weights", "per_fold_cross_entropy"]

@@ -1,15 +1,12 @@
-"""Feature losses added to cross-entropy: DE-Loss (methods.md §1), centre loss, and the sum.
+"""Feature losses added to cross-entropy: DE-Loss (methods.md §1) and the centre loss.
 
 Every feature loss takes ``(features (B, D), labels (B,))`` and returns a scalar, so that any
-model's ``forward_features`` output can feed any of them and readings can be compared.
-Feature losses with learnable centres are modules: give their parameters to the optimiser too
-(``ClassificationWithFeatureLoss`` registers its feature loss, so ``criterion.parameters()``
-holds them).
+model's ``ModelOutput.features`` can feed any of them and readings can be compared. Feature
+losses with learnable centres are modules: the training loss registers them, so
+``criterion.parameters()`` holds their centres for the optimiser.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -86,48 +83,3 @@ class CenterLoss(nn.Module):
         return (features - self.centers[labels]).pow(2).sum(1).mean()
 
 
-@dataclass(frozen=True)
-class LossParts:
-    """Detached loss terms for logging (tensors, so logging forces no device sync).
-
-    ``feature`` is the unweighted feature loss (zero when there is none).
-    """
-
-    total: torch.Tensor
-    ce: torch.Tensor
-    feature: torch.Tensor
-
-
-class ClassificationWithFeatureLoss(nn.Module):
-    """``CE(logits, y) + weight * feature_loss(features, y)``.
-
-    Parameters
-    ----------
-    feature_loss : nn.Module or None
-        E.g. :class:`DeviationEnhancementLoss`; None gives plain cross-entropy (the ablation).
-    weight : float
-        lambda of methods.md (0.1 for DE-Loss).
-
-    Shapes
-    ------
-    ``logits (B, C)``, ``labels (B,)``, ``features (B, D)`` (needed only with a feature loss),
-    optional ``class_weights (C,)`` for the cross-entropy → ``(total scalar, LossParts)``.
-    """
-
-    def __init__(self, feature_loss: nn.Module | None = None, weight: float = 0.1):
-        super().__init__()
-        self.feature_loss, self.weight = feature_loss, weight
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                features: torch.Tensor | None = None,
-                class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, LossParts]:
-        ce = F.cross_entropy(logits, labels, weight=class_weights)
-        if self.feature_loss is None:
-            feature = ce.new_zeros(())
-            total = ce
-        else:
-            if features is None:
-                raise ValueError("this criterion has a feature loss: pass features (B, D)")
-            feature = self.feature_loss(features, labels)
-            total = ce + self.weight * feature
-        return total, LossParts(total.detach(), ce.detach(), feature.detach())

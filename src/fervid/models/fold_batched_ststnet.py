@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fervid.models.output import ModelOutput
 from fervid.models.ststnet import STREAM_WIDTHS, STSTNet
 
 WIDTH = sum(STREAM_WIDTHS)  # 16 channels per fold
@@ -253,7 +254,9 @@ class FoldBatchedSTSTNet(nn.Module):
         return state
 
     def forward(self, patches: torch.Tensor, test_fold: torch.Tensor | None = None
-                ) -> torch.Tensor:
+                ) -> ModelOutput:
+        """``patches`` ``(B, P, K)`` (:func:`im2col_patches`), ``test_fold`` ``(B,)`` → logits
+        ``(B, F, num_classes)``, one row per fold."""
         b = patches.shape[0]
         fo, c = self.n_folds, self.n_folds * WIDTH
         if test_fold is None:
@@ -289,4 +292,4 @@ class FoldBatchedSTSTNet(nn.Module):
         scale = (gamma / torch.sqrt(var + self.eps)).view(1, c, 1, 1)
         shift = (self.bn_bias - mean * scale.view(fo, WIDTH)).view(1, c, 1, 1)
         y = (avg * scale + dens * shift).reshape(b, fo, WIDTH * 25)
-        return torch.einsum("bfk,fnk->bfn", y, self.fc_weight) + self.fc_bias
+        return ModelOutput(torch.einsum("bfk,fnk->bfn", y, self.fc_weight) + self.fc_bias)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fervid.models.output import ModelOutput
+from fervid.models.registry import register_model
+
 
 def _stream(in_chans: int) -> nn.Sequential:
     return nn.Sequential(
@@ -61,10 +64,12 @@ class OffApexNet(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        features = self.forward_features(x)
+        return ModelOutput(self.forward_head(features), features)
 
 
+@register_model
 def off_apexnet(*, in_chans: int = 2, num_classes: int = 3, drop_rate: float = 0.0,
                 size: int = 28) -> OffApexNet:
     return OffApexNet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate, size=size)

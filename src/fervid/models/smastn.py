@@ -13,12 +13,14 @@ backbone and live at the end of this file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
+
+from fervid.models.output import ModelOutput
+from fervid.models.registry import register_model
 
 #: Backbone names → torchvision constructors (always called with ``weights=None``).
 BACKBONES = {"resnet18": tvm.resnet18, "resnet34": tvm.resnet34, "resnet50": tvm.resnet50}
@@ -142,15 +144,6 @@ class ResNetBackbone(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
-class SmaStnOutput(NamedTuple):
-    """What :class:`SMASTN` returns: ``logits (B, num_classes)``, ``segment_weights (B, K)``
-    (the temporal attention alpha) and ``features (B, F)``, the clip feature z used by DE-Loss."""
-
-    logits: torch.Tensor
-    segment_weights: torch.Tensor
-    features: torch.Tensor
-
-
 class SMASTN(nn.Module):
     """SMA-STN: shared ResNet + STMA (spatial non-local, temporal segment attention) + linear head.
 
@@ -172,7 +165,8 @@ class SMASTN(nn.Module):
     ------
     input ``(B, K+1, in_chans, H, W)``: along dim 1 the K local dynamic images in temporal order,
     then the global one last (the layout DSSI produces, also when ``use_global=False``).
-    Output :class:`SmaStnOutput`; ``features`` is ``(B, 2D)`` or ``(B, D)`` without the global
+    Output :class:`~fervid.models.output.ModelOutput`; ``features`` is ``(B, 2D)`` or ``(B, D)``
+    without the global
     part, with D the backbone width (512 for resnet18).
     """
 
@@ -214,9 +208,11 @@ class SMASTN(nn.Module):
         """``(B, F)`` → logits ``(B, num_classes)`` (dropout, then the linear classifier)."""
         return self.fc(self.dropout(features))
 
-    def forward(self, x: torch.Tensor) -> SmaStnOutput:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        """Logits ``(B, num_classes)``, features z ``(B, F)`` and ``extras["segment_weights"]``
+        ``(B, K)``, the temporal attention alpha."""
         z, alpha = self.forward_features(x)
-        return SmaStnOutput(self.forward_head(z), alpha, z)
+        return ModelOutput(self.forward_head(z), z, {"segment_weights": alpha})
 
 
 class SingleImageResNet(nn.Module):
@@ -245,8 +241,9 @@ class SingleImageResNet(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        features = self.forward_features(x)
+        return ModelOutput(self.forward_head(features), features)
 
 
 def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
@@ -299,6 +296,7 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
     backbone.resnet.load_state_dict(state, strict=False)
 
 
+@register_model
 def smastn(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
            backbone: str = "resnet18", spatial_attention: bool = True,
            spatial_stage: str = "layer3", temporal_attention: bool = True,
@@ -313,6 +311,7 @@ def smastn(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
     return model
 
 
+@register_model
 def apex_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
                 backbone: str = "resnet18",
                 pretrained_path: str | Path | None = None) -> SingleImageResNet:
@@ -324,6 +323,7 @@ def apex_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0
     return model
 
 
+@register_model
 def global_di_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
                      backbone: str = "resnet18",
                      pretrained_path: str | Path | None = None) -> SingleImageResNet:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fervid.models.output import ModelOutput
+from fervid.models.registry import register_model
+
 #: Filters of the three streams, in concatenation order.
 STREAM_WIDTHS = (3, 5, 8)
 
@@ -59,10 +62,12 @@ class STSTNet(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        features = self.forward_features(x)
+        return ModelOutput(self.forward_head(features), features)
 
 
+@register_model
 def ststnet(*, in_chans: int = 3, num_classes: int = 3, drop_rate: float = 0.5) -> STSTNet:
     """Build an STSTNet with random initialisation (PyTorch defaults, as the authors')."""
     return STSTNet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate)

@@ -25,15 +25,14 @@ class ExportMismatchError(RuntimeError):
 
 
 class LogitsOnly(nn.Module):
-    """A classifier whose ``forward`` returns logits only (SMA-STN returns more)."""
+    """A classifier whose ``forward`` returns the logits of its :class:`ModelOutput` only."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out if isinstance(out, torch.Tensor) else out.logits
+        return self.model(x).logits
 
 
 class OnnxClassifier:

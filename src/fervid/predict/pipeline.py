@@ -254,8 +254,7 @@ def _classify(ckpt: Checkpoint, inputs: np.ndarray, onnx_path: Path | str | None
     outputs = []
     with torch.inference_mode():
         for s in range(0, len(inputs), batch_size):
-            out = model(torch.from_numpy(inputs[s:s + batch_size]))
-            outputs.append((out if isinstance(out, torch.Tensor) else out.logits).numpy())
+            outputs.append(model(torch.from_numpy(inputs[s:s + batch_size])).logits.numpy())
     return np.concatenate(outputs)
 
 

@@ -1,4 +1,4 @@
-"""Leave-one-subject-out folds and the typed data the training engines consume."""
+"""Leave-one-subject-out folds: which samples train and which are tested."""
 
 from __future__ import annotations
 
@@ -8,39 +8,6 @@ import torch
 
 from fervid.number_ranges import parse_ranges
 from fervid.samples import SampleTable, subject_key
-
-
-@dataclass(frozen=True)
-class LosoData:
-    """Model inputs of a LOSO run.
-
-    ``x`` ``(N, C, H, W)`` (images) or ``(N, K+1, C, H, W)`` (DSSI stacks), float32 or float16
-    (cast per batch), ``y`` ``(N,)`` long class indices, and the sample table they came from
-    (same order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of
-    every input: each training epoch draws one per sample; evaluation always uses ``x``.
-    """
-
-    x: torch.Tensor
-    y: torch.Tensor
-    table: SampleTable
-    train_views: torch.Tensor | None = None
-
-    def __post_init__(self):
-        if not (len(self.x) == len(self.y) == len(self.table)):
-            raise ValueError(f"x ({len(self.x)}), y ({len(self.y)}) and the table "
-                             f"({len(self.table)}) differ in length")
-        if self.train_views is not None and self.train_views.shape[1:] != self.x.shape:
-            raise ValueError(f"train_views {tuple(self.train_views.shape)} must be (V, "
-                             f"{', '.join(map(str, self.x.shape))})")
-
-    @property
-    def in_chans(self) -> int:
-        """Channels of one image (dim -3 of ``x``)."""
-        return self.x.shape[-3]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.table.classes
 
 
 @dataclass(frozen=True)

@@ -247,19 +247,15 @@ def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
     CheckpointError
         The weights do not fit the model the config describes.
     """
+    from fervid.models import model_from_config
+
     in_chans, num_classes = ckpt.input_spec.channels, len(ckpt.classes)
-    if ckpt.schema == "kfold":
-        from fervid.protocol.kfold import build_video_model
-
-        model = build_video_model(KfoldConfig.model_validate(ckpt.config), in_chans, num_classes)
-    else:
-        from fervid.models import build_model
-
-        cfg = LosoConfig.model_validate(ckpt.config)
+    schema = KfoldConfig if ckpt.schema == "kfold" else LosoConfig
+    model_cfg = schema.model_validate(ckpt.config).model
+    if "pretrained_path" in type(model_cfg).model_fields:
         # The checkpoint holds every weight: never read the ImageNet file it started from.
-        model_cfg = cfg.model.model_copy(update={"pretrained_path": None})
-        model = build_model(cfg.model.name, in_chans=in_chans, num_classes=num_classes,
-                            drop_rate=cfg.model.drop_rate, config=model_cfg)
+        model_cfg = model_cfg.model_copy(update={"pretrained_path": None})
+    model = model_from_config(model_cfg, in_chans=in_chans, num_classes=num_classes)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as err:
@@ -302,7 +298,7 @@ def _read_run_dir(model_path: Path) -> tuple[LosoConfig | KfoldConfig, str, list
     config_path, meta_path = run_dir / "config.yaml", run_dir / "run.json"
     for needed in (config_path, meta_path):
         if not needed.is_file():
-            raise FileNotFoundError(
+            raise CheckpointError(
                 f"{model_path} is a plain state dict; its config is read from the run "
                 f"directory, but {needed} does not exist")
     try:

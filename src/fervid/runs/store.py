@@ -1,12 +1,17 @@
 """What a run keeps on disk, written so that a killed run loses nothing it had finished.
 
+The same layout for every protocol (LOSO, DFEW k-fold):
+
 ``RUN_DIR/``
-    ``run.json`` (config fingerprint, seed), ``config.yaml``, ``folds.csv``;
-    ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends;
+    ``run.json`` (``protocol``, config fingerprint, seed, classes), ``config.yaml``;
+    LOSO: ``folds.csv`` (fold → subject);
+    ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends
+      (LOSO folds count from 0, DFEW's from 1);
     ``models/fold_NNN.pt``: that fold's model, a self-describing checkpoint
-      (:mod:`fervid.runs.checkpoint`: weights, config, classes, input spec);
-    ``checkpoints/``: resumable state of unfinished batched training;
-    ``train_log*.csv``: loss and train accuracy per epoch.
+      (:mod:`fervid.runs.checkpoint`: weights, config, classes, input spec), written before
+      the fold file;
+    ``checkpoints/``: resumable state of unfinished training;
+    ``train_logs/*.csv``: loss and train accuracy per epoch.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from fervid.config import LosoConfig
+from fervid.errors import FervidError
 from fervid.files import atomic_write
 
 if TYPE_CHECKING:  # torch is imported where a model is saved: `fervid report` needs none
@@ -30,7 +35,7 @@ if TYPE_CHECKING:  # torch is imported where a model is saved: `fervid report` n
 PREDICTION_COLUMNS = ["dataset", "subject", "clip", "label", "pred", "fold"]
 
 
-class RunDirError(RuntimeError):
+class RunDirError(FervidError, RuntimeError):
     """RUN_DIR holds something this run must not overwrite or cannot read."""
 
 
@@ -87,7 +92,7 @@ class FoldPredictions:
 
 
 class RunStore:
-    """The files of one LOSO run directory."""
+    """The files of one run directory (any protocol)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -98,44 +103,44 @@ class RunStore:
     def model_path(self, fold: int) -> Path:
         return self.root / "models" / f"fold_{fold:03d}.pt"
 
-    def open(self, cfg: LosoConfig, subjects: Sequence[str], data_root: str) -> None:
-        """Create the run directory, or check that it holds a run of the same config."""
-        info = {"fingerprint": cfg.fingerprint(), "seed": cfg.seed, "name": cfg.name,
-                "n_folds": len(subjects), "data_root": data_root, "classes": cfg.data.classes}
-        if not claim_run_dir(self.root, info, cfg, same=("fingerprint", "n_folds")):
-            return
-        folds = pd.DataFrame({"fold": range(len(subjects)),
-                              "dataset": [s.split("/", 1)[0] for s in subjects],
-                              "subject": [s.split("/", 1)[1] for s in subjects]})
-        atomic_write(self.root / "folds.csv", lambda p: folds.to_csv(p, index=False))
+    def checkpoint_path(self, name: str) -> Path:
+        """Resumable training state ``checkpoints/NAME.pt``."""
+        return self.root / "checkpoints" / f"{name}.pt"
+
+    def log_path(self, name: str) -> Path:
+        """Per-epoch log ``train_logs/NAME.csv``."""
+        return self.root / "train_logs" / f"{name}.csv"
+
+    def open(self, cfg: BaseModel, info: dict, *, same: Sequence[str] = ("fingerprint",),
+             folds: pd.DataFrame | None = None) -> bool:
+        """Create the run directory with ``run.json`` (``info``, which names the ``protocol``),
+        ``config.yaml`` and, when given, ``folds.csv``; or check that it holds a run that
+        agrees on ``same`` (a resume). Returns True when created."""
+        if "protocol" not in info:
+            raise ValueError("run.json must name its protocol")
+        if not claim_run_dir(self.root, info, cfg, same=same):
+            return False
+        if folds is not None:
+            atomic_write(self.root / "folds.csv", lambda p: folds.to_csv(p, index=False))
+        return True
 
     def finished(self, folds: Sequence[int]) -> list[int]:
         return [f for f in folds if self.fold_path(f).exists()]
 
-    def write_fold(self, result: FoldPredictions, table, classes: Sequence[str],
-                   model: dict | None = None) -> None:
+    def write_fold(self, fold: int, predictions: pd.DataFrame, model: dict | None = None
+                   ) -> None:
         """Write a finished fold: its model (``model``, a checkpoint payload from
-        :func:`fervid.runs.checkpoint.checkpoint_payload`) first, then its predictions."""
-        rows = []
-        for i, pred, prob in zip(result.index.tolist(), result.preds.tolist(),
-                                 result.probs.tolist(), strict=True):
-            s = table[i]
-            row = {"dataset": s.dataset, "subject": s.subject, "clip": s.clip,
-                   "label": s.label, "pred": pred, "fold": result.fold}
-            row.update({f"p_{c}": round(p, 6) for c, p in zip(classes, prob, strict=True)})
-            rows.append(row)
-        columns = PREDICTION_COLUMNS + [f"p_{c}" for c in classes]
-        frame = pd.DataFrame(rows, columns=columns)
-        if result.segment_weights is not None:  # alpha_0..alpha_{K-1}, for reports
-            for k, col in enumerate(result.segment_weights.t().tolist()):
-                frame[f"alpha_{k}"] = [round(v, 6) for v in col]
-        if model is not None:  # the model first: a fold counts as finished once its CSV exists
+        :func:`fervid.runs.checkpoint.checkpoint_payload`) first, then its predictions; a fold
+        counts as finished once its CSV exists."""
+        if model is not None:
             import torch
 
-            atomic_write(self.model_path(result.fold), lambda p: torch.save(model, p))
-        atomic_write(self.fold_path(result.fold), lambda p: frame.to_csv(p, index=False))
+            atomic_write(self.model_path(fold), lambda p: torch.save(model, p))
+        atomic_write(self.fold_path(fold), lambda p: predictions.to_csv(p, index=False))
+
 
     def read_predictions(self) -> pd.DataFrame:
+        """Every LOSO fold file, concatenated (columns checked)."""
         files = sorted((self.root / "folds").glob("fold_*.csv"))
         if not files:
             raise RunDirError(f"{self.root}: no finished folds (folds/fold_*.csv)")
@@ -145,3 +150,22 @@ class RunStore:
         if missing:
             raise RunDirError(f"{self.root}/folds: prediction files lack columns {missing}")
         return frame
+
+
+def loso_fold_frame(result: FoldPredictions, table, classes: Sequence[str]) -> pd.DataFrame:
+    """A LOSO fold's predictions as its fold file holds them: ``dataset, subject, clip, label,
+    pred, fold, p_<class>...`` and, for SMA-STN, ``alpha_0..alpha_{K-1}``."""
+    rows = []
+    for i, pred, prob in zip(result.index.tolist(), result.preds.tolist(),
+                             result.probs.tolist(), strict=True):
+        s = table[i]
+        row = {"dataset": s.dataset, "subject": s.subject, "clip": s.clip,
+               "label": s.label, "pred": pred, "fold": result.fold}
+        row.update({f"p_{c}": round(p, 6) for c, p in zip(classes, prob, strict=True)})
+        rows.append(row)
+    columns = PREDICTION_COLUMNS + [f"p_{c}" for c in classes]
+    frame = pd.DataFrame(rows, columns=columns)
+    if result.segment_weights is not None:  # alpha_0..alpha_{K-1}, for reports
+        for k, col in enumerate(result.segment_weights.t().tolist()):
+            frame[f"alpha_{k}"] = [round(v, 6) for v in col]
+    return frame

@@ -13,10 +13,10 @@ from fervid.models.video.i3d import I3D, i3d
 from fervid.models.video.p3d import P3D, p3d
 from fervid.models.video.resnet3d import VideoResNetClassifier, r2plus1d_18, r3d_18
 
-#: Builders by name, in the order of the DFEW paper's table.
-VIDEO_BUILDERS = {"c3d": c3d, "p3d": p3d, "r2plus1d_18": r2plus1d_18, "r3d_18": r3d_18,
-                  "i3d": i3d, "vgg11_lstm": vgg11_lstm, "resnet18_lstm": resnet18_lstm}
+#: The DFEW benchmark networks, in the order of the DFEW paper's table (all registered in
+#: :mod:`fervid.models.registry`).
+VIDEO_MODELS = ("c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet18_lstm")
 
-__all__ = ["C3D", "I3D", "P3D", "VIDEO_BUILDERS", "CnnLstm", "VideoClassifier",
+__all__ = ["C3D", "I3D", "P3D", "VIDEO_MODELS", "CnnLstm", "VideoClassifier",
            "VideoResNetClassifier", "c3d", "i3d", "p3d", "r2plus1d_18", "r3d_18",
            "resnet18_lstm", "vgg11_lstm"]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fervid.models.output import ModelOutput
+from fervid.models.registry import register_model
+
 
 class VideoClassifier(nn.Module):
     """Base of the clip classifiers: input check, dropout + linear head, ``forward``.
@@ -59,8 +62,10 @@ class VideoClassifier(nn.Module):
         """``(B, num_features)`` → logits ``(B, num_classes)``."""
         return self.fc(self.head_drop(features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        """``(B, C, T, H, W)`` → logits ``(B, num_classes)`` and features ``(B, num_features)``."""
+        features = self.forward_features(x)
+        return ModelOutput(self.forward_head(features), features)
 
 
 def init_conv_bn(module: nn.Module) -> None:
@@ -133,6 +138,7 @@ class C3D(VideoClassifier):
         return self.fc7(self.fc6(x))
 
 
+@register_model
 def c3d(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
         fc_width: int = 2048) -> C3D:
     """C3D of the DFEW benchmark, random init; see :class:`C3D`."""

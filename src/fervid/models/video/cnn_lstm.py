@@ -14,6 +14,7 @@ from torchvision import models as tvm
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as make_vgg_layers
 
+from fervid.models.registry import register_model
 from fervid.models.video.c3d import VideoClassifier
 
 #: Ways to turn the LSTM outputs ``(B, T, hidden)`` into one clip feature.
@@ -112,6 +113,7 @@ class CnnLstm(VideoClassifier):
         return outputs[:, -1] if self.temporal_pool == "last" else outputs.mean(1)
 
 
+@register_model
 def vgg11_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
                temporal_pool: str = "last") -> CnnLstm:
     """VGG11 (per frame) + LSTM, random init; see :class:`CnnLstm`."""
@@ -119,6 +121,7 @@ def vgg11_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.
                    temporal_pool=temporal_pool)
 
 
+@register_model
 def resnet18_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
                   temporal_pool: str = "last") -> CnnLstm:
     """ResNet-18 (per frame) + LSTM, random init; see :class:`CnnLstm`."""

@@ -1,17 +1,18 @@
-"""What one run directory holds, read once for the HTML report.
+"""The report's view of one run directory, for every protocol, and what its readers share.
 
-``run.json``'s ``protocol`` picks the reader: DFEW k-fold runs (``dfew_5fold``) are read by
-:mod:`.kfold_data`; every other run is a LOSO run. A LOSO run directory (see
-:mod:`fervid.runs.store`) holds ``run.json``,
-``config.yaml``, ``folds.csv``, ``folds/fold_NNN.csv``, ``metrics.json``,
-``per_subject.csv``, ``train_logs/*.csv`` (or ``train_log*.csv``), ``wall/*.json`` and, for
-SMA-STN runs, ``dssi_gallery/*.png`` with ``captions.json``. Only ``run.json`` and at least one
-finished fold are required; missing results are scored in memory, nothing is written.
+:class:`RunData` is what the HTML report shows of a run, LOSO or DFEW k-fold alike. Each
+protocol's reader builds it from a :class:`RunHeader` (``run.json`` and ``config.yaml``,
+read by :func:`read_header`): :mod:`.loso_data` for LOSO runs, :mod:`.kfold_data` for DFEW
+k-fold runs; :func:`fervid.report.html.load.load_run` picks one by :func:`protocol_of`.
+Every run directory follows :mod:`fervid.runs.store`; this module reads only the files every
+protocol has (``run.json``, ``config.yaml``, ``metrics.json``, ``train_logs/*.csv``) and
+imports no reader.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -21,16 +22,51 @@ import pandas as pd
 import yaml
 
 from fervid.config import RunConfig
-from fervid.metrics import score_predictions
-from fervid.runs.store import RunDirError, RunStore
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
+#: ``run.json``'s ``protocol`` of LOSO runs; older LOSO runs name none.
+LOSO = "loso"
+#: ``run.json``'s ``protocol`` of DFEW 5-fold runs.
+DFEW_5FOLD = "dfew_5fold"
 #: Data sets of the MEGC2019 composite, as fervid names them.
 _MEGC2019_PARTS = frozenset({"smic", "casme2", "samm"})
 
 
 class RunReportError(ValueError):
     """A run directory cannot be reported on; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What every run directory holds, read before its protocol's reader runs: ``run.json``
+    (``meta``, with its ``classes``) and ``config.yaml`` (its text and parsed mapping)."""
+
+    run_dir: Path
+    meta: dict
+    config: dict
+    config_text: str
+
+    @property
+    def protocol(self) -> str:
+        return protocol_of(self.meta)
+
+
+def protocol_of(meta: dict) -> str:
+    """``run.json``'s ``protocol``; LOSO for runs written before it was recorded."""
+    return str(meta.get("protocol") or LOSO)
+
+
+def read_header(run_dir: Path) -> RunHeader:
+    """``run.json`` and ``config.yaml`` of ``run_dir``; raises :class:`RunReportError` when the
+    folder is missing or is not a fervid run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunReportError(f"{run_dir}: no such run directory")
+    meta = read_json(run_dir / "run.json", required=True)
+    if "classes" not in meta:
+        raise RunReportError(f"{run_dir / 'run.json'}: has no 'classes' (not a fervid run?)")
+    config_text, config = read_config(run_dir)
+    return RunHeader(run_dir=run_dir, meta=meta, config=config, config_text=config_text)
 
 
 @dataclass(frozen=True)
@@ -44,7 +80,8 @@ class Provenance:
 
 @dataclass(frozen=True)
 class RunData:
-    """Everything the report shows of one run.
+    """Everything the report shows of one run, of any protocol (``protocol``: ``loso`` or
+    ``dfew_5fold``).
 
     ``predictions`` has columns ``dataset, subject, clip, label, pred, fold`` (plus the
     ``p_<class>`` probabilities when read from the fold files); ``per_subject`` has
@@ -52,7 +89,8 @@ class RunData:
     (``fold, dataset, subject``), finished or not; each of ``train_logs`` has ``epoch, loss,
     train_acc`` and stands for the folds named in its ``attrs["name"]``. K-fold runs have
     no subjects (``per_subject`` is empty) and a ``per_fold`` table instead (see
-    :func:`fervid.report.html.kfold_data.load_kfold_run`).
+    :func:`fervid.report.html.kfold_data.per_fold_table`); ``wall`` and ``gallery`` are LOSO's
+    only.
     """
 
     run_dir: Path
@@ -81,9 +119,9 @@ class RunData:
     def benchmark(self) -> str | None:
         """The published-results protocol this run follows (``published_results.yaml``)."""
         n_classes = len(self.classes)
-        if self.protocol == "dfew_5fold":
-            return "dfew_5fold" if n_classes == 7 else None
-        if self.protocol != "loso" or self.generated_data:
+        if self.protocol == DFEW_5FOLD:
+            return DFEW_5FOLD if n_classes == 7 else None
+        if self.protocol != LOSO or self.generated_data:
             return None
         datasets = set(self.folds["dataset"].unique())  # a shard's too: all folds count
         if datasets == _MEGC2019_PARTS and n_classes == 3:
@@ -155,37 +193,6 @@ class RunData:
         return Provenance(text, "from config.yaml and wall/*.json")
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read a LOSO or DFEW k-fold run directory (finished or partly finished) for the report."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunReportError(f"{run_dir}: no such run directory")
-    meta = read_json(run_dir / "run.json", required=True)
-    if "classes" not in meta:
-        raise RunReportError(f"{run_dir / 'run.json'}: has no 'classes' (not a fervid run?)")
-    config_text, config = read_config(run_dir)
-    if meta.get("protocol") == "dfew_5fold":
-        from fervid.report.html.kfold_data import load_kfold_run
-
-        return load_kfold_run(run_dir, meta, config, config_text)
-    try:
-        predictions = RunStore(run_dir).read_predictions()
-    except RunDirError as err:
-        raise RunReportError(str(err)) from err
-    predictions = predictions.sort_values(["fold"], kind="stable").reset_index(drop=True)
-    metrics = read_json(run_dir / "metrics.json", required=False)
-    scores = score_predictions(predictions, meta["classes"])
-    if not metrics or metrics.get("n_samples") != len(predictions):
-        metrics = _metrics_from_scores(scores, meta, predictions)  # merge not written yet
-    folds = _folds(run_dir, predictions)
-    per_subject = _per_subject(scores, folds)
-    wall = [read_json(p, required=True) for p in sorted((run_dir / "wall").glob("*.json"))]
-    return RunData(run_dir=run_dir, protocol="loso", meta=meta, config=config,
-                   config_text=config_text, metrics=metrics, predictions=predictions,
-                   per_subject=per_subject, folds=folds, train_logs=read_train_logs(run_dir),
-                   wall=wall, gallery=_gallery(run_dir))
-
-
 def read_config(run_dir: Path) -> tuple[str, dict]:
     """The text of ``config.yaml`` (empty if absent) and its parsed mapping."""
     config_path = run_dir / "config.yaml"
@@ -197,6 +204,7 @@ def read_config(run_dir: Path) -> tuple[str, dict]:
 
 
 def read_json(path: Path, *, required: bool) -> dict:
+    """The mapping in ``path``; ``{}`` when it is absent and not ``required``."""
     if not path.exists():
         if required:
             raise RunReportError(f"{path.parent}: not a fervid run directory (no {path.name})")
@@ -207,38 +215,9 @@ def read_json(path: Path, *, required: bool) -> dict:
         raise RunReportError(f"{path}: not valid JSON ({err})") from err
 
 
-def _metrics_from_scores(scores: dict, meta: dict, predictions: pd.DataFrame) -> dict:
-    whole = scores["whole"]
-    n_folds = int(predictions["fold"].nunique())
-    return {"name": meta.get("name"), "seed": meta.get("seed"), "classes": meta["classes"],
-            "uf1": whole.uf1, "uar": whole.uar, "acc": whole.acc, "f1_macro": whole.f1_macro,
-            "n_samples": whole.n_samples, "n_folds": n_folds,
-            "n_folds_total": meta.get("n_folds", n_folds),
-            "complete": n_folds == meta.get("n_folds", n_folds),
-            "per_dataset": scores["per_dataset"], "per_class_recall": whole.per_class_recall,
-            "per_class_f1": whole.per_class_f1}
-
-
-def _folds(run_dir: Path, predictions: pd.DataFrame) -> pd.DataFrame:
-    path = run_dir / "folds.csv"
-    if not path.exists():  # older runs: the finished folds are all that is known
-        return predictions[["fold", "dataset", "subject"]].drop_duplicates(ignore_index=True)
-    folds = pd.read_csv(path, dtype={"subject": str})
-    missing = {"fold", "dataset", "subject"} - set(folds.columns)
-    if missing:
-        raise RunReportError(f"{path}: lacks columns {sorted(missing)}")
-    return folds
-
-
-def _per_subject(scores: dict, folds: pd.DataFrame) -> pd.DataFrame:
-    table = pd.DataFrame(scores["per_subject"]).merge(folds, on=["dataset", "subject"],
-                                                      how="left")
-    table["fold"] = table["fold"].astype("Int64")
-    table = table[["fold", "dataset", "subject", "n", "acc", "uf1", "uar"]]
-    return table.sort_values(["acc", "n"], ascending=[True, False], kind="stable")
-
-
 def read_train_logs(run_dir: Path) -> list[pd.DataFrame]:
+    """Every non-empty ``train_logs/*.csv`` (and older runs' ``train_log*.csv``) with ``epoch,
+    loss, train_acc``; each log's ``attrs["name"]`` is its file's stem (``fold_001``)."""
     paths = sorted((run_dir / "train_logs").glob("*.csv")) + sorted(run_dir.glob("train_log*.csv"))
     logs = []
     for path in paths:
@@ -255,10 +234,11 @@ def read_train_logs(run_dir: Path) -> list[pd.DataFrame]:
     return logs
 
 
-def _gallery(run_dir: Path) -> list[tuple[Path, str]]:
-    folder = run_dir / "dssi_gallery"
-    images = sorted(folder.glob("*.png"))
-    if not images:
-        return []
-    captions = read_json(folder / "captions.json", required=False)
-    return [(p, str(captions.get(p.name, p.stem))) for p in images]
+#: A fold file's or training log's stem: ``fold_3`` (older k-fold runs) or ``fold_003``.
+_FOLD_STEM = re.compile(r"fold_(\d+)")
+
+
+def fold_number(stem: str) -> int | None:
+    """The fold number a file stem names (``fold_003`` and ``fold_3`` → 3), else None."""
+    match = _FOLD_STEM.fullmatch(stem)
+    return int(match.group(1)) if match else None

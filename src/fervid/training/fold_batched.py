@@ -1,4 +1,5 @@
-"""LOSO engine that trains every fold's STSTNet at once (see models/fold_batched_ststnet.py).
+"""The one specialised fast path: every LOSO fold's STSTNet trained at once, as one batched
+model (see models/fold_batched_ststnet.py).
 
 One shared, seeded permutation of all samples is cut into batches each epoch; in every batch,
 fold ``f`` trains on the samples not of its held-out subject. No evaluation runs inside the
@@ -11,56 +12,76 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from fervid.config import LosoConfig
+from fervid.config import ConfigError, LosoConfig
 from fervid.files import atomic_write
+from fervid.losses import per_fold_class_weights, per_fold_cross_entropy
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
 from fervid.progress import ProgressLike
-from fervid.protocol.folds import LosoData, LosoFolds
-from fervid.protocol.training import (
-    class_weights,
-    fold_model_payload,
-    init_fold_model,
-    make_optimizer,
-    per_fold_cross_entropy,
-)
-from fervid.runs.epoch_log import EpochLog
-from fervid.runs.store import FoldPredictions, RunStore
+from fervid.training.loop import EpochLogger
+from fervid.training.setup import make_optimizer
+
+#: Compute dtypes of the batched convolution, by ``run.precision``.
+DTYPES = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 
 
-def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
-                       store: RunStore, device: torch.device, progress: ProgressLike
-                       ) -> list[FoldPredictions]:
-    """Train the folds ``todo`` together and return their held-out predictions."""
+def check_fold_batched(cfg: LosoConfig) -> None:
+    """Raise :class:`ConfigError` unless ``cfg`` can run on the fold-batched engine."""
     if cfg.model.name != "ststnet":
-        raise ValueError(f"run.engine=fold_batched supports model ststnet only, not "
-                         f"{cfg.model.name!r}; use run.engine=sequential")
-    dtypes = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
-    if cfg.run.precision not in dtypes:
-        raise ValueError(f"run.engine=fold_batched supports run.precision 32-true or "
-                         f"bf16-mixed, not {cfg.run.precision!r}")
-    n, in_chans = len(data.x), data.in_chans
-    num_classes = len(data.classes)
+        raise ConfigError(f"run.engine=fold_batched supports model ststnet only, not "
+                          f"{cfg.model.name!r}; use run.engine=sequential")
+    if cfg.run.precision not in DTYPES:
+        raise ConfigError(f"run.engine=fold_batched supports run.precision 32-true or "
+                          f"bf16-mixed, not {cfg.run.precision!r}")
+
+
+def fold_group_tag(todo: list[int]) -> str:
+    """The name of a group of folds trained together (its checkpoint and log files)."""
+    digest = hashlib.sha1(",".join(map(str, todo)).encode()).hexdigest()[:8]
+    return f"{len(todo)}folds_{digest}"
+
+
+@dataclass(frozen=True)
+class FoldBatchedResult:
+    """``probs`` ``(N, F, C)``: every sample's class probabilities under each of the F trained
+    folds' models (CPU); ``states[j]``: the plain STSTNet state dict of fold ``todo[j]``."""
+
+    probs: torch.Tensor
+    states: list[dict]
+
+
+def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor,
+                       y: torch.Tensor, sample_fold: torch.Tensor, todo: list[int], *,
+                       num_classes: int, device: torch.device, checkpoint: Path,
+                       log: EpochLogger, progress: ProgressLike) -> FoldBatchedResult:
+    """Train the STSTNets ``models`` of the folds ``todo`` together.
+
+    ``x`` ``(N, C, H, W)`` flow images, ``y`` ``(N,)`` labels, ``sample_fold`` ``(N,)`` the
+    fold each sample is held out of. The resumable state lives in ``checkpoint``, saved after
+    the last epoch too: the caller removes it once the folds are written, so a kill while
+    they are written resumes by writing them again, not by training again. ``log`` gets one
+    row per epoch.
+    """
+    check_fold_batched(cfg)
+    n = len(x)
     local = {f: j for j, f in enumerate(todo)}
-    test_fold = torch.tensor([local.get(int(f), -1) for f in folds.sample_fold])
-    model = FoldBatchedSTSTNet.from_models(
-        [init_fold_model(cfg, f, in_chans, num_classes) for f in todo], chunk=cfg.run.chunk)
+    test_fold = torch.tensor([local.get(int(f), -1) for f in sample_fold])
+    model = FoldBatchedSTSTNet.from_models(models, chunk=cfg.run.chunk)
     model.to(device)
-    optimizer = make_optimizer(cfg, model.parameters())
-    patches = im2col_patches(data.x).to(device=device, dtype=dtypes[cfg.run.precision])
-    weights = class_weights(data.y, folds.sample_fold, todo, num_classes,
-                            cfg.train.class_weights)
-    y, test_fold = data.y.to(device), test_fold.to(device)
+    optimizer = make_optimizer(cfg.train, model.parameters())
+    patches = im2col_patches(x).to(device=device, dtype=DTYPES[cfg.run.precision])
+    weights = per_fold_class_weights(y, sample_fold, todo, num_classes, cfg.train.class_weights)
+    y, test_fold = y.to(device), test_fold.to(device)
     weights = None if weights is None else weights.to(device)
     order = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout draws from the default generator
 
-    tag = _fold_tag(todo)
-    ckpt = store.root / "checkpoints" / f"batched_{tag}.pt"
-    log = EpochLog(store.root / "train_logs" / f"batched_{tag}.csv")
+    ckpt = checkpoint
     start = 0
     if ckpt.exists():
         # Generator states must come back on the CPU; parameters and Adam state are copied
@@ -76,7 +97,7 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
     log.truncate_after(start)
 
     epochs, bs = cfg.train.epochs, cfg.train.batch_size
-    starts = _batch_starts(n, bs, folds.sample_fold)
+    starts = _batch_starts(n, bs, sample_fold)
     task = progress.add_task(f"LOSO {len(todo)} folds", total=epochs, completed=start,
                              status="")
     last_save = time.monotonic()
@@ -86,7 +107,7 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
         total_loss, correct, seen = 0.0, 0.0, 0.0
         for s, e in zip(starts, starts[1:] + [n], strict=True):
             idx = perm[s:e]
-            logits = model(patches[idx], test_fold[idx])
+            logits = model(patches[idx], test_fold[idx]).logits
             loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx], weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,33 +121,18 @@ def train_fold_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: 
                    train_acc=round(correct / max(seen, 1), 6))
         progress.update(task, advance=1, status=f"loss {total_loss / n:.4f}")
         done = epoch + 1
-        # The last epoch is always saved: a kill while the folds are written out then
-        # resumes by writing them again, not by training again.
+        # The last epoch is always saved (see the docstring).
         if done == epochs or time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
             _save(ckpt, model, optimizer, order, done, device)
             last_save = time.monotonic()
 
     model.eval()
-    results = []
     with torch.no_grad():
-        logits = torch.cat([model(patches[s:s + bs]) for s in range(0, n, bs)])
+        logits = torch.cat([model(patches[s:s + bs]).logits for s in range(0, n, bs)])
         probs = logits.softmax(-1).cpu()
-    for j, f in enumerate(todo):
-        index = folds.test_index(f)
-        p = probs[index, j]
-        results.append(FoldPredictions(f, index, p.argmax(-1), p))
-    results_states = {f: model.fold_state_dict(j) for j, f in enumerate(todo)}
-    for r in results:
-        store.write_fold(r, data.table, data.classes,
-                         model=fold_model_payload(cfg, data, results_states[r.fold]))
-    ckpt.unlink(missing_ok=True)
+    states = [model.fold_state_dict(j) for j in range(len(todo))]
     progress.remove_task(task)
-    return results
-
-
-def _fold_tag(todo: list[int]) -> str:
-    digest = hashlib.sha1(",".join(map(str, todo)).encode()).hexdigest()[:8]
-    return f"{len(todo)}folds_{digest}"
+    return FoldBatchedResult(probs, states)
 
 
 def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:

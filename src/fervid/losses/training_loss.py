@@ -1,0 +1,135 @@
+"""The training loss: cross-entropy plus an optional feature loss that owns its weight λ.
+
+:func:`build_training_loss` is the one place a config's ``train`` section becomes a loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fervid.config import TrainConfig
+from fervid.losses.ec_stfl import EcStflLoss
+from fervid.losses.feature import CenterLoss, DeviationEnhancementLoss
+from fervid.models.output import ModelOutput
+
+
+@dataclass(frozen=True)
+class LossParts:
+    """Detached loss terms for logging (tensors, so logging forces no device sync).
+
+    ``feature`` is the unweighted feature loss (zero when there is none).
+    """
+
+    total: torch.Tensor
+    ce: torch.Tensor
+    feature: torch.Tensor
+
+
+class ClassificationWithFeatureLoss(nn.Module):
+    """``CE(logits, y; class_weights) + weight * feature_loss(features, y)``.
+
+    Parameters
+    ----------
+    feature_loss : nn.Module or None
+        E.g. :class:`DeviationEnhancementLoss`; None gives plain cross-entropy (the ablation).
+    weight : float
+        λ of methods.md (0.1 for DE-Loss, 10 for EC-STFL).
+    class_weights : torch.Tensor or None
+        ``(C,)`` cross-entropy class weights (a buffer: it moves with the module).
+
+    Shapes
+    ------
+    ``output.logits (B, C)``, ``labels (B,)``, ``output.features (B, D)`` (needed only with a
+    feature loss) → ``(total scalar, LossParts)``. Both terms are computed in float32.
+    """
+
+    def __init__(self, feature_loss: nn.Module | None = None, weight: float = 0.1,
+                 class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.feature_loss, self.weight = feature_loss, weight
+        self.register_buffer("class_weights", class_weights)
+
+    def forward(self, output: ModelOutput, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, LossParts]:
+        ce = F.cross_entropy(output.logits.float(), labels, weight=self.class_weights)
+        if self.feature_loss is None:
+            feature = ce.new_zeros(())
+            total = ce
+        else:
+            if output.features is None:
+                raise ValueError("this criterion has a feature loss: the model must return "
+                                 "features (B, D)")
+            feature = self.feature_loss(output.features.float(), labels)
+            total = ce + self.weight * feature
+        return total, LossParts(total.detach(), ce.detach(), feature.detach())
+
+
+def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Module | None:
+    """The loss ``train.feature_loss`` names on ``dim``-dimensional clip features, or None
+    (centre-based losses draw their centres from torch's generator: seed it first)."""
+    if train.feature_loss == "none":
+        return None
+    if train.feature_loss == "de":
+        return DeviationEnhancementLoss(num_classes, dim, margin=train.de_margin)
+    if train.feature_loss == "center":
+        return CenterLoss(num_classes, dim)
+    return EcStflLoss(variant=train.ec_stfl_variant)
+
+
+def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: int | None,
+                        class_weights: torch.Tensor | None = None
+                        ) -> ClassificationWithFeatureLoss:
+    """The loss a config's ``train`` section asks for: cross-entropy (class-weighted when
+    ``class_weights`` ``(C,)`` is given) plus ``train.feature_loss`` weighted by
+    ``train.feature_loss_weight``. Centres are drawn from torch's generator: seed it first.
+
+    Raises
+    ------
+    ValueError
+        A feature loss is asked for but the model exposes no features (``feature_dim`` None).
+    """
+    if train.feature_loss != "none" and feature_dim is None:
+        raise ValueError(f"train.feature_loss={train.feature_loss} needs a model that returns "
+                         f"its features")
+    feature_loss = (None if feature_dim is None
+                    else build_feature_loss(train, num_classes, feature_dim))
+    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, class_weights)
+
+
+def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``n / (K · n_c)`` over ``labels`` ``(N,)`` (scikit-learn's ``balanced``): every class
+    carries the same total weight, as UF1 and UAR count it. Returns ``(K,)`` float32."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    return (counts.sum() / (num_classes * counts.clamp_min(1))).float()
+
+
+def per_fold_class_weights(y: torch.Tensor, test_fold: torch.Tensor, folds: list[int],
+                           num_classes: int, mode: str) -> torch.Tensor | None:
+    """Per-fold class weights ``(F, K)`` from each fold's training labels, or None for
+    ``mode`` ``none`` (``balanced``: :func:`balanced_class_weights`)."""
+    if mode == "none":
+        return None
+    return torch.stack([balanced_class_weights(y[test_fold != f], num_classes) for f in folds])
+
+
+def per_fold_cross_entropy(logits: torch.Tensor, y: torch.Tensor, test_fold: torch.Tensor,
+                           weights: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over folds of each fold's mean loss on its own training samples (the fold-batched
+    engine's loss).
+
+    ``logits`` ``(B, F, K)``, ``y`` ``(B,)``, ``test_fold`` ``(B,)`` (-1: trains every fold),
+    ``weights`` ``(F, K)`` class weights or None. A weighted mean divides by the summed weights,
+    as ``F.cross_entropy`` does. The folds' parameters are disjoint, so each fold gets exactly
+    its own gradient. Returns the loss and the ``(B, F)`` float mask of training pairs.
+    """
+    b, n_folds, _ = logits.shape
+    mask = (test_fold[:, None] != torch.arange(n_folds, device=logits.device)[None]).float()
+    ce = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(b, n_folds),
+                         reduction="none")
+    w = mask if weights is None else mask * weights[:, y].t()
+    return ((ce * w).sum(0) / w.sum(0).clamp_min(1e-12)).sum(), mask

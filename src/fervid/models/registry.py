@@ -1,0 +1,56 @@
+"""One table of every network: ``create_model(name, **kwargs)``, in the spirit of timm's.
+
+Each builder is a plain function with keyword-only options, registered by
+:func:`register_model` under its own name. Every builder takes ``in_chans``, ``num_classes``
+and ``drop_rate``; some take more (the SMA-STN family: ``backbone``, ``pretrained_path``, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from pydantic import BaseModel
+from torch import nn
+
+from fervid.errors import FervidError
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+class UnknownModelError(FervidError, ValueError):
+    """A model name no builder is registered under."""
+
+
+def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``builder`` under its function name (a decorator)."""
+    if builder.__name__ in _BUILDERS:
+        raise ValueError(f"model {builder.__name__!r} is registered twice")
+    _BUILDERS[builder.__name__] = builder
+    return builder
+
+
+def model_names() -> list[str]:
+    """Every registered model name, in registration order."""
+    return list(_BUILDERS)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the network ``name``; keyword arguments that are None are dropped (the builder's
+    default applies)."""
+    try:
+        builder = _BUILDERS[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; choose one of "
+                                f"{sorted(_BUILDERS)}") from None
+    return builder(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int) -> nn.Module:
+    """The network a config's ``model`` section describes (``name``, ``drop_rate`` and any
+    other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``)."""
+    builder_kwargs = inspect.signature(_BUILDERS[model.name]).parameters if (
+        model.name in _BUILDERS) else {}
+    options = {k: v for k, v in model.model_dump().items()
+               if k != "name" and k in builder_kwargs}
+    return create_model(model.name, in_chans=in_chans, num_classes=num_classes, **options)

@@ -1,0 +1,100 @@
+"""A LOSO run's model inputs as tensors: precomputed images, or DSSI / global DI / apex frames
+computed from a release (cached), with their labels and sample table."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fervid.config import ConfigError, LosoConfig
+from fervid.progress import progress_bar
+from fervid.samples import SampleTable
+
+
+@dataclass(frozen=True)
+class LosoData:
+    """Model inputs of a LOSO run.
+
+    ``x`` ``(N, C, H, W)`` (images) or ``(N, K+1, C, H, W)`` (DSSI stacks), float32 or float16
+    (cast per batch), ``y`` ``(N,)`` long class indices, and the sample table they came from
+    (same order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of
+    every input: each training epoch draws one per sample; evaluation always uses ``x``.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    table: SampleTable
+    train_views: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if not (len(self.x) == len(self.y) == len(self.table)):
+            raise ValueError(f"x ({len(self.x)}), y ({len(self.y)}) and the table "
+                             f"({len(self.table)}) differ in length")
+        if self.train_views is not None and self.train_views.shape[1:] != self.x.shape:
+            raise ValueError(f"train_views {tuple(self.train_views.shape)} must be (V, "
+                             f"{', '.join(map(str, self.x.shape))})")
+
+    @property
+    def in_chans(self) -> int:
+        """Channels of one image (dim -3 of ``x``)."""
+        return self.x.shape[-3]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.table.classes
+
+
+def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
+    """A precomputed-input folder (index.csv + images) as model tensors."""
+    from fervid.datasets.precomputed import read_precomputed
+
+    pre = read_precomputed(Path(folder), classes=tuple(cfg.data.classes))
+    images = pre.images
+    if images.ndim == 3:
+        images = images[..., None]
+    if cfg.data.channels is not None:
+        bad = [c for c in cfg.data.channels if not 0 <= c < images.shape[-1]]
+        if bad:
+            raise ConfigError(f"data.channels {cfg.data.channels}: {folder} images have "
+                             f"{images.shape[-1]} channels")
+        images = images[..., cfg.data.channels]
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float()
+    x.mul_(cfg.data.scale)
+    y = torch.tensor([s.label for s in pre.table], dtype=torch.long)
+    return LosoData(x, y, pre.table)
+
+
+def load_loso_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
+                   progress: bool = True) -> LosoData:
+    """The inputs ``cfg.data`` asks for: precomputed images, or DSSI / global DI / apex frames
+    computed from a release under ``data_root`` (cached under ``cache_dir``)."""
+    if cfg.data.format == "precomputed":
+        return load_precomputed_data(cfg, data_root)
+    return load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
+
+
+def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
+                    progress: bool = True) -> LosoData:
+    """DSSI stacks, global dynamic images or apex frames of a release, as model tensors."""
+    from fervid.datasets.from_config import read_release
+    from fervid.representation.clip_inputs import build_clip_inputs
+    from fervid.representation.dssi import DssiParams
+
+    table = read_release(cfg, data_root)
+    d = cfg.data
+    params = DssiParams(**d.dssi.model_dump())
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    with progress_bar(progress) as bar:
+        inputs = build_clip_inputs(table, d.format, size=d.size, params=params, cache_dir=cache,
+                                   train_views=d.train_views, seed=cfg.seed, progress=bar)
+    y = torch.tensor([s.label for s in table], dtype=torch.long)
+    return LosoData(inputs.x, y, table, inputs.train_views)
+
+
+def default_cache_dir() -> Path:
+    """``$FERVID_CACHE`` or ``~/.cache/fervid``: where computed DSSI results are kept."""
+    return Path(os.environ.get("FERVID_CACHE", Path.home() / ".cache" / "fervid")) / "dssi"

@@ -1,0 +1,112 @@
+"""The one training loop: :func:`train_one_epoch` and :func:`evaluate`, objects in, no config.
+
+Every protocol calls this pair (LOSO's sequential engine, the DFEW k-fold). Batches come from
+an iterable of ``(x, y)``; the model returns a :class:`~fervid.models.output.ModelOutput`, the
+criterion takes that output and the labels (:mod:`fervid.losses`). ``backward`` is Fabric's
+``fabric.backward`` (mixed precision, DDP) or ``Tensor.backward``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+class EpochLogger(Protocol):
+    """Where per-epoch rows go (:class:`fervid.runs.epoch_log.EpochLog` is one)."""
+
+    def truncate_after(self, epoch: int) -> None: ...
+
+    def append(self, **row) -> None: ...
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Mean training loss and accuracy of one epoch over ``n`` samples."""
+
+    loss: float
+    train_acc: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Class probabilities ``(N, C)`` of the evaluated samples, in order, and the model's
+    named extras concatenated over batches (e.g. ``segment_weights`` ``(N, K)``)."""
+
+    probs: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    backward: Callable[[torch.Tensor], None] | None = None) -> EpochStats:
+    """One pass over ``batches``: forward, ``criterion(output, y)``, backward, step.
+
+    ``x`` as the model takes it (e.g. ``(B, K+1, C, H, W)``), ``y`` ``(B,)`` class indices.
+    ``backward`` defaults to ``loss.backward()``.
+    """
+    model.train()
+    total, correct, seen = 0.0, 0, 0
+    for x, y in batches:
+        out = model(x)
+        loss, _ = criterion(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        if backward is None:
+            loss.backward()
+        else:
+            backward(loss)
+        optimizer.step()
+        total += float(loss.detach()) * len(y)
+        correct += int((out.logits.argmax(1) == y).sum())
+        seen += len(y)
+    return EpochStats(total / max(seen, 1), correct / max(seen, 1), seen)
+
+
+def evaluate(model: nn.Module, batches: Iterable[torch.Tensor],
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+             ) -> Evaluation:
+    """Softmax probabilities of ``model`` on every batch (eval mode, no gradients), on the
+    CPU in float32. ``autocast`` is Fabric's ``fabric.autocast`` for an unwrapped module."""
+    model.eval()
+    probs, extras = [], {}
+    with torch.no_grad(), autocast():
+        for x in batches:
+            out = model(x)
+            probs.append(out.logits.float().softmax(-1).cpu())
+            for name, value in out.extras.items():
+                extras.setdefault(name, []).append(value.float().cpu())
+    return Evaluation(torch.cat(probs), {k: torch.cat(v) for k, v in extras.items()})
+
+
+def tensor_batches(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, batch_size: int,
+                   generator: torch.Generator, views: torch.Tensor | None = None
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled training batches of in-memory tensors: ``index`` ``(n,)`` permuted with
+    ``generator``, cut into batches of ``batch_size``, ``x[idx]`` cast to float32.
+
+    With ``views`` ``(V, *x.shape)``, each sample of a batch is one view drawn with the same
+    generator (after the permutation, one draw per batch, as the batch is produced).
+    """
+    device = x.device
+    perm = index[torch.randperm(len(index), generator=generator).to(device)]
+    for s in range(0, len(perm), batch_size):
+        idx = perm[s:s + batch_size]
+        if views is None:
+            xb = x[idx]
+        else:
+            pick = torch.randint(len(views), (len(idx),), generator=generator)
+            xb = views[pick.to(device), idx]
+        yield xb.float(), y[idx]
+
+
+def tensor_eval_batches(x: torch.Tensor, index: torch.Tensor, batch_size: int
+                        ) -> Iterator[torch.Tensor]:
+    """``x[index]`` in order, in batches of ``batch_size``, cast to float32."""
+    for s in range(0, len(index), batch_size):
+        yield x[index[s:s + batch_size].to(x.device)].float()
