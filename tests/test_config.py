@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fervid.config import ConfigError, KfoldConfig, load_config, parse_overrides
+from fervid.config import ConfigError, KfoldConfig, LosoConfig, load_config, parse_overrides
 from fervid.protocol.folds import parse_folds
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -53,9 +53,36 @@ def test_overrides_and_errors(tmp_path):
 
 
 def test_fingerprint_ignores_devices_only():
-    a = load_config(None)
+    a = load_config(None, [])
     assert a.fingerprint() == load_config(None, ["run.threads=3"]).fingerprint()
     assert a.fingerprint() != load_config(None, ["train.lr=0.1"]).fingerprint()
+
+
+@pytest.mark.parametrize("schema, where, numbers", [
+    (LosoConfig, ["run.devices=4", "run.num_nodes=2", "run.accelerator=cpu", "run.threads=3",
+                  "run.checkpoint_every_s=5", "run.workers=3"],
+     ["seed=1", "train.lr=0.1", "model.drop_rate=0.1", "data.size=64", "run.engine=sequential",
+      "run.chunk=8"]),
+    (KfoldConfig, ["run.devices=4", "run.num_nodes=2", "run.num_workers=7",
+                   "run.prefetch_factor=4"],
+     ["seed=1", "train.class_weights=balanced", "model.name=c3d", "data.num_frames=8"]),
+])
+def test_one_fingerprint_rule_for_both_protocols(schema, where, numbers):
+    # Where and how fast a run goes is out; whatever changes its numbers is in.
+    base = load_config(None, [], schema=schema).fingerprint()
+    for item in where:
+        assert load_config(None, [item], schema=schema).fingerprint() == base, item
+    for item in numbers:
+        assert load_config(None, [item], schema=schema).fingerprint() != base, item
+    cfg = load_config(None, [], schema=schema)
+    assert cfg.fingerprint(precision="bf16-mixed") != cfg.fingerprint(precision="32-true")
+    assert cfg.fingerprint(precision=cfg.run.precision) == base
+
+
+def test_fold_grouping_is_in_the_fingerprint():
+    cfg = load_config(None, [])  # fold_batched: a group of folds trains as one model
+    assert cfg.fingerprint(fold_groups=1) != cfg.fingerprint(fold_groups=2)
+
 
 
 def test_parse_folds():

@@ -177,3 +177,31 @@ def test_cli_report_html_of_a_kfold_run(release, tmp_path):
     (tmp_path / "run" / "run.json").write_text("{not json")
     broken = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert broken.exit_code == 2 and "run.json: not valid JSON" in " ".join(broken.output.split())
+
+
+def test_class_weights_are_applied(release, tmp_path, monkeypatch):
+    import torch
+
+    from fervid.datasets.dfew import read_dfew
+    from fervid.losses import balanced_class_weights
+
+    seen = []
+    original = kfold_module.build_training_loss
+
+    def spy(train, **kwargs):
+        seen.append(kwargs["class_weights"])
+        return original(train, **kwargs)
+
+    monkeypatch.setattr(kfold_module, "build_training_loss", spy)
+    run_kfold(config(class_weights="balanced"), release, tmp_path / "w", folds=[1],
+              progress=False)
+    run_kfold(config(), release, tmp_path / "u", folds=[1], progress=False)
+    labels = torch.tensor([c.label for c in read_dfew(release, folds=[1]).fold(1).train])
+    counts = torch.bincount(labels[labels >= 0])
+    assert len(set(counts[counts > 0].tolist())) > 1  # unequal classes: weights matter
+    torch.testing.assert_close(seen[0], balanced_class_weights(labels, 7))
+    assert seen[1] is None
+    weighted, plain = (pd.read_csv(tmp_path / d / "train_logs" / "fold_001.csv")["loss"]
+                       for d in ("w", "u"))
+    assert weighted.iloc[0] != plain.iloc[0]
+    assert json.loads((tmp_path / "w" / "run.json").read_text())["protocol"] == "dfew_5fold"

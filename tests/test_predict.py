@@ -59,7 +59,7 @@ def test_bad_checkpoints_are_named(tmp_path):
     text.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="notes.pt is not a torch checkpoint"):
         load_checkpoint(text)
-    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
+    with pytest.raises(CheckpointError, match="nope.pt does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
     cfg = demo_config(VARIANTS[0], epochs=1)
     bad = save_checkpoint(tmp_path / "bad.pt", {"w": torch.zeros(2)}, config=cfg,

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 
+from fervid.config import ConfigError
 from fervid.models.smastn import (
     SMASTN,
     SingleImageResNet,
@@ -166,7 +167,7 @@ def test_load_imagenet_weights_round_trip(tmp_path):
 
 def test_load_imagenet_weights_errors(tmp_path):
     model = smastn()
-    with pytest.raises(FileNotFoundError, match="nothere.pth"):
+    with pytest.raises(ConfigError, match="nothere.pth"):
         load_imagenet_weights(model, tmp_path / "nothere.pth")
     # resnet34 has every resnet18 key with the same shape, plus more: must still be refused.
     wrong = tmp_path / "resnet34-b627a593.pth"

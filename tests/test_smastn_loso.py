@@ -110,6 +110,8 @@ def test_feature_loss_trains_any_model_with_features(release, tmp_path):
     data = load_loso_data(cfg, release / FRAMES_DIR, cache_dir=tmp_path, progress=False)
     run_loso(cfg, data, tmp_path / "run", folds_spec="0", progress=False)
     assert (tmp_path / "run" / "folds" / "fold_000.csv").exists()
+    assert (tmp_path / "run" / "models" / "fold_000.pt").exists()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["protocol"] == "loso"
 
 
 def test_bad_frame_names_the_clip(tmp_path):

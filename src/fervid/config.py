@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fervid.errors import FervidError
+from fervid.errors import FervidError, path_error
 from fervid.samples import PROTOCOL_CLASSES
 
 
@@ -259,12 +259,18 @@ def load_config(path: Path | None, overrides: list[str] | None = None,
     if path is not None:
         path = Path(path)
         where = str(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder; pass the config file (a .yaml) in it")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a UTF-8 text file: {e}") from None
+        except OSError as e:
+            raise path_error(path, e, "config file") from e
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     raw = deep_merge(raw, parse_overrides(overrides or []))

@@ -17,7 +17,21 @@ class UserPathError(FervidError):
     """A path the user gave cannot be read or written (missing, a folder, no permission)."""
 
 
+class PathNotFoundError(UserPathError, FileNotFoundError):
+    """A path the user gave does not exist, or is not the kind asked for (a file, a folder).
+
+    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` keeps catching it.
+    """
+
+
+class OptionError(FervidError, ValueError):
+    """An option or argument the user chose has a value that is not valid (an unknown name,
+    a count out of range); the message names the option and the valid values."""
+
+
 def path_error(path: str | Path, err: OSError, what: str = "file") -> UserPathError:
     """An :class:`OSError` on a path the user gave, as a :class:`UserPathError` naming it
-    (``what``: what the path was for, e.g. ``"config file"``)."""
-    return UserPathError(f"{path}: cannot use this {what}: {err.strerror or err}")
+    (``what``: what the path was for, e.g. ``"config file"``); a missing path gives a
+    :class:`PathNotFoundError`."""
+    cls = PathNotFoundError if isinstance(err, FileNotFoundError) else UserPathError
+    return cls(f"{path}: cannot use this {what}: {err.strerror or err}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.errors import FervidError
+
 #: Class names under each micro-expression protocol, in label order.
 PROTOCOL_CLASSES: dict[str, tuple[str, ...]] = {
     "3class": ("negative", "positive", "surprise"),
@@ -107,7 +109,7 @@ def subject_key(sample: Sample) -> str:
     return f"{sample.dataset}/{sample.subject}"
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(FervidError, ValueError):
     """A release on disk does not match the official layout.
 
     The message names the path and lists up to ten of the problems found, so one run shows what
@@ -126,3 +128,8 @@ class DatasetFormatError(ValueError):
         if more:
             lines.append(f"  ... and {more} more")
         super().__init__("\n".join(lines))
+
+
+class SampleError(FervidError, ValueError):
+    """One clip of the user's data cannot give the input asked for (too few frames, an apex
+    outside its frames, frames of different sizes); the message names the clip."""

@@ -65,14 +65,25 @@ def prepare() -> None:
     """Prepare model inputs from a dataset release: aligned faces (faces), optical flow (flow)."""
 
 
+#: The release folder every prepare command reads.
+DataRootOption = Annotated[Path, typer.Option(
+    help="The release as shipped: CASME2_RAW_selected/ (flow also takes Cropped/), SAMM/, the "
+         "SMIC folder holding HS/, or (faces only) the DFEW folder holding Clip/original/.")]
+#: The output folder of every prepare command.
+OutOption = Annotated[Path, typer.Option(
+    help="Output folder (not the data folder). Re-running resumes: finished clips are kept.")]
+
+#: What every prepare command's help says about resuming and exit status.
+PARALLEL_AND_EXITS = (
+    "Runs in parallel and resumes: finished clips are kept.\n\n"
+    "Exit status: 0 all written; 1 some clips failed{failure} (listed; the others are written, "
+    "re-run to retry); 2 the release or the options are unusable.\n\n")
+
 FLOW_HELP = (
     "Onset-to-apex TV-L1 optical flow (u, v) and optical strain of every clip, as 28x28 PNGs "
     "plus an index.csv (the STSTNet input).\n\n"
     "The images match the published MEGC2019 STSTNet set (cv2.imread order: strain, v, u), so "
-    "models trained on one accept the other. Runs in parallel and resumes: finished images are "
-    "kept.\n\n"
-    "Exit status: 0 all written; 1 some clips failed (listed; the others are written, re-run to "
-    "retry); 2 the release or the options are unusable.\n\n"
+    "models trained on one accept the other. " + PARALLEL_AND_EXITS.format(failure="") +
     "Example: fervid prepare flow --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
     "--sheet CASME2/CASME2-coding-20140508.xlsx --protocol 3class --out flow/casme2")
 
@@ -81,12 +92,8 @@ FLOW_HELP = (
 def flow(
     dataset: Annotated[DatasetName, typer.Option(
         help="Which release --data-root holds.", case_sensitive=False)],
-    data_root: Annotated[Path, typer.Option(
-        help="The frame folder as shipped: CASME2_RAW_selected/ (or Cropped/), SAMM/, or the "
-             "SMIC folder holding HS/.")],
-    out: Annotated[Path, typer.Option(
-        help="Output folder: one PNG per clip plus index.csv. Re-running resumes: finished "
-             "images are kept.")],
+    data_root: DataRootOption,
+    out: OutOption,
     sheet: Annotated[Path | None, typer.Option(
         help="Coding sheet, needed for casme2 (CASME2-coding-20140508.xlsx) and samm "
              "(SAMM_Micro_FACS_Codes_v2.xlsx); smic has none.")] = None,
@@ -129,10 +136,8 @@ FACES_HELP = (
     "One face is tracked through each clip (dlib detector every --detect-every frames, "
     "landmarks in between) and warped onto a 5- or 68-point template. Also written: "
     "_face_tracks/<clip>.csv (per frame: status, box, 68 landmarks in source pixels) and "
-    "prepare_faces.json (the settings; a re-run with other settings is refused). Runs in "
-    "parallel and resumes: finished clips are kept.\n\n"
-    "Exit status: 0 all written; 1 some clips failed, e.g. no face found (listed; the others "
-    "are written, re-run to retry); 2 the release or the options are unusable.\n\n"
+    "prepare_faces.json (the settings; a re-run with other settings is refused). "
+    + PARALLEL_AND_EXITS.format(failure=", e.g. no face found") +
     "Example: fervid prepare faces --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
     "--out CASME2/Aligned (beside the raw folder, so a config's data.sheet "
     "../CASME2-coding-20140508.xlsx still resolves), then fervid loso --data-root "
@@ -143,12 +148,8 @@ FACES_HELP = (
 def faces(
     dataset: Annotated[FaceDatasetName, typer.Option(
         help="Which release --data-root holds.", case_sensitive=False)],
-    data_root: Annotated[Path, typer.Option(
-        help="The raw release: CASME2_RAW_selected/, SAMM/, the SMIC folder holding HS/, or "
-             "the DFEW folder holding Clip/original/.")],
-    out: Annotated[Path, typer.Option(
-        help="Output folder (not the data folder). Re-running resumes: finished clips are "
-             "kept.")],
+    data_root: DataRootOption,
+    out: OutOption,
     size: Annotated[int, typer.Option(
         min=8, help="Side of the square face crops in pixels (224: DFEW's clip_224x224, whose "
                     "folder name is kept at any size; CASME II's Cropped faces are about "

@@ -23,6 +23,7 @@ from fervid.datasets.precomputed import PrecomputedSet, read_precomputed
 from fervid.datasets.samm import SAMM_EMOTIONS, SAMM_PROTOCOLS, read_samm
 from fervid.datasets.sheets import AnnotationWarning
 from fervid.datasets.smic import SMIC_PROTOCOLS, read_smic, read_smic_hs_e_sheet
+from fervid.errors import OptionError
 from fervid.samples import SampleTable
 
 #: Names :func:`load_dataset` accepts.
@@ -51,20 +52,20 @@ def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None
 
     Raises
     ------
-    ValueError
+    OptionError
         Unknown name or protocol, or a missing or unexpected sheet.
     DatasetFormatError
         From the reader.
     """
     if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+        raise OptionError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if name == "smic":
         if sheet is not None:
-            raise ValueError("smic has no coding sheet (labels come from its folders); "
-                             "do not pass sheet")
+            raise OptionError("smic has no coding sheet (labels come from its folders); "
+                              "do not pass sheet")
         return read_smic(Path(root), protocol)
     if sheet is None:
-        raise ValueError(f"{name} needs its coding sheet ({_SHEET_NAMES[name]}): pass sheet=")
+        raise OptionError(f"{name} needs its coding sheet ({_SHEET_NAMES[name]}): pass sheet=")
     reader = read_casme2 if name == "casme2" else read_samm
     return reader(Path(root), Path(sheet), protocol)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.errors import OptionError, PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError
 
 logger = logging.getLogger(__name__)
@@ -120,21 +121,25 @@ def read_split_csv(path: Path) -> list[tuple[str, int]]:
 
     Raises
     ------
-    FileNotFoundError
+    PathNotFoundError
         ``path`` does not exist.
+    UserPathError
+        It cannot be read (no permission).
     DatasetFormatError
         Wrong header, or rows with a non-integer id, a label outside 1..7 or a repeated id; all
         bad rows are listed with their line numbers.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: DFEW split file not found")
+        raise PathNotFoundError(f"{path}: DFEW split file not found")
     try:
         # Blank lines kept (and skipped below) so that reported line numbers match the file.
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
                             skip_blank_lines=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DatasetFormatError(path, [f"not a readable CSV: {error}"]) from error
+    except OSError as error:
+        raise path_error(path, error, "DFEW split file") from error
     header = tuple(str(c).strip() for c in table.columns)
     if header != SPLIT_HEADER:
         raise DatasetFormatError(path, [f"header is {','.join(header)!r}, expected "
@@ -176,9 +181,9 @@ def read_dfew_splits(split_dir: Path, folds: Iterable[int] = DFEW_FOLDS) -> list
 
     Raises
     ------
-    ValueError
+    OptionError
         A fold number outside 1..5.
-    FileNotFoundError, DatasetFormatError
+    PathNotFoundError, DatasetFormatError
         From :func:`read_split_csv`; also a clip given two labels in different files.
     """
     folds = _check_folds(folds)
@@ -226,9 +231,9 @@ def read_dfew(root: Path, *, source: str = "clip_224x224_16f",
 
     Raises
     ------
-    ValueError
+    OptionError
         Unknown source or fold.
-    FileNotFoundError
+    PathNotFoundError
         ``root`` or a split file is absent.
     DatasetFormatError
         A bad split file; or, without ``skip_missing``, clips whose frames are missing or
@@ -236,11 +241,11 @@ def read_dfew(root: Path, *, source: str = "clip_224x224_16f",
         ten.
     """
     if source not in DFEW_SOURCES:
-        raise ValueError(f"unknown DFEW source {source!r}; valid sources: "
-                         f"{', '.join(DFEW_SOURCES)}")
+        raise OptionError(f"unknown DFEW source {source!r}; valid sources: "
+                          f"{', '.join(DFEW_SOURCES)}")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: DFEW folder not found")
+        raise PathNotFoundError(f"{root}: DFEW folder not found")
     fold_lists = read_dfew_splits(root / "EmoLabel_DataSplit" if split_dir is None
                                   else Path(split_dir), folds)
     source_dir = root / "Clip" / source
@@ -267,7 +272,7 @@ def _check_folds(folds: Iterable[int]) -> list[int]:
     folds = [int(f) for f in folds]
     bad = [f for f in folds if f not in DFEW_FOLDS]
     if bad or not folds:
-        raise ValueError(f"DFEW folds are 1..5, got {folds}")
+        raise OptionError(f"DFEW folds are 1..5, got {folds}")
     return folds
 
 

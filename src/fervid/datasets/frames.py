@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.samples import Sample
+from fervid.errors import PathNotFoundError, path_error
+from fervid.samples import DatasetFormatError, Sample
 
 
 def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | None:
@@ -22,11 +23,18 @@ def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | 
     -------
     dict or None
         ``None`` when ``clip_dir`` is not a folder.
+
+    Raises
+    ------
+    UserPathError
+        ``clip_dir`` is a folder that cannot be listed (no permission).
     """
     try:
         entries = list(os.scandir(clip_dir))
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as err:
+        raise path_error(clip_dir, err, "frame folder") from err
     found: dict[int, Path] = {}
     for entry in entries:
         match = pattern.fullmatch(entry.name)
@@ -44,17 +52,17 @@ def numbered_images(folder: Path) -> list[Path]:
 
     Raises
     ------
-    FileNotFoundError
+    PathNotFoundError
         ``folder`` is not a folder.
-    ValueError
+    DatasetFormatError
         It holds fewer than two numbered images.
     """
     index = index_frames(Path(folder), NUMBERED_IMAGE)
     if index is None:
-        raise FileNotFoundError(f"{folder}: not a folder of frames")
+        raise PathNotFoundError(f"{folder}: not a folder of frames")
     if len(index) < 2:
-        raise ValueError(f"{folder}: needs at least 2 numbered image files (e.g. img1.jpg), "
-                         f"found {len(index)}")
+        raise DatasetFormatError(folder, [f"needs at least 2 numbered image files (e.g. "
+                                          f"img1.jpg), found {len(index)}"])
     return [index[n] for n in sorted(index)]
 
 

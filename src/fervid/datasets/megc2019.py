@@ -18,6 +18,7 @@ import pandas as pd
 from fervid.datasets import casme2, samm
 from fervid.datasets.sheets import AnnotationWarning, as_ints, padded_number, require_dir
 from fervid.datasets.smic import find_hs, scan_smic, smic_clip_id, smic_subject_id
+from fervid.errors import path_error
 from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
 
 GT_COLUMNS = ["dataset", "subject", "clip", "label"]
@@ -49,8 +50,10 @@ def read_megc2019_gt(gt_csv: Path) -> pd.DataFrame:
     try:
         gt = pd.read_csv(gt_csv, header=None, dtype=str, keep_default_na=False,
                          skipinitialspace=True, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DatasetFormatError(gt_csv, [f"cannot read as CSV: {err}"]) from err
+    except OSError as err:
+        raise path_error(gt_csv, err, "ground-truth file") from err
     if gt.shape[1] != len(GT_COLUMNS):
         raise DatasetFormatError(gt_csv, [f"expected {len(GT_COLUMNS)} columns "
                                           f"({','.join(GT_COLUMNS)}), found {gt.shape[1]}"])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.datasets.sheets import as_ints
+from fervid.errors import path_error
 from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
 
 INDEX_COLUMNS = ("dataset", "subject", "clip", "label", "file")
@@ -120,6 +121,8 @@ def read_precomputed(folder: Path,
         index = pd.read_csv(index_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DatasetFormatError(folder, [f"index.csv: cannot read as CSV: {err}"]) from err
+    except OSError as err:
+        raise path_error(index_csv, err, "index file") from err
     index.columns = [str(c).strip() for c in index.columns]
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:

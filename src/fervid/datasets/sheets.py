@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.errors import OptionError
 from fervid.samples import DatasetFormatError
 
 #: How far down a sheet the header row is looked for (SAMM has 13 preamble rows).
@@ -19,11 +20,12 @@ class AnnotationWarning(UserWarning):
 
 
 def check_protocol(protocol: str, valid: Iterable[str], dataset: str) -> None:
-    """Raise ``ValueError`` naming the valid protocols when ``protocol`` is not one of them."""
+    """Raise :class:`~fervid.errors.OptionError` naming the valid protocols when ``protocol``
+    is not one of them."""
     valid = tuple(valid)
     if protocol not in valid:
-        raise ValueError(f"unknown protocol {protocol!r} for {dataset}; "
-                         f"valid protocols: {', '.join(valid)}")
+        raise OptionError(f"unknown protocol {protocol!r} for {dataset}; "
+                          f"valid protocols: {', '.join(valid)}")
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fervid.config import TrainConfig
+from fervid.config import ConfigError, TrainConfig
 from fervid.losses.ec_stfl import EcStflLoss
 from fervid.losses.feature import CenterLoss, DeviationEnhancementLoss
 from fervid.models.output import ModelOutput
@@ -89,11 +89,11 @@ def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: in
 
     Raises
     ------
-    ValueError
+    ConfigError
         A feature loss is asked for but the model exposes no features (``feature_dim`` None).
     """
     if train.feature_loss != "none" and feature_dim is None:
-        raise ValueError(f"train.feature_loss={train.feature_loss} needs a model that returns "
+        raise ConfigError(f"train.feature_loss={train.feature_loss} needs a model that returns "
                          f"its features")
     feature_loss = (None if feature_dim is None
                     else build_feature_loss(train, num_classes, feature_dim))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fervid.config import ConfigError
 from fervid.models.output import ModelOutput
 from fervid.models.registry import register_model
 
@@ -45,12 +46,14 @@ class OffApexNet(nn.Module):
                  size: int = 28):
         super().__init__()
         if in_chans != 2:
-            raise ValueError(f"OFF-ApexNet takes 2 channels (u, v), got in_chans={in_chans}")
+            raise ConfigError(f"OFF-ApexNet takes 2 channels (u, v), got in_chans={in_chans} "
+                              f"(set data.channels: [0, 1])")
         self.in_chans, self.num_classes, self.drop_rate = in_chans, num_classes, drop_rate
         self.stream_u, self.stream_v = _stream(1), _stream(1)
         flat = 2 * 16 * (size // 4) ** 2
         self.fc1 = nn.Linear(flat, 1024)
         self.fc2 = nn.Linear(1024, 1024)
+        self.num_features = 1024
         self.head = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(drop_rate)
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
 
+from fervid.config import ConfigError
 from fervid.models.output import ModelOutput
 from fervid.models.registry import register_model
 
@@ -271,11 +272,11 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     backbone = model if isinstance(model, ResNetBackbone) else model.backbone
     if not path.is_file():
-        raise FileNotFoundError(f"ImageNet weights not found: {path} (fervid never downloads; "
+        raise ConfigError(f"ImageNet weights not found: {path} (fervid never downloads; "
                                 f"place the torchvision {backbone.name} .pth file there)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a torchvision state dict of tensors")
+        raise ConfigError(f"{path} is not a torchvision state dict of tensors")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     target = backbone.resnet.state_dict()
     conv1 = state.get("conv1.weight")
@@ -291,7 +292,7 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
         parts = [f"{name} ({len(items)}): {', '.join(items[:3])}{' ...' * (len(items) > 3)}"
                  for name, items in (("missing", missing), ("unexpected", unexpected),
                                      ("shape mismatch", wrong)) if items]
-        raise ValueError(f"{path} does not fit a {backbone.name} backbone "
+        raise ConfigError(f"{path} does not fit a {backbone.name} backbone "
                          f"(in_chans={backbone.in_chans}): " + "; ".join(parts))
     backbone.resnet.load_state_dict(state, strict=False)
 

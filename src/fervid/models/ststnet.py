@@ -50,7 +50,8 @@ class STSTNet(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
         self.avgpool = nn.AvgPool2d(kernel_size=2, stride=2)
         self.dropout = nn.Dropout(p=drop_rate)
-        self.fc = nn.Linear(5 * 5 * sum(STREAM_WIDTHS), num_classes)
+        self.num_features = 5 * 5 * sum(STREAM_WIDTHS)
+        self.fc = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, 28, 28)`` → pooled features ``(B, 400)``."""

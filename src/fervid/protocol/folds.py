@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fervid.config import ConfigError
 from fervid.number_ranges import parse_ranges
 from fervid.samples import SampleTable, subject_key
 
@@ -46,6 +47,6 @@ def parse_folds(spec: str | None, n_folds: int, *, first: int = 0) -> list[int]:
     chosen = parse_ranges(spec, option="--folds")
     bad = [k for k in chosen if not first <= k < first + n_folds]
     if bad:
-        raise ValueError(f"--folds {spec!r}: fold(s) {bad} out of range "
+        raise ConfigError(f"--folds {spec!r}: fold(s) {bad} out of range "
                          f"{first}-{first + n_folds - 1}")
     return chosen

@@ -19,8 +19,10 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fervid.errors import FervidError, PathNotFoundError
 
-class FrameReadError(ValueError):
+
+class FrameReadError(FervidError, ValueError):
     """A frame or video file exists but cannot be decoded; the message names the file."""
 
     def __init__(self, path: Path | str, reason: str):
@@ -50,7 +52,7 @@ def reduced_read_flag(path: str | PathLike[str], size: int) -> int:
         with Image.open(path) as image:
             shorter = min(image.size)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: frame file not found") from None
+        raise PathNotFoundError(f"{path}: frame file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise FrameReadError(path, str(error) or type(error).__name__) from error
     for factor, flag in _REDUCED_READ:
@@ -78,8 +80,8 @@ def load_frame(path: str | PathLike[str], size: int = 112, *, out: np.ndarray | 
 
     Raises
     ------
-    FileNotFoundError
-        ``path`` does not exist.
+    PathNotFoundError
+        ``path`` does not exist (a :class:`FileNotFoundError`).
     FrameReadError
         It is not a readable image.
     """
@@ -89,7 +91,7 @@ def load_frame(path: str | PathLike[str], size: int = 112, *, out: np.ndarray | 
     if bgr is None:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: frame file not found")
+            raise PathNotFoundError(f"{path}: frame file not found")
         raise FrameReadError(path, "not an image OpenCV can decode")
     left, top, right, bottom = _centre_square(bgr.shape[1], bgr.shape[0])
     square = bgr[top:bottom, left:right]
@@ -125,7 +127,7 @@ def load_clip(paths: Sequence[str | PathLike[str]], size: int = 112, *,
     ------
     ValueError
         No frames, or an index outside ``paths``.
-    FileNotFoundError, FrameReadError
+    PathNotFoundError, FrameReadError
         From :func:`load_frame`, naming the file.
     """
     if size < 1:
@@ -152,7 +154,7 @@ def count_video_frames(path: str | PathLike[str]) -> int:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: video file not found")
+        raise PathNotFoundError(f"{path}: video file not found")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -179,8 +181,8 @@ def load_video_frames(path: str | PathLike[str], indices: Sequence[int] | np.nda
 
     Raises
     ------
-    FileNotFoundError
-        ``path`` does not exist.
+    PathNotFoundError
+        ``path`` does not exist (a :class:`FileNotFoundError`).
     FrameReadError
         Not a readable video, or shorter than the largest index.
     """
@@ -193,7 +195,7 @@ def load_video_frames(path: str | PathLike[str], indices: Sequence[int] | np.nda
     if wanted.min() < 0:
         raise ValueError(f"frame indices must be >= 0, got {int(wanted.min())}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: video file not found")
+        raise PathNotFoundError(f"{path}: video file not found")
     last = int(wanted.max())
     needed = set(wanted.tolist())
     decoded: dict[int, np.ndarray] = {}

@@ -144,7 +144,7 @@ def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
     """
     largest = int(torch.bincount(sample_fold).max())
     if bs <= largest and bs < n:
-        raise ValueError(f"train.batch_size={bs} must exceed the largest subject's sample count "
+        raise ConfigError(f"train.batch_size={bs} must exceed the largest subject's sample count "
                          f"({largest}) for run.engine=fold_batched, so every batch trains every "
                          "fold; use a larger batch or run.engine=sequential")
     starts = list(range(0, n, bs))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from html import escape
 
 from fervid.report.html.markup import METRIC_NAMES, delta, fmt, section, table
-from fervid.report.html.run_data import RunData
+from fervid.report.html.run_data import LOSO, RunData
 
 _LOSO = ("uf1", "uar", "acc", "f1_macro")
 _KFOLD = ("war", "uar")
@@ -18,14 +18,14 @@ _KFOLD = ("war", "uar")
 def headline(run: RunData) -> dict[str, float]:
     """The run's figures that are compared: LOSO scores, or k-fold WAR/UAR pooled over folds."""
     m = run.metrics
-    if run.protocol == "loso":
+    if run.protocol == LOSO:
         return {k: m[k] for k in _LOSO}
     return {k: m["pooled"][k] for k in _KFOLD}
 
 
 def _folds_done(run: RunData) -> str:
     m = run.metrics
-    if run.protocol == "loso":
+    if run.protocol == LOSO:
         return f"{m['n_folds']}/{m.get('n_folds_total', m['n_folds'])}"
     return f"{len(m['folds'])}/5"
 
@@ -55,7 +55,7 @@ def comparison_section(runs: Sequence[RunData]) -> str:
     else:
         note = (f"<p>{len(runs)} runs of different configs (or repeated seeds): no mean is "
                 "taken. Differences are from the first run.</p>")
-    if any(r.protocol != "loso" for r in runs):
+    if any(r.protocol != LOSO for r in runs):
         note += "<p>K-fold runs show WAR and UAR pooled over their folds.</p>"
     headers = ["run", "seed", "folds", *(METRIC_NAMES[k] for k in keys), "wall s"]
     return section("comparison", f"Comparison of {len(runs)} runs",

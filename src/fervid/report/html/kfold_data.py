@@ -1,25 +1,35 @@
 """A DFEW k-fold run directory (:mod:`fervid.protocol.kfold`), read for the HTML report.
 
-``RUN_DIR/``: ``run.json`` (``"protocol": "dfew_5fold"``), ``config.yaml``,
-``folds/fold_N.csv`` (``clip, label, pred, fold, p_<class>``), ``train_logs/fold_N.csv``
-(``epoch, loss, train_acc, wall_s``) and, once merged, ``metrics.json`` (``pooled``,
-``mean_of_folds``, ``per_fold``, ``label_order``). Only ``run.json`` and one finished fold are
-required: figures of folds not merged yet are scored in memory, nothing is written.
+``RUN_DIR/`` (the shared run store, :mod:`fervid.runs.store`): ``run.json`` (``"protocol":
+"dfew_5fold"``), ``config.yaml``, ``folds/fold_NNN.csv`` (``clip, label, pred, fold,
+p_<class>``), ``train_logs/fold_NNN.csv`` (``epoch, loss, train_acc, wall_s``) and, once
+merged, ``metrics.json`` (``pooled``, ``mean_of_folds``, ``per_fold``, ``label_order``).
+``NNN`` is the DFEW fold number 1..5, zero-padded (``fold_001``); older runs wrote it bare
+(``fold_1``), and both are read. Only ``run.json`` and one finished fold are required: figures
+of folds not merged yet are scored in memory, nothing is written.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from fervid.report.html.run_data import RunData, RunReportError, read_json, read_train_logs
+from fervid.report.html.run_data import (
+    DFEW_5FOLD,
+    RunData,
+    RunHeader,
+    RunReportError,
+    fold_number,
+    read_json,
+    read_train_logs,
+)
 from fervid.runs.results import kfold_metrics, read_fold_predictions
 
 
-def load_kfold_run(run_dir: Path, meta: dict, config: dict, config_text: str) -> RunData:
-    """The report's view of a k-fold run whose ``run.json`` (``meta``) was already read."""
+def load_kfold_run(header: RunHeader) -> RunData:
+    """The report's view of the k-fold run whose ``run.json`` and ``config.yaml`` are
+    ``header``."""
+    run_dir, meta = header.run_dir, header.meta
     classes = list(meta["classes"])
     try:
         predictions = read_fold_predictions(run_dir, len(classes))
@@ -32,19 +42,20 @@ def load_kfold_run(run_dir: Path, meta: dict, config: dict, config_text: str) ->
         metrics = kfold_metrics(predictions, classes, meta)  # merge not written yet
     metrics = {**metrics, "per_fold": {int(f): v for f, v in metrics["per_fold"].items()}}
     train_logs = read_train_logs(run_dir)
-    return RunData(run_dir=run_dir, protocol="dfew_5fold", meta=meta, config=config,
-                   config_text=config_text, metrics=metrics, predictions=predictions,
+    return RunData(run_dir=run_dir, protocol=DFEW_5FOLD, meta=meta, config=header.config,
+                   config_text=header.config_text, metrics=metrics, predictions=predictions,
                    per_subject=pd.DataFrame(), folds=pd.DataFrame({"fold": folds}),
                    train_logs=train_logs, per_fold=per_fold_table(metrics, train_logs))
 
 
 def per_fold_table(metrics: dict, train_logs: list[pd.DataFrame]) -> pd.DataFrame:
     """``fold, n, war, uar, epochs, loss, train_acc, train_s`` per finished fold, worst WAR
-    first; the training columns come from ``train_logs/fold_N.csv`` (NaN when absent)."""
-    logs = {log.attrs.get("name"): log for log in train_logs}
+    first; the training columns come from the fold's log, ``train_logs/fold_NNN.csv`` or
+    ``train_logs/fold_N.csv`` (matched by the fold number of its name; NaN when absent)."""
+    logs = {fold_number(str(log.attrs.get("name", ""))): log for log in train_logs}
     rows = []
     for fold, figures in metrics["per_fold"].items():
-        log = logs.get(f"fold_{fold}")
+        log = logs.get(int(fold))
         last = log.iloc[-1] if log is not None else None
         rows.append({
             "fold": int(fold), "n": int(figures["n_samples"]), "war": figures["war"],

@@ -93,7 +93,7 @@ def per_fold_section(run: RunData, benchmark: Benchmark | None) -> str:
 
 
 def training_section(run: RunData, benchmark: Benchmark | None) -> str:
-    return training_curves(run, "<p>One training log per fold (train_logs/fold_N.csv): "
+    return training_curves(run, "<p>One training log per fold (train_logs/fold_NNN.csv): "
                                 f"{len(run.train_logs)}.</p>")
 
 

@@ -1,4 +1,8 @@
-"""The report page: runs' sections in one self-contained HTML file (inline CSS, JS, images)."""
+"""The report page: runs' sections in one self-contained HTML file (inline CSS, JS, images).
+
+Runs are read by :func:`fervid.report.html.load.load_run`; each is drawn with the sections of
+its protocol (:data:`SECTIONS_BY_PROTOCOL`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ from pathlib import Path
 from fervid.files import atomic_write
 from fervid.report.html.comparison import comparison_section
 from fervid.report.html.kfold_sections import KFOLD_SECTIONS
+from fervid.report.html.load import load_run
 from fervid.report.html.published import load_published
-from fervid.report.html.run_data import RunData, RunReportError, load_run
+from fervid.report.html.run_data import DFEW_5FOLD, LOSO, RunData, RunReportError
 from fervid.report.html.sections import LOSO_SECTIONS
 
-#: The sections of one run, in page order, by ``run.json``'s ``protocol``.
-SECTIONS_BY_PROTOCOL = {"loso": LOSO_SECTIONS, "dfew_5fold": KFOLD_SECTIONS}
+#: The sections of one run, in page order, by ``run.json``'s ``protocol`` (as
+#: :data:`fervid.report.html.load.READERS` reads them).
+SECTIONS_BY_PROTOCOL = {LOSO: LOSO_SECTIONS, DFEW_5FOLD: KFOLD_SECTIONS}
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;
