@@ -45,13 +45,13 @@ def reference(data, folds: LosoFolds, n_folds: int, epochs: int) -> float:
             model.train()
             for x, y in train_dl:
                 opt.zero_grad()
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(model(x).logits, y)
                 loss.backward()
                 opt.step()
             model.eval()
             with torch.no_grad():
                 for x, y in test_dl:
-                    F.cross_entropy(model(x), y)
+                    F.cross_entropy(model(x).logits, y)
     return (time.perf_counter() - start) / (n_folds * epochs)
 
 

@@ -205,3 +205,23 @@ def test_class_weights_are_applied(release, tmp_path, monkeypatch):
                        for d in ("w", "u"))
     assert weighted.iloc[0] != plain.iloc[0]
     assert json.loads((tmp_path / "w" / "run.json").read_text())["protocol"] == "dfew_5fold"
+
+
+def test_ddp_on_two_cpu_ranks_trains_through_model_output(release, tmp_path):
+    """Under Fabric DDP (2 CPU ranks) the shared loop and ModelOutput pass through DDP."""
+    import subprocess
+    import sys
+
+    cfg = config(feature_loss="ec_stfl").model_dump()
+    cfg["run"]["accelerator"] = "cpu"
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(json.dumps(cfg))
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "fervid", "kfold", "--config", str(cfg_path),
+                           "--data-root", str(release), "--out", str(out), "--folds", "1",
+                           "--devices", "2", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frame = pd.read_csv(out / "folds" / "fold_001.csv", dtype={"clip": str})
+    assert len(frame) == 3 and (out / "models" / "fold_001.pt").exists()
+    assert len(pd.read_csv(out / "train_logs" / "fold_001.csv")) == 1

@@ -171,7 +171,7 @@ def test_cli_dssi_picture_of_real_frames(shared, tmp_path):
                                                      ("smastn_samm", "samm_release", 136)])
 def test_real_data_configs_read_the_official_release(request, name, fixture, n_clips):
     from fervid.config import load_config
-    from fervid.protocol.loso import read_release
+    from fervid.datasets.from_config import read_release
 
     root, sheet = request.getfixturevalue(fixture)
     cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml",

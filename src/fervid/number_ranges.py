@@ -12,8 +12,8 @@ _PART = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
 def parse_ranges(spec: str, *, option: str) -> list[int]:
     """``'1,5,10-12'`` → ``[1, 5, 10, 11, 12]`` (sorted, each once).
 
-    Raises :class:`~fervid.errors.OptionError` naming ``option`` (e.g. ``--folds``) and the part that is not ``N``
-    or ``A-B`` with ``A <= B``.
+    Raises :class:`~fervid.errors.OptionError` naming ``option`` (e.g. ``--folds``) and the
+    part that is not ``N`` or ``A-B`` with ``A <= B``.
     """
     chosen: set[int] = set()
     for part in (p.strip() for p in spec.split(",")):

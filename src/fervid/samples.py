@@ -131,5 +131,5 @@ class DatasetFormatError(FervidError, ValueError):
 
 
 class SampleError(FervidError, ValueError):
-    """One clip of the user's data cannot give the input asked for (too few frames, an apex
-    outside its frames, frames of different sizes); the message names the clip."""
+    """The user's clips cannot give the input asked for (too few frames, an apex outside the
+    frames, frames of different sizes, no clips at all); the message names the clip."""

@@ -16,6 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from fervid.errors import FervidError, OptionError
 from fervid.faces.detection import NUM_LANDMARKS
 from fervid.faces.template68 import MEAN_SHAPE_68
 
@@ -37,7 +38,7 @@ MOUTH_LEFT, MOUTH_RIGHT = 48, 54
 TemplateName = Literal["5point", "68point"]
 
 
-class AlignmentError(ValueError):
+class AlignmentError(FervidError, ValueError):
     """Landmarks that cannot be aligned (wrong shape, non-finite, degenerate)."""
 
 
@@ -65,15 +66,15 @@ def template_points(template: TemplateName = "5point", *, size: int = 112,
     tight face-recognition crop, 0.25 a crop whose face region is 1 / 1.5 of its width.
     """
     if size < 8:
-        raise ValueError(f"aligned crop size must be at least 8 pixels, got {size}")
+        raise OptionError(f"aligned crop size must be at least 8 pixels, got {size}")
     if not 0 <= margin < 2:
-        raise ValueError(f"margin must be in [0, 2), got {margin}")
+        raise OptionError(f"margin must be in [0, 2), got {margin}")
     if template == "5point":
         unit = TEMPLATE_5POINT
     elif template == "68point":
         unit = MEAN_SHAPE_68
     else:
-        raise ValueError(f"unknown alignment template {template!r}: use '5point' or '68point'")
+        raise OptionError(f"unknown alignment template {template!r}: use '5point' or '68point'")
     return ((unit + margin) / (1 + 2 * margin) * size).astype(np.float32)
 
 

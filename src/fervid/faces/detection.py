@@ -16,15 +16,17 @@ import cv2
 import dlib
 import numpy as np
 
+from fervid.errors import FervidError, OptionError
+
 #: Number of points of dlib's iBUG 300-W landmark model.
 NUM_LANDMARKS = 68
 
 
-class FaceModelMissingError(FileNotFoundError):
+class FaceModelMissingError(FervidError, FileNotFoundError):
     """A detector or landmark model file is absent."""
 
 
-class FaceImageError(ValueError):
+class FaceImageError(FervidError, ValueError):
     """An image handed to a detector is not an 8-bit grayscale, RGB or BGR array."""
 
 
@@ -198,9 +200,9 @@ class DlibFaceDetector:
             self._detector = dlib.cnn_face_detection_model_v1(
                 str(dlib_model_path("mmod_human_face_detector.dat")))
         else:
-            raise ValueError(f"unknown dlib face model {model!r}: use 'hog' or 'cnn'")
+            raise OptionError(f"unknown dlib face model {model!r}: use 'hog' or 'cnn'")
         if upsample < 0:
-            raise ValueError(f"upsample must be >= 0, got {upsample}")
+            raise OptionError(f"upsample must be >= 0, got {upsample}")
         self.model = model
         self.upsample = upsample
         self.max_side = max_side

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fervid.errors import FervidError, OptionError
 from fervid.faces.alignment import five_points, matrix_scale, similarity_matrix, template_points
 from fervid.faces.detection import (
     NUM_LANDMARKS,
@@ -41,7 +42,7 @@ DETECTED, TRACKED, INTERPOLATED, MISSING = "detected", "tracked", "interpolated"
 PRESENT = (DETECTED, TRACKED, INTERPOLATED)
 
 
-class NoFaceFoundError(ValueError):
+class NoFaceFoundError(FervidError, ValueError):
     """No frame of a video has a face."""
 
 
@@ -138,8 +139,8 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
         When no frame has a face (message ``no face found in SOURCE``).
     """
     if detect_every < 1 or smooth_window < 1 or max_gap < 0:
-        raise ValueError("detect_every and smooth_window must be >= 1 and max_gap >= 0, got "
-                         f"{detect_every}, {smooth_window}, {max_gap}")
+        raise OptionError("detect_every and smooth_window must be >= 1 and max_gap >= 0, got "
+                          f"{detect_every}, {smooth_window}, {max_gap}")
     detector = detector or DlibFaceDetector(upsample=1, max_side=480)
     predictor = predictor or getattr(detector, "predictor", None) or LandmarkPredictor()
 

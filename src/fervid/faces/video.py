@@ -10,8 +10,10 @@ from typing import Literal
 import av
 import numpy as np
 
+from fervid.errors import FervidError, PathNotFoundError
 
-class VideoReadError(ValueError):
+
+class VideoReadError(FervidError, ValueError):
     """A file that is not a readable video."""
 
 
@@ -68,14 +70,14 @@ def read_video_frames(path: Path | str) -> VideoFrames:
 
     Raises
     ------
-    FileNotFoundError
-        When ``path`` does not exist.
+    PathNotFoundError
+        When ``path`` is not a file (a :class:`FileNotFoundError`).
     VideoReadError
         When the file is not a video PyAV can read, or has no video stream.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist")
+        raise PathNotFoundError(f"video {path} does not exist")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fervid.errors import FervidError, PathNotFoundError
 from fervid.files import atomic_write
 from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
@@ -20,8 +21,12 @@ MAX_ABS_DIFF = 1e-4
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
-class ExportMismatchError(RuntimeError):
+class ExportMismatchError(FervidError, RuntimeError):
     """The exported model's logits differ from torch's by more than the tolerance."""
+
+
+class OnnxModelError(FervidError, ValueError):
+    """A file given as an exported model is not one onnxruntime can load."""
 
 
 class LogitsOnly(nn.Module):
@@ -43,12 +48,12 @@ class OnnxClassifier:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"ONNX model {path} does not exist")
+            raise PathNotFoundError(f"ONNX model {path} does not exist")
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own untyped errors
-            raise ValueError(f"{path} is not a readable ONNX model: {err}") from err
+            raise OnnxModelError(f"{path} is not a readable ONNX model: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fervid.errors import FervidError
 from fervid.faces import FaceTrack, align_face, read_video_frames, track_faces
 from fervid.faces.detection import DlibFaceDetector, FaceDetector
 from fervid.faces.tracking import landmark_jitter
@@ -41,7 +42,7 @@ _PIXEL_FORMATS = {"gray": "gray", "rgb": "rgb24", "bgr": "bgr24"}
 STAGES = ("decode", "detect_track", "align", "representation", "model")
 
 
-class PredictError(ValueError):
+class PredictError(FervidError, ValueError):
     """A video that cannot be classified (e.g. no window with a face in every frame)."""
 
 
@@ -151,7 +152,8 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     Raises
     ------
     FileNotFoundError
-        ``video`` or the checkpoint does not exist.
+        ``video`` (:class:`~fervid.errors.PathNotFoundError`) or the checkpoint does not
+        exist.
     fervid.faces.VideoReadError
         ``video`` is not a readable video (the message names it).
     fervid.faces.NoFaceFoundError
@@ -189,6 +191,8 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
                                     lambda: bar.advance(task))
         crops, present = _aligned_crops(timer, source, track, spec.size, spec.channels, margin)
 
+    if len(track) < 2:
+        raise PredictError(f"{video}: {len(track)} frame decoded; a window needs at least 2")
     windows = sliding_windows(len(track), frames.fps, window_s, stride_s)
     usable = [w for w in windows if present[w.start:w.end].all()]
     skipped = [(w.start_s, w.end_s) for w in windows if not present[w.start:w.end].all()]

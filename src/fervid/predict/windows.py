@@ -43,7 +43,8 @@ def sliding_windows(n_frames: int, fps: float, window_s: float, stride_s: float)
         Non-positive durations or frame rate, or fewer than 2 frames.
     """
     if window_s <= 0 or stride_s <= 0:
-        raise ValueError(f"window and stride must be positive, got {window_s} s and {stride_s} s")
+        raise OptionError(f"window and stride must be positive, got {window_s} s and "
+                          f"{stride_s} s")
     if fps <= 0:
         raise ValueError("the video's frame rate is unknown, so windows in seconds cannot be cut")
     if n_frames < 2:

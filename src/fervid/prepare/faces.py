@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fervid.errors import OptionError
 from fervid.faces import (
     DlibFaceDetector,
     align_face,
@@ -37,9 +38,10 @@ from fervid.faces import (
     track_faces,
 )
 from fervid.files import TMP_MARK
-from fervid.prepare.pool import check_settings, map_clips
+from fervid.prepare.pool import OutputFolderError, check_settings, map_clips
 from fervid.prepare.raw_clips import ClipJob, find_clips
 from fervid.progress import progress_bar
+from fervid.representation.frame_loading import FrameReadError
 
 SETTINGS_NAME = "prepare_faces.json"
 TRACKS_DIR = "_face_tracks"
@@ -132,7 +134,7 @@ def _read_frames(job: ClipJob):
     for path in job.frames:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(f"{path}: not an image OpenCV can decode")
+            raise FrameReadError(path, "not an image OpenCV can decode")
         yield image
 
 
@@ -163,7 +165,7 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
     ------
     NoFaceFoundError
         ``no face found in <clip path>``.
-    ValueError, OSError
+    FrameReadError, VideoReadError, OSError
         An unreadable frame or video, naming it.
     """
     parent, name = job.out_dir.parent, job.out_dir.name
@@ -248,23 +250,26 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        Unusable input or options, ``out_dir`` holding faces made with other settings, or a
-        missing dlib model.
+    FervidError
+        Unusable input (:class:`~fervid.errors.PathNotFoundError`,
+        :class:`~fervid.samples.DatasetFormatError`) or options
+        (:class:`~fervid.errors.OptionError`), ``out_dir`` holding faces made with other
+        settings (:class:`~fervid.prepare.pool.OutputFolderError`), or a missing dlib model
+        (:class:`~fervid.faces.FaceModelMissingError`).
     """
     out_dir, data_root = Path(out_dir), Path(data_root)
     align = align or ("frame" if dataset == "dfew" else "clip")
     settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every)
     if align not in ("clip", "frame") or detector not in ("hog", "cnn") or detect_every < 1:
-        raise ValueError(f"need align clip|frame, detector hog|cnn and detect_every >= 1, got "
-                         f"{align!r}, {detector!r}, {detect_every}")
+        raise OptionError(f"need align clip|frame, detector hog|cnn and detect_every >= 1, got "
+                          f"{align!r}, {detector!r}, {detect_every}")
     template_points(template, size=size, margin=margin)  # checks size, margin and template
     dlib_model_path("shape_predictor_68_face_landmarks.dat")
     if detector == "cnn":
         dlib_model_path("mmod_human_face_detector.dat")
     if out_dir.resolve() == data_root.resolve():
-        raise ValueError(f"{out_dir} is the data folder itself: the faces would overwrite its "
-                         "frames; choose another output folder")
+        raise OutputFolderError(f"{out_dir} is the data folder itself: the faces would overwrite "
+                                "its frames; choose another output folder")
     jobs = find_clips(dataset, data_root, out_dir, clips)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir / SETTINGS_NAME, asdict(settings), "faces")

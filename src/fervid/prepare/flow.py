@@ -139,8 +139,10 @@ def prepare_flow(table: SampleTable, out_dir: Path, *, size: int = 28, workers: 
 
     Raises
     ------
+    OutputFolderError
+        ``out_dir`` holds images made with other settings.
     ValueError
-        Two samples share a key, or ``out_dir`` holds images made with other settings.
+        Two samples share a key (readers never give such a table: a bug of the caller).
     """
     out_dir = Path(out_dir)
     params = flow_params or TVL1Params()

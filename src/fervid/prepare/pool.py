@@ -17,7 +17,13 @@ from typing import Any
 
 import cv2
 
+from fervid.errors import FervidError
 from fervid.files import atomic_write_bytes
+
+
+class OutputFolderError(FervidError, ValueError):
+    """The output folder cannot take this run's outputs (made with other settings, or it is
+    the input folder itself); the message names it."""
 
 
 def init_worker() -> None:
@@ -31,7 +37,8 @@ def describe_error(err: BaseException) -> str:
         return ("a worker process died (killed, out of memory, or started from a script without "
                 "an `if __name__ == '__main__':` guard); re-run, or use workers=1 to see why")
     text = str(err) or type(err).__name__
-    return text if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {text}"
+    plain = isinstance(err, (FervidError, OSError, ValueError))
+    return text if plain else f"{type(err).__name__}: {text}"
 
 
 def map_clips(work: Callable[..., Any], jobs: Sequence[tuple[str, tuple]], *, workers: int,
@@ -73,14 +80,25 @@ def map_clips(work: Callable[..., Any], jobs: Sequence[tuple[str, tuple]], *, wo
 
 def check_settings(path: Path, settings: dict, what: str) -> None:
     """Refuse to resume into a folder whose outputs (``what``: images, faces) were made with
-    other settings; record ``settings`` at ``path`` otherwise."""
+    other settings; record ``settings`` at ``path`` otherwise.
+
+    Raises :class:`OutputFolderError` naming the folder and the settings that differ, or
+    ``path`` when it is not a settings file fervid wrote.
+    """
     if path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise OutputFolderError(f"{path}: not a readable settings file ({err}); use another "
+                                    "--out folder or empty this one") from err
+        if not isinstance(old, dict):
+            raise OutputFolderError(f"{path}: not a settings file; use another --out folder "
+                                    "or empty this one")
         diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
         if diff:
-            raise ValueError(f"{path.parent} holds {what} made with other settings "
-                             f"({', '.join(diff)}: {[old.get(k) for k in diff]} there, "
-                             f"{[settings.get(k) for k in diff]} now); use another --out folder "
-                             "or empty this one")
+            raise OutputFolderError(f"{path.parent} holds {what} made with other settings "
+                                    f"({', '.join(diff)}: {[old.get(k) for k in diff]} there, "
+                                    f"{[settings.get(k) for k in diff]} now); use another --out "
+                                    "folder or empty this one")
         return
     atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())

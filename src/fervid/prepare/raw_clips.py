@@ -17,6 +17,8 @@ from fervid.datasets.samm import FRAME as SAMM_FRAME
 from fervid.datasets.smic import CLIP_DIR as SMIC_CLIP_DIR
 from fervid.datasets.smic import FRAME as SMIC_FRAME
 from fervid.datasets.smic import SMIC_PROTOCOLS, find_hs
+from fervid.errors import OptionError, PathNotFoundError, path_error
+from fervid.samples import DatasetFormatError
 
 DATASETS = ("casme2", "samm", "smic", "dfew")
 #: The DFEW frame source the output is written as (``Clip/clip_224x224``), whatever the size.
@@ -43,7 +45,10 @@ def _natural(path: Path) -> tuple:
 
 
 def _subdirs(folder: Path, pattern: str | None = None) -> list[Path]:
-    dirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    try:
+        dirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    except OSError as err:  # no permission to list it
+        raise path_error(folder, err, "data folder") from err
     return sorted((p for p in dirs if pattern is None or re.fullmatch(pattern, p.name)),
                   key=_natural)
 
@@ -70,18 +75,22 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
 
     Raises
     ------
-    FileNotFoundError
+    PathNotFoundError
         ``data_root`` (or DFEW's ``Clip/original``) is not a folder.
-    ValueError
-        No clip found, ``clips`` given for another dataset or naming absent videos.
+    UserPathError
+        A folder of the release cannot be listed.
+    OptionError
+        An unknown dataset, ``clips`` given for another dataset or naming absent videos.
+    DatasetFormatError
+        No clip found.
     """
     root = Path(data_root)
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise OptionError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data folder not found")
+        raise PathNotFoundError(f"{root}: data folder not found")
     if clips is not None and dataset != "dfew":
-        raise ValueError("a clip list selects DFEW videos; it does not apply to " + dataset)
+        raise OptionError("a clip list selects DFEW videos; it does not apply to " + dataset)
     jobs: list[ClipJob | None] = []
     if dataset == "casme2":
         for clip in (c for s in _subdirs(root, r"sub\d+") for c in _subdirs(s)):
@@ -103,19 +112,19 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
     else:
         videos = root / "Clip" / "original"
         if not videos.is_dir():
-            raise FileNotFoundError(f"{videos}: DFEW video folder not found (pass the DFEW "
+            raise PathNotFoundError(f"{videos}: DFEW video folder not found (pass the DFEW "
                                     "folder holding Clip/original/)")
         found = {int(p.stem): p for p in videos.glob("*.mp4") if p.stem.isdigit()}
         absent = sorted((clips or set()) - set(found))
         if absent:
-            raise ValueError(f"{len(absent)} requested clip(s) have no video in {videos}: "
-                             f"{', '.join(f'{n:05d}' for n in absent[:10])}")
+            raise OptionError(f"{len(absent)} requested clip(s) have no video in {videos}: "
+                              f"{', '.join(f'{n:05d}' for n in absent[:10])}")
         jobs = [ClipJob(f"{n:05d}", found[n], out_dir / "Clip" / DFEW_SOURCE / f"{n:05d}")
                 for n in sorted(found) if clips is None or n in clips]
         where = "Clip/original/NNNNN.mp4"
     kept = [j for j in jobs if j is not None]
     if not kept:
-        raise ValueError(f"no clips found under {root} (expected {where})")
+        raise DatasetFormatError(root, [f"no clips found (expected {where})"])
     return kept
 
 

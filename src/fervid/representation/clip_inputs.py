@@ -19,7 +19,7 @@ import torch
 from fervid.progress import NoProgress, ProgressLike
 from fervid.representation.dssi import DssiCache, DssiParams, DssiResult, _read_frame
 from fervid.representation.dynamic_image import standardize
-from fervid.samples import Sample, SampleTable
+from fervid.samples import Sample, SampleError, SampleTable
 
 InputFormat = Literal["dssi", "global_di", "apex"]
 
@@ -90,12 +90,12 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
 
     Raises
     ------
-    FileNotFoundError, ValueError
+    PathNotFoundError, FrameReadError, SampleError
         A frame is missing or unreadable, or a clip's annotation is invalid; the message names
-        the clip.
+        the clip. :class:`SampleError` also when the table holds no clips.
     """
     if len(table) == 0:
-        raise ValueError("no clips to compute inputs for (the table is empty)")
+        raise SampleError("no clips to compute inputs for (the table is empty)")
     progress = progress or NoProgress()
     cache = DssiCache(cache_dir)
     views = train_views if input_format == "dssi" else 0

@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 
+from fervid.errors import OptionError, PathNotFoundError
 from fervid.files import atomic_write, atomic_write_bytes
 from fervid.representation.dynamic_image import _pool_numpy, rank_pool_coefficients
+from fervid.representation.frame_loading import FrameReadError
 
 if TYPE_CHECKING:  # annotations only: importing fervid.samples pulls in pandas
     from fervid.samples import Sample
@@ -85,7 +87,7 @@ def _sample_interval(lo: float, hi: float, n: int, rng: np.random.Generator | No
 def _check(frames_len: int, onset: int, apex: int, offset: int, protocol: str,
            segments_per_phase: int, n_segments: int, frames_per_segment: int) -> None:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown DSSI protocol {protocol!r}; expected one of {PROTOCOLS}")
+        raise OptionError(f"unknown DSSI protocol {protocol!r}; expected one of {PROTOCOLS}")
     if frames_len < 2:
         raise ValueError(f"DSSI needs a clip of at least 2 frames, got {frames_len}")
     if onset > offset:
@@ -102,7 +104,7 @@ def _check(frames_len: int, onset: int, apex: int, offset: int, protocol: str,
                                ("n_segments", n_segments, 1),
                                ("frames_per_segment", frames_per_segment, 2)):
         if int(value) != value or value < least:
-            raise ValueError(f"{name} must be at least {least}, got {value}")
+            raise OptionError(f"{name} must be at least {least}, got {value}")
 
 
 def dssi_indices(n_frames: int, onset: int, apex: int, offset: int, *,
@@ -177,7 +179,8 @@ def dssi(frames: np.ndarray, onset: int, apex: int, offset: int, *,
     ------
     ValueError
         Fewer than 2 frames, onset after offset, apex outside onset..offset, positions outside
-        the frames, an unknown protocol or a bad count.
+        the frames (a bug of the caller); :class:`~fervid.errors.OptionError` for an unknown
+        protocol or a bad count.
     """
     frames = np.asarray(frames)
     if frames.ndim == 3:
@@ -239,11 +242,11 @@ def _as_params(params: DssiParams | dict | None) -> DssiParams:
 
 def _read_frame(path: Path, mode: str, key: str) -> np.ndarray:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"clip {key}: frame not found: {path}")
+        raise PathNotFoundError(f"clip {key}: frame not found: {path}")
     flag = cv2.IMREAD_GRAYSCALE if mode == "gray" else cv2.IMREAD_COLOR
     image = cv2.imread(str(path), flag)
     if image is None or image.size == 0:
-        raise ValueError(f"clip {key}: cannot read frame (corrupt or unsupported format): {path}")
+        raise FrameReadError(path, "corrupt or unsupported format", clip=key)
     if mode == "gray":
         return image[..., None]
     return image[..., ::-1] if mode == "rgb" else image
@@ -269,27 +272,36 @@ def dssi_from_sample(sample: Sample, params: DssiParams | dict | None = None, *,
 
     Raises
     ------
-    FileNotFoundError, ValueError
+    OptionError
+        An unknown protocol or read mode, or a bad count.
+    PathNotFoundError, FrameReadError, SampleError
         A frame is missing or unreadable, frames differ in size, or the annotation is invalid;
         the message names the clip key (and the file).
     """
+    # Imported here: fervid.samples pulls in pandas, and the caller built a Sample already.
+    from fervid.samples import SampleError
+
     params = _as_params(params)
     if params.mode not in ("rgb", "bgr", "gray"):
-        raise ValueError(f"unknown read mode {params.mode!r}; expected 'rgb', 'bgr' or 'gray'")
+        raise OptionError(f"unknown read mode {params.mode!r}; expected 'rgb', 'bgr' or 'gray'")
+    last = len(sample.frames) - 1
+    counts = (params.segments_per_phase, params.n_segments, params.frames_per_segment)
     try:
-        indices, global_indices = dssi_indices(
-            len(sample.frames), 0, sample.apex_position, len(sample.frames) - 1,
-            protocol=params.protocol, segments_per_phase=params.segments_per_phase,
-            n_segments=params.n_segments, frames_per_segment=params.frames_per_segment,
-            train=train, rng=rng)
-    except ValueError as error:
-        raise ValueError(f"clip {sample.key}: {error}") from error
+        _check(len(sample.frames), 0, sample.apex_position, last, params.protocol, *counts)
+    except OptionError:
+        raise
+    except ValueError as error:  # the clip's own frames or annotation
+        raise SampleError(f"clip {sample.key}: {error}") from error
+    indices, global_indices = dssi_indices(
+        len(sample.frames), 0, sample.apex_position, last, protocol=params.protocol,
+        segments_per_phase=params.segments_per_phase, n_segments=params.n_segments,
+        frames_per_segment=params.frames_per_segment, train=train, rng=rng)
     # Sparse sampling pools a few of the clip's frames: read those only, once each.
     positions = np.unique(np.concatenate([*indices, global_indices]))
     images = [_read_frame(sample.frames[p], params.mode, sample.key) for p in positions]
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
-        raise ValueError(f"clip {sample.key}: frames differ in size: {sorted(sizes)}")
+        raise SampleError(f"clip {sample.key}: frames differ in size: {sorted(sizes)}")
     return _pool(np.stack(images), indices, global_indices, positions)
 
 

@@ -23,11 +23,13 @@ from fervid.errors import FervidError, PathNotFoundError
 
 
 class FrameReadError(FervidError, ValueError):
-    """A frame or video file exists but cannot be decoded; the message names the file."""
+    """A frame or video file exists but cannot be decoded; the message names the file (and,
+    when given, the clip it belongs to)."""
 
-    def __init__(self, path: Path | str, reason: str):
+    def __init__(self, path: Path | str, reason: str, *, clip: str | None = None):
         self.path = Path(path)
-        super().__init__(f"{self.path}: cannot read frames ({reason})")
+        where = f"clip {clip}: " if clip else ""
+        super().__init__(f"{where}{self.path}: cannot read frames ({reason})")
 
 
 def _centre_square(width: int, height: int) -> tuple[int, int, int, int]:

@@ -15,6 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fervid.errors import FervidError, PathNotFoundError
+from fervid.representation.frame_loading import FrameReadError
+
 #: Default order of the maps in the array given to ``cv2.imwrite`` (and returned by
 #: ``cv2.imread``). The shipped ``megc2019_flow`` PNGs hold, read with ``cv2.imread``, the strain
 #: in channel 0, ``v`` in channel 1 and ``u`` in channel 2 (their authors built an RGB image
@@ -23,6 +26,10 @@ import numpy as np
 MEGC2019_CHANNELS: tuple[str, str, str] = ("strain", "v", "u")
 
 _MAPS = frozenset({"u", "v", "strain"})
+
+
+class FrameSizeError(FervidError, ValueError):
+    """The onset and apex image files of a clip differ in size; the message names both."""
 
 
 @dataclass(frozen=True)
@@ -83,17 +90,17 @@ def read_gray(path: Path | str) -> np.ndarray:
 
     Raises
     ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
+    PathNotFoundError
+        The file does not exist (a :class:`FileNotFoundError`).
+    FrameReadError
         OpenCV cannot decode the file (the message names it).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"frame not found: {path}")
+        raise PathNotFoundError(f"frame not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
-        raise ValueError(f"cannot read image (corrupt or unsupported format): {path}")
+        raise FrameReadError(path, "corrupt or unsupported format")
     return image
 
 
@@ -250,9 +257,11 @@ def ststnet_input(onset: np.ndarray, apex: np.ndarray, size: int = 28, *,
 def ststnet_input_from_files(onset: Path | str, apex: Path | str, size: int = 28, *,
                              params: TVL1Params | None = None,
                              channels: tuple[str, str, str] = MEGC2019_CHANNELS) -> np.ndarray:
-    """:func:`ststnet_input` on two image files, read as grayscale (errors name the file)."""
+    """:func:`ststnet_input` on two image files, read as grayscale (errors name the file:
+    :class:`~fervid.errors.PathNotFoundError`, :class:`FrameReadError`, :class:`FrameSizeError`).
+    """
     a, b = read_gray(onset), read_gray(apex)
     if a.shape != b.shape:
-        raise ValueError(f"onset {onset} is {a.shape[1]}x{a.shape[0]} but apex {apex} is "
-                         f"{b.shape[1]}x{b.shape[0]}")
+        raise FrameSizeError(f"onset {onset} is {a.shape[1]}x{a.shape[0]} but apex {apex} is "
+                             f"{b.shape[1]}x{b.shape[0]}")
     return ststnet_input(a, b, size, params=params, channels=channels)
