@@ -15,8 +15,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fervid import prepare_flow as pf
 from fervid.cli.prepare import prepare_app
+from fervid.prepare import flow as pf
 from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 from fervid.synth import make_casme2_like
 

@@ -129,6 +129,9 @@ class DatasetFormatError(FervidError, ValueError):
             lines.append(f"  ... and {more} more")
         super().__init__("\n".join(lines))
 
+    def __reduce__(self):  # picklable: a worker process sends it back to the parent
+        return type(self), (self.path, self.problems)
+
 
 class SampleError(FervidError, ValueError):
     """The user's clips cannot give the input asked for (too few frames, an apex outside the

@@ -135,8 +135,8 @@ def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTabl
 
     Raises
     ------
-    ValueError
-        Unknown protocol.
+    OptionError
+        Unknown protocol (a ``ValueError``).
     DatasetFormatError
         Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
         frame.

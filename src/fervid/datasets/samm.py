@@ -110,8 +110,8 @@ def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
 
     Raises
     ------
-    ValueError
-        Unknown protocol.
+    OptionError
+        Unknown protocol (a ``ValueError``).
     DatasetFormatError
         Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
         frame.

@@ -159,8 +159,8 @@ def read_smic(root: Path, protocol: str = "3class") -> SampleTable:
 
     Raises
     ------
-    ValueError
-        Unknown protocol.
+    OptionError
+        Unknown protocol (a ``ValueError``).
     DatasetFormatError
         Naming the HS folder and listing every problem found.
     """

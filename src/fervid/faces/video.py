@@ -77,7 +77,8 @@ def read_video_frames(path: Path | str) -> VideoFrames:
     """
     path = Path(path)
     if not path.is_file():
-        raise PathNotFoundError(f"video {path} does not exist")
+        what = "is a folder, not a video file" if path.is_dir() else "does not exist"
+        raise PathNotFoundError(f"video {path} {what}")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

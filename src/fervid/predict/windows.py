@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fervid.errors import OptionError
 from fervid.representation.clip_inputs import dssi_stack
 from fervid.representation.dssi import dssi
 from fervid.representation.dynamic_image import standardize
@@ -39,8 +40,11 @@ def sliding_windows(n_frames: int, fps: float, window_s: float, stride_s: float)
 
     Raises
     ------
+    OptionError
+        Non-positive durations.
     ValueError
-        Non-positive durations or frame rate, or fewer than 2 frames.
+        A non-positive frame rate or fewer than 2 frames (the pipeline checks the video for
+        both first).
     """
     if window_s <= 0 or stride_s <= 0:
         raise OptionError(f"window and stride must be positive, got {window_s} s and "

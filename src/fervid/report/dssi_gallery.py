@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.files import atomic_write
+from fervid.report.html.run_data import RunReportError
 from fervid.representation.dssi import DssiCache, DssiParams, DssiResult
 from fervid.representation.dynamic_image import to_display
 from fervid.samples import SampleTable
@@ -60,12 +61,16 @@ def write_dssi_gallery(run_dir: Path, table: SampleTable, params: DssiParams, ca
     ``captions.json`` (file name → caption).
     """
     run_dir = Path(run_dir)
-    frame = pd.concat([pd.read_csv(f, dtype={"subject": str, "clip": str})
-                       for f in sorted((run_dir / "folds").glob("fold_*.csv"))])
+    fold_files = sorted((run_dir / "folds").glob("fold_*.csv"))
+    if not fold_files:
+        raise RunReportError(f"{run_dir}: no folds/fold_*.csv predictions (not a LOSO run "
+                             "directory, or no fold has finished)")
+    frame = pd.concat([pd.read_csv(f, dtype={"subject": str, "clip": str}) for f in fold_files])
     alpha_cols = sorted((c for c in frame.columns if c.startswith("alpha_")),
                         key=lambda c: int(c.split("_")[1]))
     if not alpha_cols:
-        raise ValueError(f"{run_dir}: predictions have no segment weights (not an SMA-STN run)")
+        raise RunReportError(f"{run_dir}: predictions have no segment weights (not an SMA-STN "
+                             "run)")
     by_key = {(s.dataset, s.subject, s.clip): s for s in table}
     cache = DssiCache(cache_dir)
     out_dir = run_dir / "dssi_gallery"

@@ -26,10 +26,13 @@ class FrameReadError(FervidError, ValueError):
     """A frame or video file exists but cannot be decoded; the message names the file (and,
     when given, the clip it belongs to)."""
 
-    def __init__(self, path: Path | str, reason: str, *, clip: str | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, reason: str, clip: str | None = None):
+        self.path, self.reason, self.clip = Path(path), reason, clip
         where = f"clip {clip}: " if clip else ""
         super().__init__(f"{where}{self.path}: cannot read frames ({reason})")
+
+    def __reduce__(self):  # picklable: a worker process sends it back to the parent
+        return type(self), (self.path, self.reason, self.clip)
 
 
 def _centre_square(width: int, height: int) -> tuple[int, int, int, int]:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from fervid.config import KfoldConfig, LosoConfig
+from fervid.errors import FervidError
 from fervid.files import atomic_write
 from fervid.representation.video_clips import clip_dssi_params
 
@@ -42,7 +43,7 @@ Representation = Literal["dssi", "apex", "global_di", "clip", "flow"]
 REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FervidError, ValueError):
     """A checkpoint file that is missing pieces or does not describe a usable model."""
 
 

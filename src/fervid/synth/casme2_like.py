@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import openpyxl
 
+from fervid.errors import OptionError
+
 #: Header of the official sheet, row 1 (``None`` = the two blank columns).
 CASME2_HEADER: tuple[str | None, ...] = ("Subject", "Filename", None, "OnsetFrame", "ApexFrame",
                                          "OffsetFrame", None, "Action Units",
@@ -250,15 +252,15 @@ def make_casme2_like(out_dir: Path, *, n_subjects: int = 6, clips_per_subject: i
         ``out_dir/CASME2_RAW_selected``.
     """
     if not 1 <= n_subjects <= 99 or clips_per_subject < 1 or size < 32:
-        raise ValueError("need 1 <= n_subjects <= 99, clips_per_subject >= 1 and size >= 32; got "
-                         f"{n_subjects}, {clips_per_subject}, {size}")
+        raise OptionError("need 1 <= n_subjects <= 99, clips_per_subject >= 1 and size >= 32; "
+                          f"got {n_subjects}, {clips_per_subject}, {size}")
     if not 4 <= n_frames[0] <= n_frames[1]:
-        raise ValueError(f"n_frames must be (shortest, longest) with 4 <= shortest <= longest, "
-                         f"got {n_frames}")
+        raise OptionError(f"n_frames must be (shortest, longest) with 4 <= shortest <= longest, "
+                          f"got {n_frames}")
     if class_shares is not None and (len(class_shares) != len(EMOTIONS)
                                      or min(class_shares) < 0 or sum(class_shares) <= 0):
-        raise ValueError(f"class_shares needs {len(EMOTIONS)} non-negative shares "
-                         f"({', '.join(EMOTIONS)}), got {class_shares}")
+        raise OptionError(f"class_shares needs {len(EMOTIONS)} non-negative shares "
+                          f"({', '.join(EMOTIONS)}), got {class_shares}")
     out_dir = Path(out_dir)
     frames_root = out_dir / FRAMES_DIR
     rng = np.random.default_rng(seed)

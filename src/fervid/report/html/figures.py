@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from fervid.metrics import CONFUSION_DPI, confusion_figure
+from fervid.report.html.run_data import RunReportError
 
 #: Widest image the report embeds, pixels: keeps a report of many runs small.
 MAX_WIDTH = 900
@@ -38,7 +39,7 @@ def image_file_uri(path: Path, *, max_width: int = MAX_WIDTH) -> str:
     try:
         return png_data_uri(Path(path).read_bytes(), max_width=max_width)
     except (OSError, Image.UnidentifiedImageError) as err:
-        raise ValueError(f"{path}: not a readable PNG image ({err})") from err
+        raise RunReportError(f"{path}: not a readable PNG image ({err})") from err
 
 
 def confusion_uri(labels: Sequence[int], preds: Sequence[int], classes: Sequence[str],

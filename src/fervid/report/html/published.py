@@ -7,11 +7,13 @@ from importlib.resources import files
 
 import yaml
 
+from fervid.errors import FervidError
+
 _RESOURCE = "data/published_results.yaml"
 _REQUIRED = ("method", "source", "protocol", "figures")
 
 
-class PublishedResultsError(ValueError):
+class PublishedResultsError(FervidError, ValueError):
     """The published-results file is malformed; the message names the file and entry."""
 
 

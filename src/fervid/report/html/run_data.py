@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from fervid.config import RunConfig
+from fervid.errors import FervidError
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
 #: ``run.json``'s ``protocol`` of LOSO runs; older LOSO runs name none.
@@ -32,7 +33,7 @@ DFEW_5FOLD = "dfew_5fold"
 _MEGC2019_PARTS = frozenset({"smic", "casme2", "samm"})
 
 
-class RunReportError(ValueError):
+class RunReportError(FervidError, ValueError):
     """A run directory cannot be reported on; the message names the path and the problem."""
 
 
