@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.datasets.frames import build_samples, protocol_labels
+from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.sheets import (
     check_protocol,
     padded_number,
     read_sheet,
-    require_dir,
     tidy_clip_rows,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 
 DATASET = "casme2"
 
@@ -135,16 +134,9 @@ def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTabl
 
     Raises
     ------
-    OptionError
-        Unknown protocol (a ``ValueError``).
-    DatasetFormatError
-        Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
-        frame.
+    OptionError, DatasetFormatError
+        See :func:`~fervid.datasets.frames.read_coded_release`.
     """
-    check_protocol(protocol, CASME2_PROTOCOLS, "casme2")
-    root = require_dir(root, "CASME II")
-    rows = read_casme2_sheet(sheet)
-    samples, problems = casme2_samples(root, rows, casme2_labels(rows, protocol))
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(samples, CASME2_PROTOCOLS[protocol], protocol)
+    return read_coded_release(root, sheet, protocol, dataset="casme2", what="CASME II",
+                              protocols=CASME2_PROTOCOLS, read_sheet=read_casme2_sheet,
+                              labels=casme2_labels, samples=casme2_samples)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.sheets import check_protocol, require_dir
 from fervid.errors import PathNotFoundError, path_error
-from fervid.samples import DatasetFormatError, Sample
+from fervid.samples import DatasetFormatError, Sample, SampleTable
 
 
 def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | None:
@@ -145,3 +146,29 @@ def protocol_labels(emotions: pd.Series, to_class: dict[str, str],
     index = {name: i for i, name in enumerate(classes)}
     mapped = emotions.map(to_class).map(index)
     return [None if pd.isna(v) else int(v) for v in mapped]
+
+
+def read_coded_release(root: Path, sheet: Path, protocol: str, *, dataset: str, what: str,
+                       protocols: dict[str, tuple[str, ...]],
+                       read_sheet: Callable[[Path], pd.DataFrame],
+                       labels: Callable[[pd.DataFrame, str], list[int | None]],
+                       samples: Callable[..., tuple[list[Sample], list[str]]]) -> SampleTable:
+    """The sample table of a release coded in a sheet (CASME II, SAMM): the sheet is read with
+    ``read_sheet``, labelled with ``labels(rows, protocol)``, and ``samples(root, rows,
+    labels)`` builds one sample per row; every problem found is raised at once.
+
+    Raises
+    ------
+    OptionError
+        Unknown protocol (a ``ValueError``).
+    DatasetFormatError
+        Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
+        frame.
+    """
+    check_protocol(protocol, protocols, dataset)
+    root = require_dir(root, what)
+    rows = read_sheet(sheet)
+    found, problems = samples(root, rows, labels(rows, protocol))
+    if problems:
+        raise DatasetFormatError(root, problems)
+    return SampleTable(found, protocols[protocol], protocol)

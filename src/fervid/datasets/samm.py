@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.datasets.frames import build_samples, protocol_labels
+from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.sheets import (
     check_protocol,
     padded_number,
     read_sheet,
-    require_dir,
     tidy_clip_rows,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 
 DATASET = "samm"
 
@@ -110,16 +109,9 @@ def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
 
     Raises
     ------
-    OptionError
-        Unknown protocol (a ``ValueError``).
-    DatasetFormatError
-        Naming the sheet for sheet problems, or ``root`` listing every absent clip folder and
-        frame.
+    OptionError, DatasetFormatError
+        See :func:`~fervid.datasets.frames.read_coded_release`.
     """
-    check_protocol(protocol, SAMM_PROTOCOLS, "samm")
-    root = require_dir(root, "SAMM")
-    rows = read_samm_sheet(sheet)
-    samples, problems = samm_samples(root, rows, samm_labels(rows, protocol))
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(samples, SAMM_PROTOCOLS[protocol], protocol)
+    return read_coded_release(root, sheet, protocol, dataset="samm", what="SAMM",
+                              protocols=SAMM_PROTOCOLS, read_sheet=read_samm_sheet,
+                              labels=samm_labels, samples=samm_samples)
