@@ -5,6 +5,7 @@ import torch
 
 from fervid.losses import ClassificationWithFeatureLoss
 from fervid.losses.ec_stfl import EcStflLoss
+from fervid.models import ModelOutput
 
 # Class 0: (0,0), (0,2), (2,0); class 1: (3,4). Unequal class sizes tell N_{x_i} from N_{x_j}.
 FEATURES = [[0.0, 0.0], [0.0, 2.0], [2.0, 0.0], [3.0, 4.0]]
@@ -83,5 +84,5 @@ def test_plugs_into_classification_criterion():
     features, labels = _batch()
     logits = torch.zeros(4, 2, dtype=torch.float64)
     total, parts = ClassificationWithFeatureLoss(EcStflLoss(), weight=10.0)(
-        logits, labels, features)
+        ModelOutput(logits, features), labels)
     assert total.item() == pytest.approx(math.log(2) + 10.0 * parts.feature.item())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -125,9 +125,6 @@ class RunConfig(DeviceConfig):
     workers: int = Field(1, ge=1)
     #: Torch intra-op threads per process (0: torch's default, or 1 per worker when workers > 1).
     threads: int = Field(0, ge=0)
-
-    #: Fields that change neither results nor what a run is (left out of report comparisons).
-    CADENCE_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_every_s", "threads")
 
 
 class LosoConfig(_Strict):

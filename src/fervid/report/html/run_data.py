@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fervid.config import RunConfig
+from fervid.config import PLACEMENT_FIELDS
 from fervid.errors import FervidError
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
@@ -143,10 +143,11 @@ class RunData:
         return any((d / SYNTHME_MARKER).exists() for d in (root, root.parent))
 
     def config_without_seed(self) -> dict:
-        """The config minus its seed and cadence fields: equal for seeds of one config."""
+        """The config minus its seed and the fields the fingerprint leaves out
+        (:data:`fervid.config.PLACEMENT_FIELDS`): equal for seeds of one config."""
         cfg = json.loads(json.dumps(self.config))
         cfg.pop("seed", None)
-        for key in RunConfig.CADENCE_FIELDS:
+        for key in PLACEMENT_FIELDS:
             cfg.get("run", {}).pop(key, None)
         return cfg
 
