@@ -1,0 +1,142 @@
+"""A run's merged results, from its finished fold files (from any number of shards).
+
+The end of ``fervid loso`` / ``fervid kfold`` and ``fervid report`` all call
+:func:`build_loso_results` or :func:`build_kfold_results`, which write ``predictions.csv``,
+``metrics.json`` and ``confusion.png`` (LOSO: also ``per_subject.csv``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fervid.files import atomic_write
+from fervid.metrics import save_confusion_png, score, score_predictions
+from fervid.runs.store import PREDICTION_COLUMNS, RunDirError, RunStore, read_run_meta
+
+
+class FoldFileError(RunDirError, ValueError):
+    """A fold file of a run directory is missing, unreadable or holds bad values."""
+
+@dataclass(frozen=True)
+class LosoReport:
+    run_dir: Path
+    metrics: dict
+    per_subject: pd.DataFrame
+
+
+def build_loso_results(run_dir: Path) -> LosoReport:
+    """Score every finished fold of ``run_dir`` and write the merged result files."""
+    run_dir = Path(run_dir)
+    meta = read_run_meta(run_dir)
+    classes = meta["classes"]
+    store = RunStore(run_dir)
+    frame = store.read_predictions().sort_values(["fold"], kind="stable")
+    scores = score_predictions(frame, classes)
+    whole = scores["whole"]
+    wall = sum(json.loads(p.read_text())["wall_s"] for p in (run_dir / "wall").glob("*.json"))
+    n_folds_done = int(frame["fold"].nunique())
+    metrics = {
+        "name": meta.get("name"), "seed": meta.get("seed"), "fingerprint": meta["fingerprint"],
+        "classes": classes,
+        "uf1": whole.uf1, "uar": whole.uar, "acc": whole.acc, "f1_macro": whole.f1_macro,
+        "n_samples": whole.n_samples, "n_folds": n_folds_done,
+        "n_folds_total": meta["n_folds"], "complete": n_folds_done == meta["n_folds"],
+        "wall_s": round(wall, 2),
+        "per_dataset": scores["per_dataset"],
+        "per_class_recall": whole.per_class_recall, "per_class_f1": whole.per_class_f1,
+    }
+    per_subject = pd.DataFrame(scores["per_subject"]).sort_values(["acc", "n"],
+                                                                  ascending=[True, False])
+    atomic_write(run_dir / "predictions.csv",
+                 lambda p: frame[PREDICTION_COLUMNS].to_csv(p, index=False))
+    atomic_write(run_dir / "per_subject.csv", lambda p: per_subject.to_csv(p, index=False))
+    atomic_write(run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    save_confusion_png(frame["label"], frame["pred"], classes, run_dir / "confusion.png",
+                       title=f"{meta.get('name')} seed {meta.get('seed')}: UF1 {whole.uf1:.4f}"
+                             f"  UAR {whole.uar:.4f}")
+    return LosoReport(run_dir, metrics, per_subject)
+
+
+_FOLD_COLUMNS = ("clip", "label", "pred", "fold")
+#: The two ways of averaging over folds, as ``metrics.json`` names them.
+AVERAGES = {"pooled": "pooled over folds", "mean_of_folds": "mean of folds"}
+
+
+def read_fold_predictions(run_dir: Path, n_classes: int) -> pd.DataFrame:
+    """Every ``folds/fold_N.csv`` of ``run_dir``, checked, in fold order.
+
+    Raises ``ValueError`` naming the file when one is unreadable, lacks a column or holds a
+    label outside ``0..n_classes-1``.
+    """
+    paths = sorted((Path(run_dir) / "folds").glob("fold_*.csv"))
+    if not paths:
+        raise FoldFileError(f"{run_dir}: no finished folds (folds/fold_*.csv)")
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path, dtype={"clip": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise FoldFileError(f"{path}: unreadable fold predictions ({err})") from err
+        missing = [c for c in _FOLD_COLUMNS if c not in frame.columns]
+        if missing:
+            raise FoldFileError(f"{path}: lacks columns {missing}")
+        for column in ("label", "pred", "fold"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            limit = n_classes - 1 if column != "fold" else 10**6
+            bad = frame[column][values.isna() | ~values.between(0, limit)]
+            if len(bad):
+                raise FoldFileError(f"{path}: {column} {str(bad.iloc[0])!r} is not "
+                                 + (f"a class index 0..{limit}" if column != "fold"
+                                    else "a fold number"))
+        frames.append(frame)
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions[["label", "pred", "fold"]] = predictions[["label", "pred", "fold"]].astype(int)
+    return predictions.sort_values("fold", kind="stable").reset_index(drop=True)
+
+
+def kfold_metrics(frame: pd.DataFrame, classes: list[str], meta: dict) -> dict:
+    """WAR, UAR and per-class recall of ``frame`` (``label, pred, fold``), pooled over the
+    folds and as the mean of the folds, plus each fold's figures."""
+    pooled = score(frame["label"], frame["pred"], classes)
+    per_fold = {int(f): score(g["label"], g["pred"], classes)
+                for f, g in frame.groupby("fold", sort=True)}
+    mean_recall = {c: float(np.mean([s.per_class_recall.get(c, np.nan)
+                                     for s in per_fold.values()])) for c in classes}
+    return {
+        "name": meta.get("name"), "seed": meta.get("seed"), "protocol": meta.get("protocol"),
+        "classes": classes, "label_order": {c: i + 1 for i, c in enumerate(classes)},
+        "n_samples": int(len(frame)), "folds": sorted(per_fold),
+        "skipped_clips": len(meta.get("skipped_clips", [])),
+        "pooled": {"war": pooled.acc, "uar": pooled.uar,
+                   "per_class_recall": pooled.per_class_recall},
+        "mean_of_folds": {"war": float(np.mean([s.acc for s in per_fold.values()])),
+                          "uar": float(np.mean([s.uar for s in per_fold.values()])),
+                          "per_class_recall": mean_recall},
+        "per_fold": {f: {"war": s.acc, "uar": s.uar, "n_samples": s.n_samples}
+                     for f, s in per_fold.items()},
+    }
+
+
+def build_kfold_results(run_dir: Path) -> dict:
+    """Score the finished folds of ``run_dir``; write predictions.csv, metrics.json and
+    confusion.png; return the metrics."""
+    run_dir = Path(run_dir)
+    meta = read_run_meta(run_dir)
+    classes = meta["classes"]
+    frame = read_fold_predictions(run_dir, len(classes))
+    metrics = kfold_metrics(frame, classes, meta)
+    pooled = metrics["pooled"]
+    cols = ["clip", "label", "pred", "fold"]
+    atomic_write(run_dir / "predictions.csv", lambda p: frame[cols].to_csv(p, index=False))
+    atomic_write(run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    save_confusion_png(frame["label"], frame["pred"], classes, run_dir / "confusion.png",
+                       title=f"{meta.get('name')}: WAR {pooled['war']:.4f}  "
+                             f"UAR {pooled['uar']:.4f} (pooled)")
+    return metrics
+
+
