@@ -189,8 +189,9 @@ def test_class_weights_are_applied(release, tmp_path, monkeypatch):
     original = kfold_module.build_training_loss
 
     def spy(train, **kwargs):
-        seen.append(kwargs["class_weights"])
-        return original(train, **kwargs)
+        loss = original(train, **kwargs)
+        seen.append(loss.class_weights)
+        return loss
 
     monkeypatch.setattr(kfold_module, "build_training_loss", spy)
     run_kfold(config(class_weights="balanced"), release, tmp_path / "w", folds=[1],

@@ -124,3 +124,12 @@ def test_build_training_loss_from_config(name, kind):
     if name != "none":
         with pytest.raises(ValueError, match="features"):
             build_training_loss(train, num_classes=3, feature_dim=None)
+
+
+def test_build_training_loss_weights_classes_from_the_training_labels():
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    balanced = build_training_loss(TrainConfig(class_weights="balanced"), num_classes=3,
+                                   feature_dim=4, train_labels=labels)
+    torch.testing.assert_close(balanced.class_weights, balanced_class_weights(labels, 3))
+    plain = build_training_loss(TrainConfig(), num_classes=3, feature_dim=4, train_labels=labels)
+    assert plain.class_weights is None

@@ -31,6 +31,6 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     table = table.labelled()
     if tuple(d.classes) != table.classes:
         raise ConfigError(f"data.classes {list(d.classes)} differ from the classes of "
-                         f"{d.dataset} {d.protocol}: {list(table.classes)}; set data.classes "
-                         f"to those")
+                          f"{d.dataset} {d.protocol}: {list(table.classes)}; set data.classes "
+                          f"to those")
     return table

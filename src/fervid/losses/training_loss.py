@@ -81,11 +81,12 @@ def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Mod
 
 
 def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: int | None,
-                        class_weights: torch.Tensor | None = None
+                        train_labels: torch.Tensor | None = None
                         ) -> ClassificationWithFeatureLoss:
-    """The loss a config's ``train`` section asks for: cross-entropy (class-weighted when
-    ``class_weights`` ``(C,)`` is given) plus ``train.feature_loss`` weighted by
-    ``train.feature_loss_weight``. Centres are drawn from torch's generator: seed it first.
+    """The loss a config's ``train`` section asks for: cross-entropy, weighted by
+    ``train.class_weights`` over the fold's ``train_labels`` ``(N,)``, plus ``train.feature_loss``
+    weighted by ``train.feature_loss_weight``. Centres are drawn from torch's generator: seed it
+    first.
 
     Raises
     ------
@@ -94,10 +95,15 @@ def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: in
     """
     if train.feature_loss != "none" and feature_dim is None:
         raise ConfigError(f"train.feature_loss={train.feature_loss} needs a model that returns "
-                         f"its features")
+                          f"its features")
+    weights = None
+    if train.class_weights == "balanced":
+        if train_labels is None:
+            raise ValueError("train.class_weights=balanced needs the training labels")
+        weights = balanced_class_weights(train_labels, num_classes)
     feature_loss = (None if feature_dim is None
                     else build_feature_loss(train, num_classes, feature_dim))
-    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, class_weights)
+    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, weights)
 
 
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

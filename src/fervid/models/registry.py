@@ -35,22 +35,23 @@ def model_names() -> list[str]:
     return list(_BUILDERS)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the network ``name``; keyword arguments that are None are dropped (the builder's
-    default applies)."""
+def _builder(name: str) -> Callable[..., nn.Module]:
     try:
-        builder = _BUILDERS[name]
+        return _BUILDERS[name]
     except KeyError:
         raise UnknownModelError(f"unknown model {name!r}; choose one of "
                                 f"{sorted(_BUILDERS)}") from None
-    return builder(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the network ``name``; keyword arguments that are None are dropped (the builder's
+    default applies)."""
+    return _builder(name)(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int) -> nn.Module:
     """The network a config's ``model`` section describes (``name``, ``drop_rate`` and any
     other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``)."""
-    builder_kwargs = inspect.signature(_BUILDERS[model.name]).parameters if (
-        model.name in _BUILDERS) else {}
-    options = {k: v for k, v in model.model_dump().items()
-               if k != "name" and k in builder_kwargs}
+    takes = inspect.signature(_builder(model.name)).parameters
+    options = {k: v for k, v in model.model_dump().items() if k != "name" and k in takes}
     return create_model(model.name, in_chans=in_chans, num_classes=num_classes, **options)

@@ -273,7 +273,7 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
     backbone = model if isinstance(model, ResNetBackbone) else model.backbone
     if not path.is_file():
         raise ConfigError(f"ImageNet weights not found: {path} (fervid never downloads; "
-                                f"place the torchvision {backbone.name} .pth file there)")
+                          f"place the torchvision {backbone.name} .pth file there)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{path} is not a torchvision state dict of tensors")
@@ -293,7 +293,7 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
                  for name, items in (("missing", missing), ("unexpected", unexpected),
                                      ("shape mismatch", wrong)) if items]
         raise ConfigError(f"{path} does not fit a {backbone.name} backbone "
-                         f"(in_chans={backbone.in_chans}): " + "; ".join(parts))
+                          f"(in_chans={backbone.in_chans}): " + "; ".join(parts))
     backbone.resnet.load_state_dict(state, strict=False)
 
 

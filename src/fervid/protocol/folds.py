@@ -48,5 +48,5 @@ def parse_folds(spec: str | None, n_folds: int, *, first: int = 0) -> list[int]:
     bad = [k for k in chosen if not first <= k < first + n_folds]
     if bad:
         raise ConfigError(f"--folds {spec!r}: fold(s) {bad} out of range "
-                         f"{first}-{first + n_folds - 1}")
+                          f"{first}-{first + n_folds - 1}")
     return chosen

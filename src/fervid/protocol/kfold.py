@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fervid.config import ConfigError, KfoldConfig
-from fervid.losses import balanced_class_weights, build_training_loss
+from fervid.losses import build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
 from fervid.runs.checkpoint import checkpoint_payload
@@ -59,7 +59,7 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
                     len(split.missing))
     if tuple(d.classes) != tuple(split.classes):
         raise ConfigError(f"data.classes {d.classes} differ from DFEW's label order "
-                         f"{list(split.classes)}")
+                          f"{list(split.classes)}")
     out = Path(out)
     r = cfg.run
     fabric = Fabric(accelerator=r.accelerator, devices=r.devices, num_nodes=r.num_nodes,
@@ -108,15 +108,12 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLi
     num_classes, in_chans = len(cfg.data.classes), 1 if cfg.data.grayscale else 3
     train_set = DfewClipDataset(fold.train, cfg.data, train=True, seed=seed)
     test_set = DfewClipDataset(fold.test, cfg.data, train=False, seed=seed)
-    weights = None
-    if cfg.train.class_weights == "balanced":
-        labels = torch.tensor([c.label for c in fold.train], dtype=torch.long)
-        weights = balanced_class_weights(labels, num_classes)
+    labels = torch.tensor([c.label for c in fold.train], dtype=torch.long)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = model_from_config(cfg.model, in_chans=in_chans, num_classes=num_classes)
         criterion = build_training_loss(cfg.train, num_classes=num_classes,
-                                        feature_dim=net.num_features, class_weights=weights)
+                                        feature_dim=net.num_features, train_labels=labels)
     optimizer = make_optimizer(cfg.train, [*net.parameters(), *criterion.parameters()])
     model, optimizer = fabric.setup(net, optimizer)
     criterion = fabric.to_device(criterion)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fervid.config import ConfigError, LosoConfig
-from fervid.losses import ClassificationWithFeatureLoss, balanced_class_weights, build_training_loss
+from fervid.losses import ClassificationWithFeatureLoss, build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoFolds
@@ -23,7 +23,7 @@ from fervid.representation.loso_inputs import LosoData
 from fervid.runs.checkpoint import checkpoint_payload, input_spec_from_config
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
-from fervid.training.fold_batched import check_fold_batched, fold_group_tag, train_fold_batched
+from fervid.training.fold_batched import fold_group_tag, train_fold_batched
 from fervid.training.loop import evaluate, tensor_batches, tensor_eval_batches, train_one_epoch
 from fervid.training.setup import fold_seed, make_optimizer
 
@@ -36,13 +36,13 @@ def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int)
 
 
 def fold_criterion(cfg: LosoConfig, fold: int, model: nn.Module, num_classes: int,
-                   class_weights: torch.Tensor | None) -> ClassificationWithFeatureLoss:
+                   train_labels: torch.Tensor) -> ClassificationWithFeatureLoss:
     """The configured training loss, its centres seeded by (seed, fold)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fold_seed(cfg.seed, fold) + 1)
         return build_training_loss(cfg.train, num_classes=num_classes,
                                    feature_dim=getattr(model, "num_features", None),
-                                   class_weights=class_weights)
+                                   train_labels=train_labels)
 
 
 def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
@@ -62,11 +62,9 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
     for f in todo:
         train_idx = folds.train_index(f).to(fabric.device)
         test_idx = folds.test_index(f)
-        weights = None
-        if cfg.train.class_weights == "balanced":
-            weights = balanced_class_weights(data.y[folds.sample_fold != f], num_classes)
         model = init_fold_model(cfg, f, data.in_chans, num_classes)
-        criterion = fabric.to_device(fold_criterion(cfg, f, model, num_classes, weights))
+        criterion = fabric.to_device(fold_criterion(cfg, f, model, num_classes,
+                                                    data.y[folds.sample_fold != f]))
         optimizer = make_optimizer(cfg.train, [*model.parameters(), *criterion.parameters()])
         if fabric.world_size == 1:
             model, optimizer = fabric.setup(model, optimizer)
@@ -102,7 +100,6 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
 def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
                   store: RunStore, device: torch.device, progress: ProgressLike) -> None:
     """Train the folds ``todo`` as one fold-batched STSTNet and write each fold."""
-    check_fold_batched(cfg)
     num_classes = len(data.classes)
     models = [init_fold_model(cfg, f, data.in_chans, num_classes) for f in todo]
     tag = f"batched_{fold_group_tag(todo)}"

@@ -60,7 +60,7 @@ def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
         bad = [c for c in cfg.data.channels if not 0 <= c < images.shape[-1]]
         if bad:
             raise ConfigError(f"data.channels {cfg.data.channels}: {folder} images have "
-                             f"{images.shape[-1]} channels")
+                              f"{images.shape[-1]} channels")
         images = images[..., cfg.data.channels]
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float()
     x.mul_(cfg.data.scale)

@@ -81,12 +81,11 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
     order = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout draws from the default generator
 
-    ckpt = checkpoint
     start = 0
-    if ckpt.exists():
+    if checkpoint.exists():
         # Generator states must come back on the CPU; parameters and Adam state are copied
         # to the device by load_state_dict.
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         order.set_state(state["order_rng"])
@@ -123,7 +122,7 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
         done = epoch + 1
         # The last epoch is always saved (see the docstring).
         if done == epochs or time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
-            _save(ckpt, model, optimizer, order, done, device)
+            _save(checkpoint, model, optimizer, order, done, device)
             last_save = time.monotonic()
 
     model.eval()
@@ -144,9 +143,9 @@ def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
     """
     largest = int(torch.bincount(sample_fold).max())
     if bs <= largest and bs < n:
-        raise ConfigError(f"train.batch_size={bs} must exceed the largest subject's sample count "
-                         f"({largest}) for run.engine=fold_batched, so every batch trains every "
-                         "fold; use a larger batch or run.engine=sequential")
+        raise ConfigError(f"train.batch_size={bs} must exceed the largest subject's sample "
+                          f"count ({largest}) for run.engine=fold_batched, so every batch trains "
+                          "every fold; use a larger batch or run.engine=sequential")
     starts = list(range(0, n, bs))
     if len(starts) > 1 and n - starts[-1] <= largest:
         starts.pop()
