@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from fervid.config import ConfigError, KfoldConfig, LosoConfig, load_config, parse_overrides
+from fervid.config import (
+    ConfigError,
+    FitConfig,
+    KfoldConfig,
+    LosoConfig,
+    load_config,
+    parse_overrides,
+)
 from fervid.protocol.folds import parse_folds
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -12,7 +19,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
-    load_config(path, schema=KfoldConfig if path.name.startswith("dfew_") else None)
+    # fervid fit's configs say which dataset they read: data.dataset fer2013 / image_folder.
+    schema = (KfoldConfig if path.name.startswith("dfew_")
+              else FitConfig if "fer2013" in path.name else None)
+    load_config(path, schema=schema)
 
 
 def test_dfew_configs_are_the_papers_setting():

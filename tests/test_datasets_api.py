@@ -11,7 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*apex not annotated")
 
 
 def test_names_and_protocols():
-    assert DATASET_NAMES == ("casme2", "samm", "smic")
+    assert DATASET_NAMES == ("casme2", "samm", "smic", "ckplus")
     assert set(PROTOCOLS) == set(DATASET_NAMES)
     assert list(PROTOCOLS["casme2"]) == ["5class", "3class", "all"]
     assert list(PROTOCOLS["smic"]) == ["3class"]

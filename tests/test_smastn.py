@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 from fervid.config import ConfigError
+from fervid.models.pretrained import load_backbone_weights as load_imagenet_weights
 from fervid.models.smastn import (
     SMASTN,
     SingleImageResNet,
@@ -14,7 +15,6 @@ from fervid.models.smastn import (
     TemporalSegmentAttention,
     apex_resnet,
     global_di_resnet,
-    load_imagenet_weights,
     smastn,
 )
 

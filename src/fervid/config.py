@@ -22,12 +22,16 @@ class ModelConfig(_Strict):
     #: ``ststnet`` / ``off_apexnet`` take flow images (``data.format: precomputed``);
     #: ``smastn`` takes DSSI stacks (``dssi``); ``apex_resnet`` the apex frame (``apex``);
     #: ``global_di_resnet`` one global dynamic image (``global_di``).
-    name: Literal["ststnet", "off_apexnet", "smastn", "apex_resnet", "global_di_resnet"] = (
-        "ststnet")
+    name: Literal["ststnet", "off_apexnet", "smastn", "apex_resnet", "global_di_resnet",
+                  "frame_resnet"] = "ststnet"
     drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
     #: The 2D backbone of SMA-STN and the single-image baselines.
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
-    #: A local torchvision ImageNet ``.pth`` for the backbone (never downloaded); None: random.
+    #: ``conv1`` of the backbone: ``imagenet`` (7×7, stride 2) or ``small`` (3×3, stride 1,
+    #: for faces of about 48 px); see :class:`fervid.models.smastn.ResNetBackbone`.
+    stem: Literal["imagenet", "small"] = "imagenet"
+    #: Backbone weights from a local file, never downloaded: a torchvision ``.pth`` or a
+    #: fervid checkpoint (e.g. ``fervid fit``'s ``RUN/model.pt``); None: random.
     pretrained_path: str | None = None
     #: STMA spatial part: a non-local block after ``spatial_stage``.
     spatial_attention: bool = True
@@ -55,7 +59,7 @@ class DataConfig(_Strict):
     format: Literal["precomputed", "dssi", "apex", "global_di"] = "precomputed"
     #: The release read for frame-based formats: ``casme2``, ``samm``, ``smic`` (``--data-root``
     #: is its frame folder) or ``megc2019`` (``--data-root`` holds the parts named in ``paths``).
-    dataset: Literal["casme2", "samm", "smic", "megc2019"] | None = None
+    dataset: Literal["casme2", "samm", "smic", "megc2019", "ckplus"] | None = None
     #: The dataset's protocol (``5class``, ``3class``, ``all``).
     protocol: str = "5class"
     #: Coding sheet (casme2, samm), relative to ``--data-root`` unless absolute.
@@ -148,6 +152,10 @@ class VideoModelConfig(_Strict):
     name: Literal["c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet18_lstm",
                   "smastn"] = "r3d_18"
     drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
+    #: ``resnet18_lstm`` only: its frame encoder's ``conv1`` (see ``ModelConfig.stem``) and
+    #: weights from a local torchvision file or fervid checkpoint (``fervid fit``'s).
+    stem: Literal["imagenet", "small"] = "imagenet"
+    pretrained_path: str | None = None
 
 
 class VideoDataConfig(_Strict):
@@ -188,6 +196,60 @@ class KfoldConfig(_Strict):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
         lr=1e-4, batch_size=24, epochs=30))
     run: KfoldRunConfig = Field(default_factory=KfoldRunConfig)
+
+    def fingerprint(self, *, precision: str | None = None) -> str:
+        """See :func:`fingerprint`."""
+        return fingerprint(self, precision=precision)
+
+
+class FitDataConfig(_Strict):
+    """Still faces of a release (``--data-root``) and how they are fed."""
+
+    #: ``fer2013`` (``fer2013.csv`` or the image-folder release), ``image_folder``
+    #: (``<class>/<image>``, faces already cropped), ``ckplus`` (each sequence's last frame).
+    dataset: Literal["fer2013", "image_folder", "ckplus"] = "fer2013"
+    #: Side images are resized to first, pixels.
+    resize: int = Field(48, ge=8)
+    #: Side of the model input: training takes random ``size`` crops, evaluation the centre.
+    size: int = Field(40, ge=8)
+    grayscale: bool = True
+    #: Mirror training faces at random.
+    hflip: bool = True
+    #: Class names in label order; None: the release's.
+    classes: list[str] | None = None
+    #: Where the release has no validation split: the fraction of training samples (per
+    #: class, seeded) held out to choose the epoch; 0 trains on all and keeps the last epoch.
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class FitTrainConfig(TrainConfig):
+    #: ``onecycle``: the learning rate rises to ``lr`` over the first 20% of the steps, then
+    #: anneals (cosine) to nearly zero; ``constant``.
+    schedule: Literal["constant", "onecycle"] = "onecycle"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    #: Nesterov momentum for ``optimizer: sgd``.
+    nesterov: bool = False
+    #: The model kept: the epoch of best validation accuracy (``best_validation``; needs a
+    #: validation split) or the last one. The test split never chooses.
+    selection: Literal["best_validation", "last"] = "best_validation"
+
+
+class FitRunConfig(DeviceConfig):
+    #: Torch intra-op threads (0: torch's default).
+    threads: int = Field(0, ge=0)
+
+
+class FitConfig(_Strict):
+    """One model trained on a whole release, with a hold-out protocol (``fervid fit``)."""
+
+    name: str = "fit"
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(
+        name="frame_resnet", stem="small", drop_rate=0.0))
+    data: FitDataConfig = Field(default_factory=FitDataConfig)
+    train: FitTrainConfig = Field(default_factory=lambda: FitTrainConfig(
+        optimizer="sgd", lr=0.1, batch_size=128, epochs=15, weight_decay=5e-4))
+    run: FitRunConfig = Field(default_factory=FitRunConfig)
 
     def fingerprint(self, *, precision: str | None = None) -> str:
         """See :func:`fingerprint`."""

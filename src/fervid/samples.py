@@ -28,7 +28,8 @@ class Sample:
 
     Frame indices (``onset``, ``apex``, ``offset``) are the dataset's own absolute frame numbers;
     ``frames`` lists the image files from onset to offset in temporal order, so
-    ``frames[apex - onset]`` is the apex image. ``label`` is the class index under the protocol
+    ``frames[apex - onset]`` is the apex image; a still image is a clip of one frame
+    (``onset == apex == offset``). ``label`` is the class index under the protocol
     the table was read with, or ``None`` when the emotion is outside that protocol.
     """
 
@@ -41,6 +42,9 @@ class Sample:
     emotion: str
     label: int | None
     frames: tuple[Path, ...] = field(default=(), repr=False)
+    #: The release's own split (``train``, ``validation``, ``test``), or ``""`` where it
+    #: defines none.
+    split: str = ""
 
     @property
     def key(self) -> str:

@@ -37,6 +37,7 @@ class FaceDatasetName(str, Enum):
     samm = "samm"
     smic = "smic"
     dfew = "dfew"
+    ckplus = "ckplus"
 
 
 class TemplateName(str, Enum):
@@ -46,6 +47,7 @@ class TemplateName(str, Enum):
 
 class AlignName(str, Enum):
     clip = "clip"
+    onset = "onset"
     frame = "frame"
 
 
@@ -68,7 +70,8 @@ def prepare() -> None:
 #: The release folder every prepare command reads.
 DataRootOption = Annotated[Path, typer.Option(
     help="The release as shipped: CASME2_RAW_selected/ (flow also takes Cropped/), SAMM/, the "
-         "SMIC folder holding HS/, or (faces only) the DFEW folder holding Clip/original/.")]
+         "SMIC folder holding HS/, or (faces only) the DFEW folder holding Clip/original/ or the "
+         "CK+ folder holding cohn-kanade-images/.")]
 #: The output folder of every prepare command.
 OutOption = Annotated[Path, typer.Option(
     help="Output folder (not the data folder). Re-running resumes: finished clips are kept.")]
@@ -132,7 +135,9 @@ FACES_HELP = (
     "Crop and align the face in every frame of a raw release, into the layout its reader "
     "loads: CASME II subXX/<clip>/reg_img{N}.jpg (the Cropped release's names), SAMM and SMIC "
     "their own names, DFEW Clip/clip_224x224/NNNNN/NNNNN_{N:05d}.jpg plus a copy of "
-    "EmoLabel_DataSplit/. Read the output with the same sheet as the raw release.\n\n"
+    "EmoLabel_DataSplit/, CK+ a complete CK+ folder (cohn-kanade-images/ with the frames' "
+    "names, each sequence's Emotion/ and FACS/ copied, Landmarks/ moved into crop pixels). "
+    "Read the output with the same sheet as the raw release.\n\n"
     "One face is tracked through each clip (dlib detector every --detect-every frames, "
     "landmarks in between) and warped onto a 5- or 68-point template. Also written: "
     "_face_tracks/<clip>.csv (per frame: status, box, 68 landmarks in source pixels) and "
@@ -141,7 +146,9 @@ FACES_HELP = (
     "Example: fervid prepare faces --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
     "--out CASME2/Aligned (beside the raw folder, so a config's data.sheet "
     "../CASME2-coding-20140508.xlsx still resolves), then fervid loso --data-root "
-    "CASME2/Aligned ...")
+    "CASME2/Aligned ...; fervid prepare faces --dataset ckplus --data-root CK+ --out "
+    "CK+_aligned, then fervid loso --config configs/smastn_ckplus.yaml --data-root "
+    "CK+_aligned ...")
 
 
 @prepare_app.command("faces", help=FACES_HELP)
@@ -162,8 +169,10 @@ def faces(
     ] = TemplateName.five,
     align: Annotated[AlignName | None, typer.Option(
         help="clip: one warp per clip, from its mean landmarks (keeps landmark noise out of "
-             "micro-motions; default for casme2, samm, smic); frame: one warp per frame (moving "
-             "heads; default for dfew).")] = None,
+             "micro-motions; default for casme2, samm, smic); onset: one warp per clip, from its "
+             "first face (CK+'s neutral frame, so the expression's motion is kept and does not "
+             "move the crop; default for ckplus); frame: one warp per frame (moving heads; "
+             "default for dfew).")] = None,
     detector: Annotated[DetectorName, typer.Option(
         help="dlib face detector: hog (fast, frontal faces) or cnn (turned faces, much "
              "slower).")] = DetectorName.hog,

@@ -40,6 +40,8 @@ class ClassificationWithFeatureLoss(nn.Module):
         λ of methods.md (0.1 for DE-Loss, 10 for EC-STFL).
     class_weights : torch.Tensor or None
         ``(C,)`` cross-entropy class weights (a buffer: it moves with the module).
+    label_smoothing : float
+        Cross-entropy's label smoothing (``fervid fit``'s ``train.label_smoothing``).
 
     Shapes
     ------
@@ -48,14 +50,16 @@ class ClassificationWithFeatureLoss(nn.Module):
     """
 
     def __init__(self, feature_loss: nn.Module | None = None, weight: float = 0.1,
-                 class_weights: torch.Tensor | None = None):
+                 class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0):
         super().__init__()
         self.feature_loss, self.weight = feature_loss, weight
+        self.label_smoothing = label_smoothing
         self.register_buffer("class_weights", class_weights)
 
     def forward(self, output: ModelOutput, labels: torch.Tensor
                 ) -> tuple[torch.Tensor, LossParts]:
-        ce = F.cross_entropy(output.logits.float(), labels, weight=self.class_weights)
+        ce = F.cross_entropy(output.logits.float(), labels, weight=self.class_weights,
+                             label_smoothing=self.label_smoothing)
         if self.feature_loss is None:
             feature = ce.new_zeros(())
             total = ce
@@ -103,7 +107,8 @@ def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: in
         weights = balanced_class_weights(train_labels, num_classes)
     feature_loss = (None if feature_dim is None
                     else build_feature_loss(train, num_classes, feature_dim))
-    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, weights)
+    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, weights,
+                                         getattr(train, "label_smoothing", 0.0))
 
 
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from torch import nn
 
+from fervid.config import ConfigError
 from fervid.errors import FervidError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -53,5 +54,9 @@ def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int) -> n
     """The network a config's ``model`` section describes (``name``, ``drop_rate`` and any
     other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``)."""
     takes = inspect.signature(_builder(model.name)).parameters
+    for field in ("pretrained_path", "stem"):
+        value = getattr(model, field, None)
+        if field not in takes and value not in (None, "imagenet"):
+            raise ConfigError(f"model.{field}={value!r}: model {model.name!r} does not take it")
     options = {k: v for k, v in model.model_dump().items() if k != "name" and k in takes}
     return create_model(model.name, in_chans=in_chans, num_classes=num_classes, **options)

@@ -19,12 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
 
-from fervid.config import ConfigError
 from fervid.models.output import ModelOutput
+from fervid.models.pretrained import load_backbone_weights
 from fervid.models.registry import register_model
 
 #: Backbone names → torchvision constructors (always called with ``weights=None``).
 BACKBONES = {"resnet18": tvm.resnet18, "resnet34": tvm.resnet34, "resnet50": tvm.resnet50}
+#: ``conv1`` variants (see :class:`ResNetBackbone`).
+STEMS = ("imagenet", "small")
 #: ResNet stages after which the spatial non-local block may sit, with their base widths.
 STAGE_WIDTHS = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
 
@@ -101,13 +103,18 @@ class ResNetBackbone(nn.Module):
     ----------
     backbone : str
         One of :data:`BACKBONES`; built with ``weights=None`` (load weights with
-        :func:`load_imagenet_weights`).
+        :func:`~fervid.models.pretrained.load_backbone_weights`).
     in_chans : int
         Input channels; other than 3 replaces ``conv1`` by a freshly initialised one.
     spatial_attention : bool
         Insert a :class:`SpatialNonLocal` block after ``spatial_stage``.
     spatial_stage : str
         One of :data:`STAGE_WIDTHS`.
+    stem : {"imagenet", "small"}
+        ``imagenet``: torchvision's 7×7 stride-2 ``conv1`` (the input shrinks 4× before
+        ``layer1``); ``small``: a 3×3 stride-1 ``conv1`` (2× before ``layer1``), for faces of
+        about 48 px, where the ImageNet stem leaves ``layer4`` a 2×2 map. Either keeps
+        torchvision's parameter names, so weights move between models of the same stem.
 
     Shapes
     ------
@@ -116,20 +123,26 @@ class ResNetBackbone(nn.Module):
     """
 
     def __init__(self, backbone: str = "resnet18", *, in_chans: int = 3,
-                 spatial_attention: bool = True, spatial_stage: str = "layer3"):
+                 spatial_attention: bool = True, spatial_stage: str = "layer3",
+                 stem: str = "imagenet"):
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
         if spatial_stage not in STAGE_WIDTHS:
             raise ValueError(f"unknown spatial_stage {spatial_stage!r}; "
                              f"choose one of {sorted(STAGE_WIDTHS)}")
         resnet = BACKBONES[backbone](weights=None)
-        if in_chans != 3:
+        if stem == "small":
+            resnet.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        elif in_chans != 3:
             resnet.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        if stem == "small" or in_chans != 3:
             nn.init.kaiming_normal_(resnet.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.out_dim = resnet.fc.in_features
         resnet.fc = nn.Identity()  # the heads live in the models; no parameters here
-        self.resnet, self.in_chans, self.name = resnet, in_chans, backbone
+        self.resnet, self.in_chans, self.name, self.stem = resnet, in_chans, backbone, stem
         self.spatial_stage = spatial_stage
         expansion = type(resnet.layer1[0]).expansion  # 1 basic block, 4 bottleneck
         self.spatial = (SpatialNonLocal(STAGE_WIDTHS[spatial_stage] * expansion)
@@ -174,13 +187,14 @@ class SMASTN(nn.Module):
     def __init__(self, *, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
                  backbone: str = "resnet18", spatial_attention: bool = True,
                  spatial_stage: str = "layer3", temporal_attention: bool = True,
-                 use_global: bool = True, attention_hidden: int = 128):
+                 use_global: bool = True, attention_hidden: int = 128,
+                 stem: str = "imagenet"):
         super().__init__()
         self.in_chans, self.num_classes, self.drop_rate = in_chans, num_classes, drop_rate
         self.use_global = use_global
         self.backbone = ResNetBackbone(backbone, in_chans=in_chans,
                                        spatial_attention=spatial_attention,
-                                       spatial_stage=spatial_stage)
+                                       spatial_stage=spatial_stage, stem=stem)
         dim = self.backbone.out_dim
         self.temporal = TemporalSegmentAttention(dim, attention_hidden) if temporal_attention \
             else None
@@ -219,7 +233,8 @@ class SMASTN(nn.Module):
 class SingleImageResNet(nn.Module):
     """One image → ResNet (the same backbone as SMA-STN, no attention) → dropout → linear.
 
-    The baselines of the ablation table: the apex frame alone, or the single global DI.
+    The baselines of the ablation table (the apex frame alone, or the single global DI) and
+    the frame model trained on still faces (``frame_resnet``).
 
     Shapes
     ------
@@ -227,10 +242,11 @@ class SingleImageResNet(nn.Module):
     """
 
     def __init__(self, *, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
-                 backbone: str = "resnet18"):
+                 backbone: str = "resnet18", stem: str = "imagenet"):
         super().__init__()
         self.in_chans, self.num_classes, self.drop_rate = in_chans, num_classes, drop_rate
-        self.backbone = ResNetBackbone(backbone, in_chans=in_chans, spatial_attention=False)
+        self.backbone = ResNetBackbone(backbone, in_chans=in_chans, spatial_attention=False,
+                                       stem=stem)
         self.num_features = self.backbone.out_dim
         self.dropout = nn.Dropout(p=drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
@@ -247,87 +263,49 @@ class SingleImageResNet(nn.Module):
         return ModelOutput(self.forward_head(features), features)
 
 
-def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a local torchvision ResNet checkpoint (e.g. ``resnet18-f37072fd.pth``) into a backbone.
-
-    Nothing is ever downloaded. ``fc.*`` keys are ignored. With ``in_chans != 3`` the RGB
-    ``conv1`` filters are averaged over colour and repeated to ``in_chans`` channels. Every
-    backbone key must be present with the right shape and no other key may appear (so a
-    resnet34 file is refused by a resnet18 backbone even though its keys are a superset).
-
-    Parameters
-    ----------
-    model : SMASTN, SingleImageResNet or ResNetBackbone
-        Anything with a ``backbone`` attribute, or the backbone itself; loaded in place.
-    path : str or Path
-        The ``.pth`` state dict.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file is missing.
-    ValueError
-        The file is not a state dict matching the backbone (message names the file).
-    """
-    path = Path(path)
-    backbone = model if isinstance(model, ResNetBackbone) else model.backbone
-    if not path.is_file():
-        raise ConfigError(f"ImageNet weights not found: {path} (fervid never downloads; "
-                          f"place the torchvision {backbone.name} .pth file there)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path} is not a torchvision state dict of tensors")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    target = backbone.resnet.state_dict()
-    conv1 = state.get("conv1.weight")
-    want = target["conv1.weight"].shape
-    if conv1 is not None and conv1.ndim == 4 and conv1.shape[1] == 3 and want[1] != 3:
-        state["conv1.weight"] = conv1.mean(1, keepdim=True).repeat(1, want[1], 1, 1)
-    # Old torchvision files predate BatchNorm's counter; its absence is harmless.
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in target]
-    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-             for k, v in state.items() if k in target and v.shape != target[k].shape]
-    if missing or unexpected or wrong:
-        parts = [f"{name} ({len(items)}): {', '.join(items[:3])}{' ...' * (len(items) > 3)}"
-                 for name, items in (("missing", missing), ("unexpected", unexpected),
-                                     ("shape mismatch", wrong)) if items]
-        raise ConfigError(f"{path} does not fit a {backbone.name} backbone "
-                          f"(in_chans={backbone.in_chans}): " + "; ".join(parts))
-    backbone.resnet.load_state_dict(state, strict=False)
-
-
 @register_model
 def smastn(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
            backbone: str = "resnet18", spatial_attention: bool = True,
            spatial_stage: str = "layer3", temporal_attention: bool = True,
-           use_global: bool = True, pretrained_path: str | Path | None = None) -> SMASTN:
-    """Build an SMA-STN (:class:`SMASTN`); ImageNet weights from ``pretrained_path`` if given."""
+           use_global: bool = True, stem: str = "imagenet",
+           pretrained_path: str | Path | None = None) -> SMASTN:
+    """Build an SMA-STN (:class:`SMASTN`); backbone weights from ``pretrained_path`` if given
+    (:func:`fervid.models.pretrained.load_backbone_weights`)."""
     model = SMASTN(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
                    backbone=backbone, spatial_attention=spatial_attention,
                    spatial_stage=spatial_stage, temporal_attention=temporal_attention,
-                   use_global=use_global)
+                   use_global=use_global, stem=stem)
     if pretrained_path is not None:
-        load_imagenet_weights(model, pretrained_path)
+        load_backbone_weights(model, pretrained_path)
     return model
 
 
 @register_model
 def apex_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
-                backbone: str = "resnet18",
+                backbone: str = "resnet18", stem: str = "imagenet",
                 pretrained_path: str | Path | None = None) -> SingleImageResNet:
     """Baseline on the apex frame alone: ``(B, C, H, W)`` → logits."""
     model = SingleImageResNet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
-                              backbone=backbone)
+                              backbone=backbone, stem=stem)
     if pretrained_path is not None:
-        load_imagenet_weights(model, pretrained_path)
+        load_backbone_weights(model, pretrained_path)
     return model
 
 
 @register_model
 def global_di_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
-                     backbone: str = "resnet18",
+                     backbone: str = "resnet18", stem: str = "imagenet",
                      pretrained_path: str | Path | None = None) -> SingleImageResNet:
     """Baseline on one global dynamic image of the whole clip: ``(B, C, H, W)`` → logits."""
     return apex_resnet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
-                       backbone=backbone, pretrained_path=pretrained_path)
+                       backbone=backbone, stem=stem, pretrained_path=pretrained_path)
+
+
+@register_model
+def frame_resnet(*, in_chans: int = 1, num_classes: int = 7, drop_rate: float = 0.0,
+                 backbone: str = "resnet18", stem: str = "small",
+                 pretrained_path: str | Path | None = None) -> SingleImageResNet:
+    """The frame model for still faces (FER2013, image folders), ``(B, C, H, W)`` → logits; its
+    backbone can initialise SMA-STN's and the baselines' (``model.pretrained_path``)."""
+    return apex_resnet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                       backbone=backbone, stem=stem, pretrained_path=pretrained_path)

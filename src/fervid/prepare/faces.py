@@ -9,12 +9,15 @@ alignment template (:func:`fervid.faces.align_face`). Written under ``out_dir``:
     smic    [HS/]s1/micro/negative/s1_ne_01/image059447.bmp   the input's names (read_smic)
     dfew    Clip/clip_224x224/00001/00001_00001.jpg (frames numbered from 1) and a copy of
             EmoLabel_DataSplit/, so read_dfew(out_dir, source="clip_224x224") reads it
+    ckplus  cohn-kanade-images/S052/001/S052_001_00000001.png (the input's names; grey PNGs
+            stay grey), each sequence's Emotion/ and FACS/ folders copied and its Landmarks/
+            files rewritten in crop pixels, so read_ckplus(out_dir) reads it
     _face_tracks/<clip key>.csv   per frame: status, box and 68 landmarks in source pixels
     prepare_faces.json            the settings, so a resumed run cannot mix settings
 
 A clip's frames are written into a hidden temporary folder renamed into place once complete,
-after its face track; a re-run skips the clips whose folder and track exist and agree on the
-frame count (resume), and redoes the others.
+after its face track and its copied label folders; a re-run skips the clips whose folder and
+track exist and agree on the frame count (resume), and redoes the others.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fervid.faces import (
     read_video_frames,
     template_points,
     track_faces,
+    transform_points,
 )
 from fervid.files import TMP_MARK
 from fervid.prepare.pool import OutputFolderError, check_settings, map_clips
@@ -46,6 +50,9 @@ from fervid.representation.frame_loading import FrameReadError
 SETTINGS_NAME = "prepare_faces.json"
 TRACKS_DIR = "_face_tracks"
 JPEG_QUALITY = 95
+ALIGNS = ("clip", "onset", "frame")
+#: ``clip`` for the other (micro-expression) sets.
+DEFAULT_ALIGN = {"dfew": "frame", "ckplus": "onset"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,16 @@ class FaceSettings:
 
     ``align``: ``clip`` warps every frame of a clip with one transform, fitted to the mean
     landmarks over the clip (micro-expression motion is about a pixel, smaller than the
-    frame-to-frame landmark noise a per-frame warp would add); ``frame`` fits each frame
-    (heads that move, as in DFEW).
+    frame-to-frame landmark noise a per-frame warp would add); ``onset`` also uses one
+    transform per clip, fitted to the landmarks of its first frame with a face (CK+: the
+    neutral face); ``frame`` fits each frame (heads that move, as in DFEW).
+
+    Why ``onset`` for CK+: a sequence goes from neutral to a full, posed expression with no
+    offset, so its mean landmarks are pulled by the expression itself (a dropped jaw, stretched
+    mouth corners) and the crop would move with the class. Fitted to the neutral face, every
+    sequence starts on the template, and a fixed warp keeps the expression's motion in the
+    frames (a per-frame warp would cancel part of it, and dynamic images are built from that
+    motion); CK+ heads are near still, so little head motion is kept with it.
     """
 
     dataset: str
@@ -139,11 +154,12 @@ def _read_frames(job: ClipJob):
 
 
 def _frame_landmarks(landmarks: np.ndarray, present: np.ndarray, align: str) -> np.ndarray:
-    """Landmarks to align each frame with: the clip mean (``clip``), or each frame's own, the
-    nearest face's on frames without one (``frame``)."""
+    """Landmarks to align each frame with: the clip mean (``clip``), the first face's
+    (``onset``), or each frame's own, the nearest face's on frames without one (``frame``)."""
     have = np.flatnonzero(present)
-    if align == "clip":
-        return np.repeat(landmarks[have].mean(axis=0)[None], len(landmarks), axis=0)
+    if align in ("clip", "onset"):
+        fixed = landmarks[have].mean(axis=0) if align == "clip" else landmarks[have[0]]
+        return np.repeat(fixed[None], len(landmarks), axis=0)
     frames = np.arange(len(landmarks))
     after = have[np.searchsorted(have, frames).clip(0, len(have) - 1)]
     before = have[(np.searchsorted(have, frames, side="right") - 1).clip(0)]
@@ -158,8 +174,63 @@ def _encode(image: np.ndarray, name: str) -> bytes:
     return data.tobytes()
 
 
+def _grey_if_grey(crop: np.ndarray) -> np.ndarray:
+    """One channel when the three are equal (a grey source, decoded as BGR), else ``crop``."""
+    if crop.ndim == 3 and np.array_equal(crop[..., 0], crop[..., 1]) and np.array_equal(
+            crop[..., 0], crop[..., 2]):
+        return np.ascontiguousarray(crop[..., 0])
+    return crop
+
+
+def _replace_dir(tmp: Path, dst: Path) -> None:
+    """Move the finished folder ``tmp`` to ``dst``, replacing what is there."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.rename(tmp, dst)
+
+
+def _tmp_dir(dst: Path) -> Path:
+    """A fresh hidden temporary folder beside ``dst``, removing any a killed run left."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dst.parent.glob(f".{dst.name}{TMP_MARK}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return dst.parent / f".{dst.name}{TMP_MARK}{os.getpid()}"
+
+
+def _write_landmarks(job: ClipJob, matrices: list[np.ndarray]) -> None:
+    """CK+: the release's landmark files of the clip's frames, moved into crop pixels by each
+    frame's warp and written in the release's format under ``job.landmarks_out``."""
+    from fervid.datasets.ckplus import read_landmark_file
+
+    tmp = _tmp_dir(job.landmarks_out)
+    try:
+        tmp.mkdir()
+        for source, matrix in zip(job.landmarks, matrices, strict=True):
+            if source is None:
+                continue
+            points = transform_points(read_landmark_file(source), matrix)
+            (tmp / source.name).write_text("".join(f"   {x:.7e}   {y:.7e}\n" for x, y in points))
+        _replace_dir(tmp, job.landmarks_out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_with_clip(job: ClipJob) -> None:
+    """Copy the clip's label folders (CK+ Emotion/, FACS/), each replacing its old copy."""
+    for src, dst in job.copies:
+        tmp = _tmp_dir(dst)
+        try:
+            shutil.copytree(src, tmp)
+            _replace_dir(tmp, dst)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple[int, int]:
     """Track, align and write one clip; returns (frames written, frames without a face).
+
+    The clip's copied folders and rewritten landmarks (CK+) are written before its frame
+    folder is moved into place, so a finished clip always has them.
 
     Raises
     ------
@@ -168,11 +239,7 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
     FrameReadError, VideoReadError, OSError
         An unreadable frame or video, naming it.
     """
-    parent, name = job.out_dir.parent, job.out_dir.name
-    parent.mkdir(parents=True, exist_ok=True)
-    for stale in parent.glob(f".{name}{TMP_MARK}*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = parent / f".{name}{TMP_MARK}{os.getpid()}"
+    tmp = _tmp_dir(job.out_dir)
     try:
         track = track_faces(_read_frames(job), detector=_detector(settings.detector),
                              detect_every=settings.detect_every, fps=job.fps,
@@ -181,11 +248,15 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
         points = _frame_landmarks(track.landmarks, present, settings.align)
         tmp.mkdir()
         count = 0
+        matrices = []
         for index, frame in enumerate(_read_frames(job)):
             if index >= len(track):
                 break
-            crop = align_face(frame, points[index], size=settings.size, margin=settings.margin,
-                              template=settings.template).image
+            aligned = align_face(frame, points[index], size=settings.size,
+                                 margin=settings.margin, template=settings.template)
+            matrices.append(aligned.matrix)
+            # CK+ is a tree of grey PNGs: keep it one, at a third of the size.
+            crop = _grey_if_grey(aligned.image) if settings.dataset == "ckplus" else aligned.image
             out_name = job.names[index] if job.names else f"{job.key}_{index + 1:05d}.jpg"
             (tmp / out_name).write_bytes(_encode(crop, out_name))
             count += 1
@@ -193,9 +264,10 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
             raise ValueError(f"{job.source}: {count} frames decoded for writing, {len(track)} "
                              "when tracking")
         track.write_csv(track_csv, with_landmarks=True)
-        if job.out_dir.exists():  # an unfinished or outdated folder
-            shutil.rmtree(job.out_dir)
-        os.rename(tmp, job.out_dir)
+        _copy_with_clip(job)
+        if job.landmarks is not None and job.landmarks_out is not None:
+            _write_landmarks(job, matrices)
+        _replace_dir(tmp, job.out_dir)  # over an unfinished or outdated folder
         return count, int((~present).sum())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -219,7 +291,7 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
 
     Parameters
     ----------
-    dataset : {'casme2', 'samm', 'smic', 'dfew'}
+    dataset : {'casme2', 'samm', 'smic', 'dfew', 'ckplus'}
         Which release ``data_root`` holds (see :func:`fervid.prepare.raw_clips.find_clips`).
     data_root, out_dir : Path
         The raw release and the output folder (created; must differ). Finished clips already
@@ -227,9 +299,10 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
     size, margin, template
         Crop side in pixels, border around the face, and ``'5point'`` or ``'68point'`` (see
         :func:`fervid.faces.align_face`).
-    align : {'clip', 'frame'}, optional
-        One warp per clip or one per frame (see :class:`FaceSettings`); default ``frame`` for
-        dfew, ``clip`` for the micro-expression sets.
+    align : {'clip', 'onset', 'frame'}, optional
+        One warp per clip (from its mean landmarks, or from its first face's) or one per frame
+        (see :class:`FaceSettings`); default ``frame`` for dfew, ``onset`` for ckplus, ``clip``
+        for the micro-expression sets.
     detector : {'hog', 'cnn'}
         dlib face detector (frames shrunk to 480 px, upsampled once).
     detect_every : int
@@ -258,11 +331,11 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
         (:class:`~fervid.faces.FaceModelMissingError`).
     """
     out_dir, data_root = Path(out_dir), Path(data_root)
-    align = align or ("frame" if dataset == "dfew" else "clip")
+    align = align or DEFAULT_ALIGN.get(dataset, "clip")
     settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every)
-    if align not in ("clip", "frame") or detector not in ("hog", "cnn") or detect_every < 1:
-        raise OptionError(f"need align clip|frame, detector hog|cnn and detect_every >= 1, got "
-                          f"{align!r}, {detector!r}, {detect_every}")
+    if align not in ALIGNS or detector not in ("hog", "cnn") or detect_every < 1:
+        raise OptionError(f"need align clip|onset|frame, detector hog|cnn and detect_every >= 1,"
+                          f" got {align!r}, {detector!r}, {detect_every}")
     template_points(template, size=size, margin=margin)  # checks size, margin and template
     dlib_model_path("shape_predictor_68_face_landmarks.dat")
     if detector == "cnn":

@@ -1,16 +1,17 @@
 """The clips of a raw release, as :func:`fervid.prepare.faces.prepare_faces` reads them.
 
-Each clip is a frame folder (CASME II, SAMM, SMIC) or a video (DFEW), with the folder its
-aligned faces go to under the output folder: the same path relative to the release, so the
-dataset readers load the output as they load the release.
+Each clip is a frame folder (CASME II, SAMM, SMIC, a CK+ sequence) or a video (DFEW), with the
+folder its aligned faces go to under the output folder: the same path relative to the release,
+so the dataset readers load the output as they load the release.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fervid.datasets import ckplus
 from fervid.datasets.casme2 import CROPPED_FRAME, RAW_FRAME
 from fervid.datasets.frames import index_frames
 from fervid.datasets.samm import FRAME as SAMM_FRAME
@@ -20,11 +21,11 @@ from fervid.datasets.smic import SMIC_PROTOCOLS, find_hs
 from fervid.errors import OptionError, PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError
 
-DATASETS = ("casme2", "samm", "smic", "dfew")
+DATASETS = ("casme2", "samm", "smic", "dfew", "ckplus")
 #: The DFEW frame source the output is written as (``Clip/clip_224x224``), whatever the size.
 DFEW_SOURCE = "clip_224x224"
 #: Frame rates of the releases, passed to the tracker (FaceTrack.fps); 0 (unknown) for DFEW.
-FPS = {"casme2": 200.0, "samm": 200.0, "smic": 100.0}
+FPS = {"casme2": 200.0, "samm": 200.0, "smic": 100.0, "ckplus": 30.0}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ class ClipJob:
     frames: tuple[Path, ...] | None = None    # folder clips: input files in temporal order
     names: tuple[str, ...] | None = None      # folder clips: output file names
     fps: float = 0.0
+    #: (source folder, output folder) pairs copied with the clip (CK+: its Emotion/ and FACS/
+    #: folders), so a finished clip always has its labels and a failed one has none.
+    copies: tuple[tuple[Path, Path], ...] = ()
+    #: CK+: the release's landmark file per frame (None where absent), rewritten in crop pixels
+    #: into ``landmarks_out``.
+    landmarks: tuple[Path | None, ...] | None = None
+    landmarks_out: Path | None = None
 
 
 def _natural(path: Path) -> tuple:
@@ -71,7 +79,9 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
     casme2: ``root/subXX/<clip>/img{N}.jpg`` (or ``reg_img{N}.jpg``); samm:
     ``root/NNN/<clip>/NNN_{N}.jpg``; smic: ``[HS/]s<N>/micro/<emotion>/<clip>/image{N}.bmp``
     (the micro clips the reader loads); dfew: ``root/Clip/original/NNNNN.mp4``, only the
-    numbers in ``clips`` when given.
+    numbers in ``clips`` when given; ckplus: every sequence
+    ``root/cohn-kanade-images/SXXX/NNN/SXXX_NNN_{N:08d}.png``, labelled or not (see
+    :func:`ckplus_jobs`).
 
     Raises
     ------
@@ -109,6 +119,9 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
                 if (s / "micro" / e).is_dir() for clip in _subdirs(s / "micro" / e)
                 if SMIC_CLIP_DIR.fullmatch(clip.name)]
         where = "s<N>/micro/<emotion>/<clip>/image{N}.bmp"
+    elif dataset == "ckplus":
+        jobs = ckplus_jobs(root, out_dir)
+        where = f"{ckplus.IMAGES_DIR}/SXXX/NNN/SXXX_NNN_<N>.png"
     else:
         videos = root / "Clip" / "original"
         if not videos.is_dir():
@@ -128,3 +141,40 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
     return kept
 
 
+
+
+def ckplus_jobs(root: Path, out_dir: Path) -> list[ClipJob | None]:
+    """One job per CK+ sequence folder (None for one without frames); key ``S052/001``.
+
+    Its frames go to ``out_dir/cohn-kanade-images/S052/001/`` with their names; its
+    ``Emotion/`` and ``FACS/`` folders are copied with it and its ``Landmarks/`` files
+    rewritten in crop pixels, where the release has them.
+
+    Raises
+    ------
+    DatasetFormatError
+        ``root`` has no ``cohn-kanade-images/`` folder.
+    """
+    images = root / ckplus.IMAGES_DIR
+    if not images.is_dir():
+        raise DatasetFormatError(root, [f"no {ckplus.IMAGES_DIR}/ folder: pass the CK+ folder "
+                                        f"that holds {ckplus.IMAGES_DIR}/ and Emotion/"])
+    jobs: list[ClipJob | None] = []
+    for subject, sequence in ckplus.ckplus_sequences(root):
+        job = _folder_job(images, out_dir / ckplus.IMAGES_DIR, images / subject / sequence,
+                          ckplus.FRAME, fps=FPS["ckplus"])
+        if job is None:
+            jobs.append(None)
+            continue
+        copies = tuple((root / d / subject / sequence, out_dir / d / subject / sequence)
+                       for d in (ckplus.EMOTION_DIR, ckplus.FACS_DIR)
+                       if (root / d / subject / sequence).is_dir())
+        marks = ckplus.landmark_files(root, subject, sequence)
+        landmarks = landmarks_out = None
+        if marks:
+            numbers = [int(ckplus.FRAME.fullmatch(f.name).group(1)) for f in job.frames]
+            landmarks = tuple(marks.get(n) for n in numbers)
+            landmarks_out = out_dir / ckplus.LANDMARKS_DIR / subject / sequence
+        jobs.append(replace(job, copies=copies, landmarks=landmarks,
+                            landmarks_out=landmarks_out))
+    return jobs

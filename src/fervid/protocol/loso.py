@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 import time
 from functools import partial
@@ -14,7 +12,6 @@ import pandas as pd
 import torch
 
 from fervid.config import LosoConfig
-from fervid.files import atomic_write
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.folds import LosoFolds, parse_folds
 from fervid.protocol.loso_engines import train_batched, train_sequential
@@ -51,7 +48,10 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     if fabric.world_size > 1:
         fabric.launch()
     if fabric.global_rank == 0:
-        open_loso_run(store, cfg, folds, data_root, fabric)
+        groups = (fabric.world_size * cfg.run.workers if cfg.run.engine == "fold_batched"
+                  else None)
+        open_loso_run(store, cfg, folds, data_root,
+                      precision=fabric.strategy.precision.precision, fold_groups=groups)
         if fabric.device.type == "cpu" and "bf16" in cfg.run.precision and not cpu_has_bf16():
             log.warning("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
                         "run.precision=%s is emulated here and can be over 10x slower than "
@@ -87,29 +87,31 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     fabric.barrier()
     if fabric.global_rank == 0:  # one record per invocation, however many ranks
         wall["wall_s"] = time.monotonic() - started
-        stamp = f"{socket.gethostname()}_{os.getpid()}_{int(time.time() * 1000)}"
-        atomic_write(store.root / "wall" / f"{stamp}.json",
-                     lambda p: p.write_text(json.dumps(wall)))
+        store.write_wall(wall)
     if fabric.global_rank != 0:
         return None
     return build_loso_results(out)
 
 
-def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root: str,
-                  fabric) -> None:
-    """Create (or check, on a resume) the run directory of a LOSO run."""
-    groups = (fabric.world_size * cfg.run.workers if cfg.run.engine == "fold_batched"
-              else None)
+def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root: str, *,
+                  precision: str, fold_groups: int | None = None, extra: dict | None = None
+                  ) -> None:
+    """Create (or check, on a resume) the run directory of a LOSO run.
+
+    ``precision``: the precision the folds are computed in (part of the fingerprint);
+    ``fold_groups``: see :func:`fervid.config.fingerprint`; ``extra``: more ``run.json``
+    fields, which a resume must match too (e.g. the fold weights a run was evaluated from).
+    """
+    extra = extra or {}
     info = {"protocol": "loso",
-            "fingerprint": cfg.fingerprint(precision=fabric.strategy.precision.precision,
-                                           fold_groups=groups),
+            "fingerprint": cfg.fingerprint(precision=precision, fold_groups=fold_groups),
             "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
-            "data_root": data_root, "classes": cfg.data.classes}
+            "data_root": data_root, "classes": cfg.data.classes, **extra}
     subjects = folds.subjects
     table = pd.DataFrame({"fold": range(len(subjects)),
                           "dataset": [s.split("/", 1)[0] for s in subjects],
                           "subject": [s.split("/", 1)[1] for s in subjects]})
-    store.open(cfg, info, same=("fingerprint", "n_folds"), folds=table)
+    store.open(cfg, info, same=("fingerprint", "n_folds", *extra), folds=table)
 
 
 def _train_shard(cfg: LosoConfig, data: LosoData, folds: LosoFolds, store: RunStore,

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from fervid.config import KfoldConfig, LosoConfig
+from fervid.config import FitConfig, KfoldConfig, LosoConfig
 from fervid.errors import FervidError
 from fervid.files import atomic_write
 from fervid.representation.video_clips import clip_dssi_params
@@ -39,8 +39,11 @@ from fervid.representation.video_clips import clip_dssi_params
 #: Value of the ``format`` key of a self-describing checkpoint.
 CHECKPOINT_FORMAT = "fervid-checkpoint-1"
 
-Representation = Literal["dssi", "apex", "global_di", "clip", "flow"]
-REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow")
+Representation = Literal["dssi", "apex", "global_di", "clip", "flow", "frame"]
+REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow", "frame")
+#: Checkpoint ``schema`` → the config class it holds.
+SCHEMAS: dict[str, type[BaseModel]] = {"loso": LosoConfig, "kfold": KfoldConfig,
+                                       "holdout": FitConfig}
 
 
 class CheckpointError(FervidError, ValueError):
@@ -57,7 +60,9 @@ class InputSpec:
         ``dssi``: ``(K+1, C, S, S)`` K local dynamic images and the global one; ``global_di``:
         one dynamic image ``(C, S, S)``; ``apex``: one frame ``(C, S, S)``; ``clip``:
         ``(C, T, S, S)`` frames scaled to [-1, 1]; ``flow``: ``(C, S, S)`` precomputed
-        optical-flow images (``data.format: precomputed``), which raw video cannot feed yet.
+        optical-flow images (``data.format: precomputed``), which raw video cannot feed yet;
+        ``frame``: one face ``(C, S, S)``, resized to ``resize`` then centre-cropped to S
+        (``fervid fit``'s frame models), classified frame by frame.
     size
         Side S of the square input, pixels.
     mode
@@ -70,6 +75,8 @@ class InputSpec:
         k-fold models); None: every frame of the window.
     in_chans
         Channels of a ``flow`` input (its ``mode`` does not apply); None: from ``mode``.
+    resize
+        ``frame``: the side a face is resized to before the centre crop; None: ``size``.
     """
 
     representation: Representation
@@ -78,6 +85,7 @@ class InputSpec:
     dssi: dict = field(default_factory=dict)
     num_frames: int | None = None
     in_chans: int | None = None
+    resize: int | None = None
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -118,7 +126,7 @@ class Checkpoint:
     path: Path
     state_dict: dict
     config: dict
-    schema: Literal["loso", "kfold"]
+    schema: Literal["loso", "kfold", "holdout"]
     classes: tuple[str, ...]
     input_spec: InputSpec
 
@@ -131,7 +139,7 @@ class Checkpoint:
         return self.config["model"]["name"]
 
 
-def input_spec_from_config(config: LosoConfig | KfoldConfig,
+def input_spec_from_config(config: LosoConfig | KfoldConfig | FitConfig,
                           input_shape: tuple[int, ...] | None = None) -> InputSpec:
     """The model input a run's config trains on.
 
@@ -143,6 +151,9 @@ def input_spec_from_config(config: LosoConfig | KfoldConfig,
     CheckpointError
         A precomputed-flow config without ``input_shape``.
     """
+    if isinstance(config, FitConfig):
+        d = config.data
+        return InputSpec("frame", d.size, "gray" if d.grayscale else "rgb", resize=d.resize)
     if isinstance(config, KfoldConfig):
         d = config.data
         mode = "gray" if d.grayscale else "rgb"
@@ -251,8 +262,7 @@ def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
     from fervid.models import model_from_config
 
     in_chans, num_classes = ckpt.input_spec.channels, len(ckpt.classes)
-    schema = KfoldConfig if ckpt.schema == "kfold" else LosoConfig
-    model_cfg = schema.model_validate(ckpt.config).model
+    model_cfg = SCHEMAS[ckpt.schema].model_validate(ckpt.config).model
     if "pretrained_path" in type(model_cfg).model_fields:
         # The checkpoint holds every weight: never read the ImageNet file it started from.
         model_cfg = model_cfg.model_copy(update={"pretrained_path": None})
@@ -274,22 +284,20 @@ def _as_spec(spec: InputSpec | dict) -> InputSpec:
         raise CheckpointError(f"invalid input spec {spec}: {err}") from err
 
 
-def _parse_config(config: dict | BaseModel, where: Path) -> tuple[LosoConfig | KfoldConfig,
-                                                                   Literal["loso", "kfold"]]:
-    if isinstance(config, LosoConfig):
-        return config, "loso"
-    if isinstance(config, KfoldConfig):
-        return config, "kfold"
+def _parse_config(config: dict | BaseModel, where: Path) -> tuple[BaseModel, str]:
+    for schema, cls in SCHEMAS.items():
+        if isinstance(config, cls):
+            return config, schema
     data = config.model_dump() if isinstance(config, BaseModel) else dict(config)
     errors = []
-    for schema, cls in (("loso", LosoConfig), ("kfold", KfoldConfig)):
+    for schema, cls in SCHEMAS.items():
         try:
             return cls.model_validate(data), schema
         except ValidationError as err:
             errors.append(f"{cls.__name__}: {err.error_count()} problem(s), first "
                           f"{'.'.join(map(str, err.errors()[0]['loc']))}: "
                           f"{err.errors()[0]['msg']}")
-    raise CheckpointError(f"{where}: config is neither a LOSO nor a k-fold config ("
+    raise CheckpointError(f"{where}: config is not a LOSO, k-fold or fit config ("
                           + "; ".join(errors) + ")")
 
 

@@ -22,6 +22,12 @@ from fervid.runs.store import PREDICTION_COLUMNS, RunDirError, RunStore, read_ru
 class FoldFileError(RunDirError, ValueError):
     """A fold file of a run directory is missing, unreadable or holds bad values."""
 
+
+#: ``run.json`` fields copied into ``metrics.json`` when present: a run scored from
+#: already-trained models (``trained``: false) names them (``fold_weights``: the folder).
+PROVENANCE_FIELDS = ("trained", "fold_weights")
+
+
 @dataclass(frozen=True)
 class LosoReport:
     run_dir: Path
@@ -49,6 +55,8 @@ def build_loso_results(run_dir: Path) -> LosoReport:
         "wall_s": round(wall, 2),
         "per_dataset": scores["per_dataset"],
         "per_class_recall": whole.per_class_recall, "per_class_f1": whole.per_class_f1,
+        # Where the models came from, when not trained by this run (e.g. fold weights).
+        **{k: meta[k] for k in PROVENANCE_FIELDS if k in meta},
     }
     per_subject = pd.DataFrame(scores["per_subject"]).sort_values(["acc", "n"],
                                                                   ascending=[True, False])

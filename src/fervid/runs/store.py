@@ -11,12 +11,20 @@ The same layout for every protocol (LOSO, DFEW k-fold):
       (:mod:`fervid.runs.checkpoint`: weights, config, classes, input spec), written before
       the fold file;
     ``checkpoints/``: resumable state of unfinished training;
-    ``train_logs/*.csv``: loss and train accuracy per epoch.
+    ``train_logs/*.csv``: loss and train accuracy per epoch;
+    ``wall/*.json``: the wall time of each invocation.
+
+A run scored from already-trained models (``fervid evaluate --fold-weights``) has the same
+layout, no ``checkpoints/`` or ``train_logs/``, and says so in ``run.json`` (``trained``:
+false, ``fold_weights``: the folder).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +146,12 @@ class RunStore:
             atomic_write(self.model_path(fold), lambda p: torch.save(model, p))
         atomic_write(self.fold_path(fold), lambda p: predictions.to_csv(p, index=False))
 
+    def write_wall(self, record: dict) -> None:
+        """Record one invocation's ``wall_s`` (and whatever else ``record`` holds) as
+        ``wall/<host>_<pid>_<ms>.json``; a run's wall time is the sum over these files."""
+        stamp = f"{socket.gethostname()}_{os.getpid()}_{int(time.time() * 1000)}"
+        atomic_write(self.root / "wall" / f"{stamp}.json",
+                     lambda p: p.write_text(json.dumps(record)))
 
     def read_predictions(self) -> pd.DataFrame:
         """Every LOSO fold file, concatenated (columns checked)."""

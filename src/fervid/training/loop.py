@@ -45,11 +45,15 @@ class Evaluation:
 
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                    backward: Callable[[torch.Tensor], None] | None = None) -> EpochStats:
+                    backward: Callable[[torch.Tensor], None] | None = None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    on_batch: Callable[[int], None] | None = None) -> EpochStats:
     """One pass over ``batches``: forward, ``criterion(output, y)``, backward, step.
 
     ``x`` as the model takes it (e.g. ``(B, K+1, C, H, W)``), ``y`` ``(B,)`` class indices.
-    ``backward`` defaults to ``loss.backward()``.
+    ``backward`` defaults to ``loss.backward()``; ``scheduler`` (a per-step learning-rate
+    schedule) steps after each optimiser step; ``on_batch(n)`` is told each batch's size
+    (progress bars).
     """
     model.train()
     total, correct, seen = 0.0, 0, 0
@@ -62,6 +66,10 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         else:
             backward(loss)
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if on_batch is not None:
+            on_batch(len(y))
         total += float(loss.detach()) * len(y)
         correct += int((out.logits.argmax(1) == y).sum())
         seen += len(y)

@@ -15,11 +15,23 @@ def fold_seed(seed: int, fold: int) -> int:
 
 
 def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
-    """Adam (fused when ``train.fused_optimizer``) or SGD with momentum 0.9."""
+    """Adam (fused when ``train.fused_optimizer``) or SGD with momentum 0.9 (Nesterov's when
+    the config has ``nesterov: true``)."""
     if train.optimizer == "adam":
         fused = {"fused": True} if train.fused_optimizer else {}
         return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay)
+    return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay,
+                           nesterov=bool(getattr(train, "nesterov", False)))
+
+
+def make_scheduler(train: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
+                   ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-step learning-rate schedule of ``train.schedule`` (``fervid fit``'s configs):
+    one-cycle (a 20% warm-up to ``lr``, then cosine annealing), or None for a constant rate."""
+    if getattr(train, "schedule", "constant") != "onecycle":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.lr,
+                                               total_steps=max(total_steps, 1), pct_start=0.2)
 
 
 def cpu_has_bf16() -> bool:

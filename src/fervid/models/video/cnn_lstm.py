@@ -14,6 +14,7 @@ from torchvision import models as tvm
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as make_vgg_layers
 
+from fervid.models.pretrained import load_backbone_weights
 from fervid.models.registry import register_model
 from fervid.models.video.c3d import VideoClassifier
 
@@ -36,8 +37,10 @@ class FrameEncoder(nn.Module):
     ``(N, in_chans, H, W)`` → ``(N, 512)``; H, W >= 32 for vgg11 (five 2x2 max-pools).
     """
 
-    def __init__(self, backbone: str, *, in_chans: int = 3):
+    def __init__(self, backbone: str, *, in_chans: int = 3, stem: str = "imagenet"):
         super().__init__()
+        if stem != "imagenet" and backbone != "resnet18":
+            raise ValueError(f"stem={stem!r} applies to the resnet18 frame encoder only")
         if backbone == "vgg11":
             # torchvision's VGG11 convolutional part ("A" layout), without the 120M-parameter
             # classifier that tvm.vgg11 would allocate and initialise only to be discarded.
@@ -51,7 +54,11 @@ class FrameEncoder(nn.Module):
             self.out_dim = 512
         elif backbone == "resnet18":
             trunk = tvm.resnet18(weights=None)
-            if in_chans != 3:
+            if stem == "small":  # as fervid.models.smastn.ResNetBackbone's: faces of ~48 px
+                trunk.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1,
+                                        bias=False)
+                nn.init.kaiming_normal_(trunk.conv1.weight, mode="fan_out", nonlinearity="relu")
+            elif in_chans != 3:
                 trunk.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3,
                                         bias=False)
                 nn.init.kaiming_normal_(trunk.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -93,13 +100,13 @@ class CnnLstm(VideoClassifier):
 
     def __init__(self, backbone: str = "resnet18", *, in_chans: int = 3, num_classes: int = 7,
                  drop_rate: float = 0.5, hidden_size: int = 512, num_layers: int = 1,
-                 temporal_pool: str = "last"):
+                 temporal_pool: str = "last", stem: str = "imagenet"):
         super().__init__(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate)
         if temporal_pool not in TEMPORAL_POOLS:
             raise ValueError(f"unknown temporal_pool {temporal_pool!r}; "
                              f"choose one of {TEMPORAL_POOLS}")
         self.temporal_pool = temporal_pool
-        self.encoder = FrameEncoder(backbone, in_chans=in_chans)
+        self.encoder = FrameEncoder(backbone, in_chans=in_chans, stem=stem)
         self.lstm = nn.LSTM(self.encoder.out_dim, hidden_size, num_layers=num_layers,
                             batch_first=True)
         self._init_head(hidden_size)
@@ -123,7 +130,13 @@ def vgg11_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.
 
 @register_model
 def resnet18_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
-                  temporal_pool: str = "last") -> CnnLstm:
-    """ResNet-18 (per frame) + LSTM, random init; see :class:`CnnLstm`."""
-    return CnnLstm("resnet18", in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
-                   temporal_pool=temporal_pool)
+                  temporal_pool: str = "last", stem: str = "imagenet",
+                  pretrained_path: str | None = None) -> CnnLstm:
+    """ResNet-18 (per frame) + LSTM; see :class:`CnnLstm`. The frame encoder starts from
+    ``pretrained_path`` (a torchvision file or a fervid checkpoint, e.g. of ``fervid fit``)
+    when given, else at random."""
+    model = CnnLstm("resnet18", in_chans=in_chans, num_classes=num_classes,
+                    drop_rate=drop_rate, temporal_pool=temporal_pool, stem=stem)
+    if pretrained_path is not None:
+        load_backbone_weights(model, pretrained_path)
+    return model

@@ -20,6 +20,9 @@ def headline(run: RunData) -> dict[str, float]:
     m = run.metrics
     if run.protocol == LOSO:
         return {k: m[k] for k in _LOSO}
+    if "splits" in m:  # fit (its test split) or evaluate
+        last = list(m["splits"].values())[-1]
+        return {"acc": last["acc"], "uar": last["uar"]}
     return {k: m["pooled"][k] for k in _KFOLD}
 
 
@@ -27,6 +30,8 @@ def _folds_done(run: RunData) -> str:
     m = run.metrics
     if run.protocol == LOSO:
         return f"{m['n_folds']}/{m.get('n_folds_total', m['n_folds'])}"
+    if "splits" in m:
+        return "-"
     return f"{len(m['folds'])}/5"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from fervid.report.html.holdout import CROSS_DATASET, HOLDOUT, load_split_run
 from fervid.report.html.kfold_data import load_kfold_run
 from fervid.report.html.loso_data import load_loso_run
 from fervid.report.html.run_data import (
@@ -23,8 +24,9 @@ from fervid.report.html.run_data import (
 )
 
 #: The reader of each protocol, by ``run.json``'s ``protocol``.
-READERS: dict[str, Callable[[RunHeader], RunData]] = {LOSO: load_loso_run,
-                                                      DFEW_5FOLD: load_kfold_run}
+READERS: dict[str, Callable[[RunHeader], RunData]] = {
+    LOSO: load_loso_run, DFEW_5FOLD: load_kfold_run, HOLDOUT: load_split_run,
+    CROSS_DATASET: load_split_run}
 
 
 def load_run(run_dir: Path) -> RunData:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fervid.files import atomic_write
 from fervid.report.html.comparison import comparison_section
+from fervid.report.html.holdout import CROSS_DATASET, HOLDOUT, SPLIT_SECTIONS
 from fervid.report.html.kfold_sections import KFOLD_SECTIONS
 from fervid.report.html.load import load_run
 from fervid.report.html.published import load_published
@@ -20,7 +21,8 @@ from fervid.report.html.sections import LOSO_SECTIONS
 
 #: The sections of one run, in page order, by ``run.json``'s ``protocol`` (as
 #: :data:`fervid.report.html.load.READERS` reads them).
-SECTIONS_BY_PROTOCOL = {LOSO: LOSO_SECTIONS, DFEW_5FOLD: KFOLD_SECTIONS}
+SECTIONS_BY_PROTOCOL = {LOSO: LOSO_SECTIONS, DFEW_5FOLD: KFOLD_SECTIONS,
+                        HOLDOUT: SPLIT_SECTIONS, CROSS_DATASET: SPLIT_SECTIONS}
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;

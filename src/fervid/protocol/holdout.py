@@ -1,0 +1,271 @@
+"""The hold-out protocol of ``fervid fit``: one model trained on a release's training split.
+
+- **Splits.** The release's own (FER2013: Training, PublicTest, PrivateTest → train,
+  validation, test). A release without splits trains on every sample; a validation split is
+  then carved from the training samples (``data.validation_fraction``, stratified, seeded) so
+  that an epoch can be chosen. The test split chooses nothing: it is scored once, at the end.
+- **Selection.** ``train.selection: best_validation`` keeps the epoch of best validation
+  accuracy (ties: the earlier); ``last`` keeps the last epoch. ``metrics.json`` says which.
+- **Resume.** The whole training state (model, optimiser, schedule, random generators, the
+  best model so far) is saved after every epoch to ``RUN/checkpoints/fit.pt``; a rerun with
+  the same config continues from the last finished epoch and gives the same model.
+
+Writes ``RUN/model.pt`` (a self-describing checkpoint that ``predict``, ``export`` and
+``evaluate`` take), ``RUN/metrics.json`` (``validation``, ``test``, ``selection``),
+``RUN/predictions.csv`` and ``RUN/train_logs/fit.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fervid.config import ConfigError, FitConfig
+from fervid.datasets.fer2013 import FaceImageSet
+from fervid.files import atomic_write
+from fervid.losses import build_training_loss
+from fervid.metrics import score
+from fervid.models import model_from_config
+from fervid.progress import progress_bar
+from fervid.representation.face_images import (
+    FaceTensors,
+    eval_face_batches,
+    load_face_images,
+    train_face_batches,
+)
+from fervid.runs.checkpoint import checkpoint_payload
+from fervid.runs.epoch_log import EpochLog
+from fervid.runs.store import RunStore
+from fervid.training.loop import evaluate, train_one_epoch
+from fervid.training.setup import make_optimizer, make_scheduler
+
+log = logging.getLogger("fervid")
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class HoldoutSplits:
+    """Sample indices ``(n,)`` of each split, and how the validation split was made
+    (``release``, ``carved`` from the training samples, or ``none``)."""
+
+    train: torch.Tensor
+    validation: torch.Tensor
+    test: torch.Tensor
+    validation_source: str
+
+
+def holdout_splits(splits: list[str], labels: np.ndarray, fraction: float, seed: int
+                   ) -> HoldoutSplits:
+    """The split of each sample (``train``, ``validation``, ``test`` or ``""`` for a release
+    without splits, read as ``train``), with a validation split carved per class from the
+    training samples when the release has none and ``fraction > 0``."""
+    from sklearn.model_selection import train_test_split
+
+    names = np.array([s or "train" for s in splits])
+    index = {k: np.flatnonzero(names == k) for k in SPLITS}
+    source = "release" if len(index["validation"]) else "none"
+    if not len(index["validation"]) and fraction > 0 and len(index["train"]) > 1:
+        train = index["train"]
+        counts = np.bincount(labels[train])
+        stratify = labels[train] if counts[counts > 0].min() >= 2 else None
+        train, val = train_test_split(train, test_size=fraction, random_state=seed,
+                                      stratify=stratify)
+        index["train"], index["validation"], source = np.sort(train), np.sort(val), "carved"
+    as_tensor = {k: torch.from_numpy(v.astype(np.int64)) for k, v in index.items()}
+    return HoldoutSplits(as_tensor["train"], as_tensor["validation"], as_tensor["test"], source)
+
+
+def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: str = "",
+                progress: bool = True) -> dict:
+    """Train ``cfg``'s model on the training split of ``images`` and score the others.
+
+    Returns the ``metrics.json`` dict. See the module docstring for the protocol.
+    """
+    from lightning_fabric import Fabric
+
+    started = time.monotonic()
+    d, t = cfg.data, cfg.train
+    if d.size > d.resize:
+        raise ConfigError(f"data.size {d.size} is larger than data.resize {d.resize}: the "
+                          f"input is a crop of the resized face")
+    if cfg.run.devices != 1 or cfg.run.num_nodes != 1:
+        raise ConfigError("fervid fit trains on one device: set run.devices=1, run.num_nodes=1")
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    table, classes = images.table, list(images.table.classes)
+    labels = np.array([s.label for s in table], dtype=np.int64)
+    splits = holdout_splits([s.split for s in table], labels, d.validation_fraction, cfg.seed)
+    if not len(splits.train):
+        raise ConfigError(f"{data_root}: no training samples")
+    selection = t.selection
+    if selection == "best_validation" and not len(splits.validation):
+        log.warning("no validation split: train.selection=best_validation falls back to the "
+                    "last epoch")
+        selection = "last"
+    fabric = Fabric(accelerator=cfg.run.accelerator, devices=1, precision=cfg.run.precision)
+    store = RunStore(out)
+    counts = {k: len(getattr(splits, k)) for k in SPLITS}
+    info = {"protocol": "holdout", "name": cfg.name,
+            "fingerprint": cfg.fingerprint(precision=fabric.strategy.precision.precision),
+            "seed": cfg.seed, "classes": classes, "data_root": data_root, "samples": counts,
+            "validation_split": splits.validation_source, "selection": selection}
+    store.open(cfg, info, same=("fingerprint", "samples"))
+    done = store.root / "metrics.json"
+    if done.exists() and (store.root / "model.pt").exists():
+        log.info("%s is finished; its metrics are kept (use another --out to retrain)", out)
+        return json.loads(done.read_text())
+
+    faces = load_face_images(table, d.resize, gray=d.grayscale, pixels=images.pixels,
+                             show_progress=progress)
+    torch.manual_seed(cfg.seed)
+    model = model_from_config(cfg.model, in_chans=faces.x.shape[1], num_classes=len(classes))
+    pretrained = getattr(model, "pretrained", None)
+    criterion = build_training_loss(t, num_classes=len(classes),
+                                    feature_dim=getattr(model, "num_features", None),
+                                    train_labels=faces.y[splits.train])
+    criterion = fabric.to_device(criterion)
+    optimizer = make_optimizer(t, [*model.parameters(), *criterion.parameters()])
+    steps = -(-len(splits.train) // t.batch_size)
+    scheduler = make_scheduler(t, optimizer, steps * t.epochs)
+    model, optimizer = fabric.setup(model, optimizer)
+    order = torch.Generator().manual_seed(cfg.seed)
+    state = _TrainingState(store.checkpoint_path("fit"))
+    start = state.restore(model, optimizer, scheduler, order)
+    epoch_log = EpochLog(store.log_path("fit"), ("epoch", "loss", "train_acc", "val_acc",
+                                                 "val_uar", "lr", "seconds"))
+    epoch_log.truncate_after(start)
+    device_faces = FaceTensors(faces.x, faces.y)
+    with progress_bar(progress) as bar:
+        epochs = bar.add_task("epochs", total=t.epochs, completed=start, status="")
+        batches = bar.add_task("batches", total=len(splits.train), status="")
+        for epoch in range(start, t.epochs):
+            tick = time.monotonic()
+            bar.update(batches, completed=0, status=f"epoch {epoch + 1}")
+            stats = train_one_epoch(
+                model, criterion, optimizer,
+                _to_device(train_face_batches(device_faces, splits.train, t.batch_size, d.size,
+                                              order, hflip=d.hflip), fabric),
+                fabric.backward, scheduler, lambda n: bar.advance(batches, n))
+            val = _score_split(model, faces, splits.validation, d.size, t.batch_size, classes,
+                               fabric)
+            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection)
+            epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
+                             train_acc=round(stats.train_acc, 6),
+                             val_acc=_round(val and val["acc"]), val_uar=_round(val and val["uar"]),
+                             lr=optimizer.param_groups[0]["lr"],
+                             seconds=round(time.monotonic() - tick, 1))
+            bar.update(epochs, advance=1, status=(f"loss {stats.loss:.3f}" + (
+                f" val acc {val['acc']:.3f}" if val else "")))
+    chosen_epoch, chosen_state = state.chosen(selection)
+    model.load_state_dict(chosen_state)
+    metrics = {split: _score_split(model, faces, getattr(splits, split), d.size, t.batch_size,
+                                   classes, fabric, frame=(split, table))
+               for split in ("validation", "test")}
+    frames = [m.pop("_frame") for m in metrics.values() if m and "_frame" in m]
+    metrics["selection"] = {
+        "rule": selection, "epoch": chosen_epoch, "epochs": t.epochs,
+        "validation_split": splits.validation_source,
+        "note": ("epoch of best validation accuracy; the test split chose nothing"
+                 if selection == "best_validation" else "last epoch; no split chose it")}
+    metrics["samples"] = counts
+    if pretrained is not None:
+        metrics["pretrained"] = {"path": str(pretrained.path), "kind": pretrained.kind,
+                                 "layers": list(pretrained.layers)}
+    metrics["wall_s"] = round(time.monotonic() - started, 1)
+    payload = checkpoint_payload(model.state_dict(), cfg, classes, where=store.root)
+    atomic_write(store.root / "model.pt", lambda p: torch.save(payload, p))
+    if frames:
+        pd.concat(frames).to_csv(store.root / "predictions.csv", index=False)
+    atomic_write(store.root / "metrics.json",
+                 lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    state.path.unlink(missing_ok=True)  # only now: a kill above redoes just the scoring
+    return metrics
+
+
+def _round(v: float | None) -> float | str:
+    return "" if v is None else round(v, 6)
+
+
+def _to_device(batches, fabric):
+    for x, y in batches:
+        yield fabric.to_device(x), fabric.to_device(y)
+
+
+def _score_split(model, faces: FaceTensors, index: torch.Tensor, size: int, batch_size: int,
+                 classes: list[str], fabric, frame: tuple | None = None) -> dict | None:
+    """``acc``, ``uar``, ``per_class_recall``, ``confusion`` and ``n_samples`` of one split
+    (None when it is empty); with ``frame`` also its per-sample predictions under ``_frame``."""
+    if not len(index):
+        return None
+    from sklearn.metrics import confusion_matrix
+
+    batches = (fabric.to_device(x) for x in eval_face_batches(faces, index, batch_size, size))
+    probs = evaluate(model, batches).probs
+    preds = probs.argmax(1).numpy()
+    labels = faces.y[index].numpy()
+    s = score(labels, preds, classes)
+    out = {"acc": s.acc, "uar": s.uar, "per_class_recall": s.per_class_recall,
+           "confusion": confusion_matrix(labels, preds, labels=range(len(classes))).tolist(),
+           "n_samples": s.n_samples, "classes": classes}
+    if frame is not None:
+        split, table = frame
+        rows = [{"split": split, "clip": table[i].clip, "label": int(y), "pred": int(p),
+                 **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, pr, strict=True)}}
+                for i, y, p, pr in zip(index.tolist(), labels, preds, probs, strict=True)]
+        out["_frame"] = pd.DataFrame(rows)
+    return out
+
+
+class _TrainingState:
+    """The resumable state of a fit, saved after every epoch; and the best model so far."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.best_acc, self.best_epoch, self.best_state = -1.0, 0, None
+        self._last_epoch, self._last_state = 0, None
+
+    def restore(self, model, optimizer, scheduler, order: torch.Generator) -> int:
+        """Load the saved state into the objects; returns the epochs already done (0)."""
+        if not self.path.exists():
+            return 0
+        saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        order.set_state(saved["order"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.best_acc, self.best_epoch = saved["best_acc"], saved["best_epoch"]
+        self.best_state = saved["best_state"]
+        self._last_epoch, self._last_state = int(saved["epoch"]), saved["model"]
+        log.info("resuming %s after epoch %d", self.path, saved["epoch"])
+        return int(saved["epoch"])
+
+    def epoch_done(self, epoch: int, model, optimizer, scheduler, order: torch.Generator,
+                   val: dict | None, selection: str) -> None:
+        if selection == "best_validation" and val is not None and val["acc"] > self.best_acc:
+            self.best_acc, self.best_epoch = val["acc"], epoch
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        saved = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": None if scheduler is None else scheduler.state_dict(),
+                 "order": order.get_state(), "torch_rng": torch.get_rng_state(),
+                 "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                 "best_state": self.best_state}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, lambda p: torch.save(saved, p))
+        self._last_epoch = epoch
+        self._last_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def chosen(self, selection: str) -> tuple[int, dict]:
+        """The epoch and weights the selection rule keeps."""
+        if selection == "best_validation" and self.best_state is not None:
+            return self.best_epoch, self.best_state
+        return self._last_epoch, self._last_state
