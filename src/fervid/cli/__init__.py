@@ -52,6 +52,10 @@ def loso(
         raise fail(str(e)) from None
     if report is not None:
         print_report(report, console)
+        pretrained = report.metrics.get("pretrained")
+        if pretrained:
+            console.print(f"backbone initialised from {pretrained['path']} "
+                          f"({pretrained['kind']}): {', '.join(pretrained['layers'])}")
 
 
 @app.command()

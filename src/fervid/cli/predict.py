@@ -14,12 +14,14 @@ EXIT_NO_FACE = 3
 
 
 def predict(
-    video: Annotated[Path, typer.Argument(help="A video file (anything FFmpeg reads).")],
+    video: Annotated[Path, typer.Argument(
+        help="A video file (anything FFmpeg reads; GIFs are timed by their frame delays).")],
     checkpoint: Annotated[Path, typer.Option(
-        help="A fold model RUN_DIR/models/fold_*.pt (self-describing: config, classes and "
-             "input spec inside).")],
+        help="A fold model RUN_DIR/models/fold_*.pt or a `fervid fit` RUN/model.pt "
+             "(self-describing: config, classes and input spec inside).")],
     out: Annotated[Path, typer.Option(help="Folder for predictions.json, timeline.png, "
-                                           "face_track.csv (and annotated.mp4).")],
+                                           "face_track.csv, frame_probs.csv (frame models) "
+                                           "and annotated.mp4.")],
     window: Annotated[float, typer.Option(min=0.05, help="Window length, seconds.")] = 1.0,
     stride: Annotated[float, typer.Option(min=0.05, help="Step between windows, seconds.")]
     = 0.5,
@@ -29,13 +31,23 @@ def predict(
         help="Run the model from this file (`fervid export`) with onnxruntime.")] = None,
     detect_every: Annotated[int, typer.Option(
         min=1, help="Run the face detector every N frames; landmarks track in between.")] = 5,
+    face: Annotated[str, typer.Option(
+        help="Which face to follow when several are in view: 'largest', 'left:N' (the N-th "
+             "from the left, 1 = leftmost) or 'at:X,Y' (nearest that pixel). Applied when the "
+             "track starts or is lost; then the same face is followed.")] = "largest",
+    min_face_fraction: Annotated[float, typer.Option(
+        min=0.01, max=1.0, help="Frame models: skip windows with a face in fewer than this "
+                                "fraction of their frames.")] = 0.5,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Expression probabilities over time for the face in VIDEO.
 
-    Detects, tracks and aligns the largest face, builds the model's input (DSSI, dynamic
-    image, apex frame or 16-frame clip, as the checkpoint says) over sliding windows and
-    classifies each window. The clip-level result is the mean of the windows' probabilities.
+    Detects, tracks and aligns one face (the largest, or the one --face names). Window models
+    (DSSI, dynamic image, apex frame or 16-frame clip, as the checkpoint says) classify each
+    sliding window with a face in every frame; the clip-level result is the mean of the
+    windows' probabilities. Frame models (`fervid fit`) classify every frame with a face
+    alone; a window is the mean of its face frames' probabilities and the clip-level result
+    the mean over all frames with a face.
 
     Exit status: 0 done; 2 unusable input (missing or unreadable file, not a video, a
     checkpoint that does not describe a video model); 3 no face found in the video.
@@ -47,7 +59,8 @@ def predict(
     try:
         result = predict_video(video, checkpoint, window_s=window, stride_s=stride,
                                out_dir=out, annotate=annotate, onnx_path=onnx,
-                               detect_every=detect_every, progress=progress)
+                               detect_every=detect_every, progress=progress, face=face,
+                               min_face_fraction=min_face_fraction)
     except NoFaceFoundError as e:
         raise fail(str(e), EXIT_NO_FACE) from None
     except USER_ERRORS as e:
@@ -56,7 +69,8 @@ def predict(
 
 
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A fold model RUN_DIR/models/fold_*.pt.")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A fold model RUN_DIR/models/fold_*.pt or a `fervid fit` RUN/model.pt.")],
     onnx: Annotated[Path, typer.Option(help="The ONNX file to write.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
 ) -> None:
@@ -84,9 +98,15 @@ def _print_prediction(result, console: Console) -> None:
         table.add_row(f"[bold]{name}[/]" if name == result.label else name, f"{p:.3f}")
     console.print(table)
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_s.items() if k != "total")
-    console.print(f"{len(result.windows)} windows ({len(result.skipped)} skipped without a "
-                  f"face), {result.n_frames} frames in {result.stage_s['total']:.2f} s "
-                  f"({result.frames_per_second:.1f} frames/s): {stages}", highlight=False)
+    faces = (f" ({result.n_face_frames} with a face, each classified)"
+             if result.frame_probs is not None else "")
+    console.print(f"{len(result.windows)} windows ({len(result.skipped)} skipped: "
+                  f"{result.skip_reason}), {result.n_frames} frames{faces} in "
+                  f"{result.stage_s['total']:.2f} s ({result.frames_per_second:.1f} frames/s, "
+                  f"{result.fps:.3g} fps from {result.fps_source}): {stages}", highlight=False)
+    if result.max_faces > 1:
+        console.print(f"up to {result.max_faces} faces in a frame; followed: {result.face} "
+                      "(--face to choose another)", highlight=False)
     jitter = result.landmark_jitter
     if jitter:
         console.print(f"landmark motion per frame in a 112 px crop: {jitter['raw']:.3f} px raw, "

@@ -3,8 +3,10 @@
 :func:`track_faces` makes one pass over the frames:
 
 * every ``detect_every`` frames (and whenever no face is held) the detector runs; the face kept
-  is the largest at the start, then the one overlapping the previous box most (so the track
-  stays on one person when several are in view). No face: the track is lost until a later
+  is the one overlapping the previous box most (so the track stays on one person when several
+  are in view); when the track starts, restarts after a loss, or no face overlaps the previous
+  box enough, the ``choose`` rule picks one (:func:`face_choice`: the largest by default, the
+  N-th from the left, or the one nearest a point). No face: the track is lost until a later
   detection finds one;
 * on the other frames the landmark predictor runs inside the previous box, shifted by the
   landmarks' motion (``tracked``): cheap, and it follows the face between detections;
@@ -17,7 +19,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,8 @@ from fervid.files import atomic_write
 DETECTED, TRACKED, INTERPOLATED, MISSING = "detected", "tracked", "interpolated", "missing"
 #: A face is present on frames with one of these statuses.
 PRESENT = (DETECTED, TRACKED, INTERPOLATED)
+#: Picks the face a track starts on from one frame's detections (never an empty list).
+FaceChooser = Callable[[Sequence[FaceDetection]], FaceDetection]
 
 
 class NoFaceFoundError(FervidError, ValueError):
@@ -64,6 +69,9 @@ class FaceTrack:
         Frame rate of the source (0 when unknown).
     source
         What the frames came from (a path), for messages.
+    n_faces
+        ``(T,) int`` faces the detector found on each frame it ran on, -1 on the frames it did
+        not (tracked); None when not recorded.
     """
 
     status: np.ndarray
@@ -72,6 +80,7 @@ class FaceTrack:
     raw_landmarks: np.ndarray
     fps: float = 0.0
     source: str = ""
+    n_faces: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.status)
@@ -109,8 +118,10 @@ class FaceTrack:
 def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None = None,
                 predictor: LandmarkPredictor | None = None, detect_every: int = 5,
                 smooth_window: int = 5, max_gap: int = 5, min_overlap: float = 0.3,
-                fps: float = 0.0, source: str = "video", refine: bool = True) -> FaceTrack:
-    """Follow the largest face through ``frames`` (RGB or BGR ``(H, W, 3) uint8``).
+                fps: float = 0.0, source: str = "video", refine: bool = True,
+                choose: FaceChooser | str = "largest") -> FaceTrack:
+    """Follow one face, the largest by default, through ``frames`` (RGB or BGR
+    ``(H, W, 3) uint8``, or ``(H, W)`` gray).
 
     Parameters
     ----------
@@ -132,15 +143,21 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
         On tracked frames, fit the landmarks a second time in the box moved with the face
         (steadier landmarks); False fits once in the previous frame's moved box (half the
         landmark time, for real-time use).
+    choose
+        Which face a track starts on when several are in view: a rule of :func:`face_choice`
+        (``largest``, ``left:N``, ``at:X,Y``) or such a function.
 
     Raises
     ------
     NoFaceFoundError
         When no frame has a face (message ``no face found in SOURCE``).
+    OptionError
+        An invalid option or ``choose`` rule.
     """
     if detect_every < 1 or smooth_window < 1 or max_gap < 0:
         raise OptionError("detect_every and smooth_window must be >= 1 and max_gap >= 0, got "
                           f"{detect_every}, {smooth_window}, {max_gap}")
+    chooser = face_choice(choose) if isinstance(choose, str) else choose
     detector = detector or DlibFaceDetector(upsample=1, max_side=480)
     predictor = predictor or getattr(detector, "predictor", None) or LandmarkPredictor()
 
@@ -151,9 +168,12 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
     nan_points = np.full((NUM_LANDMARKS, 2), np.nan, np.float32)
     box: FaceBox | None = None
     previous_points: np.ndarray | None = None
+    n_faces: list[int] = []
     for index, frame in enumerate(frames):
         if box is None or index % detect_every == 0:
-            found = _pick(detector.detect_faces(frame), box, min_overlap)
+            faces = detector.detect_faces(frame)
+            n_faces.append(len(faces))
+            found = _pick(faces, box, min_overlap, chooser)
             if found is None:
                 box, previous_points = None, None
                 status.append(MISSING)
@@ -166,6 +186,7 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
         else:
             current = predictor(frame, box)
             status.append(TRACKED)
+            n_faces.append(-1)
         if previous_points is not None and status[-1] == TRACKED:
             # Follow the face: move the box with the landmarks' mean motion, then re-predict.
             dx, dy = current.mean(axis=0) - previous_points.mean(axis=0)
@@ -186,7 +207,8 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
     smooth_points = _fill_gaps(_smooth(raw, status_array, smooth_window), short_gaps)
     for first, last in short_gaps:
         status_array[first:last + 1] = INTERPOLATED
-    return FaceTrack(status_array, smooth_boxes, smooth_points, raw, fps, source)
+    return FaceTrack(status_array, smooth_boxes, smooth_points, raw, fps, source,
+                     np.array(n_faces, dtype=np.int32))
 
 
 def track_video(path: Path | str, **options) -> FaceTrack:
@@ -214,15 +236,48 @@ def landmark_jitter(landmarks: np.ndarray, *, size: int = 112, margin: float = 0
     return float(np.mean(steps))
 
 
-def _pick(faces: list[FaceDetection], previous: FaceBox | None,
-          min_overlap: float) -> FaceDetection | None:
-    """The face continuing ``previous`` (IoU >= ``min_overlap``), else the largest; None if none."""
+def face_choice(rule: str) -> FaceChooser:
+    """The function that picks a track's face from one frame's detections, by name.
+
+    Parameters
+    ----------
+    rule
+        ``largest``: the largest box; ``left:N``: the N-th face from the left (1: the leftmost;
+        the rightmost when fewer are in view), by box centre; ``at:X,Y``: the face whose box
+        centre is nearest the point (X, Y), in pixels of the full frame.
+
+    Raises
+    ------
+    OptionError
+        Any other rule (the message lists the valid forms).
+    """
+    text = rule.strip().lower()
+    if text == "largest":
+        return lambda faces: max(faces, key=lambda f: f.box.area)
+    if match := re.fullmatch(r"left:(\d+)", text):
+        n = int(match.group(1))
+        if n >= 1:
+            return lambda faces: sorted(faces, key=lambda f: f.box.center[0])[
+                min(n, len(faces)) - 1]
+    if match := re.fullmatch(r"at:(-?[\d.]+),(-?[\d.]+)", text):
+        x, y = float(match.group(1)), float(match.group(2))
+        return lambda faces: min(faces, key=lambda f: (f.box.center[0] - x) ** 2
+                                 + (f.box.center[1] - y) ** 2)
+    raise OptionError(f"unknown face choice {rule!r}: use 'largest', 'left:N' (N >= 1, the N-th "
+                      "face from the left) or 'at:X,Y' (the face nearest pixel X, Y)")
+
+
+def _pick(faces: list[FaceDetection], previous: FaceBox | None, min_overlap: float,
+          choose: FaceChooser) -> FaceDetection | None:
+    """The face continuing ``previous`` (IoU >= ``min_overlap``), else ``choose``'s; None if
+    none."""
     if not faces:
         return None
-    if previous is None:
-        return max(faces, key=lambda f: f.box.area)
-    best = max(faces, key=lambda f: f.box.iou(previous))
-    return best if best.box.iou(previous) >= min_overlap else max(faces, key=lambda f: f.box.area)
+    if previous is not None:
+        best = max(faces, key=lambda f: f.box.iou(previous))
+        if best.box.iou(previous) >= min_overlap:
+            return best
+    return choose(faces)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

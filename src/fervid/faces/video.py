@@ -1,9 +1,18 @@
-"""Video decoding with PyAV: RGB frames and the frame rate, or a clear error naming the file."""
+"""Video decoding with PyAV: RGB frames and the frame rate, or a clear error naming the file.
+
+Frame rate: the container's average rate (its guessed rate when it has none, else frames over
+duration). GIFs are timed from their own frame delays instead: FFmpeg's average rate of a GIF
+can be off (a GIF whose delays are all 0 reads as 12.5 fps while it plays at 10), and browsers
+show a delay under 20 ms as 100 ms, so such delays count as 100 ms here too
+(:data:`GIF_MIN_DELAY_S`, :data:`GIF_DEFAULT_DELAY_S`). ``VideoFrames.fps_source`` says which
+rule gave the rate.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +30,10 @@ class VideoReadError(FervidError, ValueError):
 #: (a copy), several times faster than a colour-space conversion.
 LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                         "nv12", "nv21", "gray"})
+#: A GIF frame delay shorter than this (seconds) is shown for :data:`GIF_DEFAULT_DELAY_S`, as
+#: browsers do (and FFmpeg's gif demuxer for a delay of 0).
+GIF_MIN_DELAY_S = Fraction(1, 50)
+GIF_DEFAULT_DELAY_S = Fraction(1, 10)
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
@@ -35,9 +48,11 @@ class VideoFrames:
     (``pixel_format="rgb24"``), BGR ones (``"bgr24"``, OpenCV's order) or ``(H, W) uint8``
     intensity (``"gray"``, the luma plane: no colour conversion, the cheapest to decode).
 
-    ``frame_count`` is the container's estimate (0 when it does not say); the number of
-    frames decoded can differ by a few. Each iteration decodes the file again, with FFmpeg's
-    own threads working ahead of the caller.
+    ``frame_count`` is the container's estimate (0 when it does not say; exact for GIFs); the
+    number of frames decoded can differ by a few. ``fps`` is the mean frame rate and
+    ``fps_source`` the rule that gave it (``container``, ``duration``, ``gif delays`` or
+    ``unknown``; module docstring). Each iteration decodes the file again, with FFmpeg's own
+    threads working ahead of the caller.
     """
 
     path: Path
@@ -46,6 +61,7 @@ class VideoFrames:
     width: int
     height: int
     pixel_format: Literal["rgb24", "bgr24", "gray"] = "rgb24"
+    fps_source: str = "container"
 
     def as_format(self, pixel_format: Literal["rgb24", "bgr24", "gray"]) -> VideoFrames:
         """The same video, decoded to ``pixel_format``."""
@@ -84,12 +100,32 @@ def read_video_frames(path: Path | str) -> VideoFrames:
             if not container.streams.video:
                 raise VideoReadError(f"{path} has no video stream")
             stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
             width, height = stream.codec_context.width, stream.codec_context.height
-            count = int(stream.frames or 0)
+            if container.format.name == "gif":
+                fps, count, source = *_gif_rate(container, stream), "gif delays"
+            else:
+                fps, count, source = *_container_rate(stream), "container"
+                if not fps and count and stream.duration and stream.time_base:
+                    fps, source = count / float(stream.duration * stream.time_base), "duration"
     except av.FFmpegError as err:
         raise VideoReadError(f"cannot read video {path}: {err}") from err
     if not width or not height:
         raise VideoReadError(f"{path} has a video stream without a frame size")
-    return VideoFrames(path, fps, count, width, height)
+    return VideoFrames(path, fps, count, width, height, fps_source=source if fps else "unknown")
+
+
+def _container_rate(stream: av.video.stream.VideoStream) -> tuple[float, int]:
+    rate = stream.average_rate or stream.guessed_rate
+    return (float(rate) if rate else 0.0), int(stream.frames or 0)
+
+
+def _gif_rate(container: av.container.InputContainer,
+              stream: av.video.stream.VideoStream) -> tuple[float, int]:
+    """Mean frame rate of a GIF from its frame delays (packets only, nothing decoded), and
+    its number of frames."""
+    base = stream.time_base or Fraction(1, 100)  # GIF delays are in 1/100 s
+    # Exact fractions: 15 delays of 1/10 s give 10 fps, not 9.999...
+    delays = [(packet.duration or 0) * base for packet in container.demux(stream)
+              if packet.size]  # the last packet is an empty flush
+    delays = [d if d >= GIF_MIN_DELAY_S else GIF_DEFAULT_DELAY_S for d in delays]
+    return (float(len(delays) / sum(delays)) if delays else 0.0), len(delays)

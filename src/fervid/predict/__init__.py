@@ -7,7 +7,7 @@ from fervid.predict.pipeline import (
     WindowPrediction,
     predict_video,
 )
-from fervid.predict.windows import Window, sliding_windows, window_input
+from fervid.predict.windows import Window, sliding_windows, window_input, window_means
 
 __all__ = ["STAGES", "PredictError", "Prediction", "Window", "WindowPrediction",
-           "predict_video", "sliding_windows", "window_input"]
+           "predict_video", "sliding_windows", "window_input", "window_means"]

@@ -1,5 +1,6 @@
 """What ``fervid predict`` writes: the probabilities as JSON, a timeline picture, an annotated
-video with the face box and the current label."""
+video with the face box and the current label, and (frame models) per-frame probabilities as
+CSV."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import av
 import cv2
 import matplotlib
 import numpy as np
+import pandas as pd
 
 from fervid.files import atomic_write, atomic_write_bytes
 
@@ -22,14 +24,38 @@ def write_predictions_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
 
 
+def write_frame_probs_csv(path: Path, times: np.ndarray, frame_probs: np.ndarray,
+                          classes: Sequence[str]) -> None:
+    """One row per frame: ``frame, time_s, face`` (1 or 0), ``label`` and one probability
+    column per class (empty on frames without a face).
+
+    ``times`` ``(T,)`` seconds, ``frame_probs`` ``(T, K)`` with NaN rows where no face.
+    """
+    face = np.isfinite(frame_probs).all(axis=1)
+    table = pd.DataFrame({"frame": np.arange(len(times)), "time_s": np.round(times, 4),
+                          "face": face.astype(int)})
+    labels = np.array(classes, dtype=object)[np.nan_to_num(frame_probs, nan=-1).argmax(axis=1)]
+    table["label"] = np.where(face, labels, None)
+    for k, name in enumerate(classes):
+        table[name] = frame_probs[:, k].round(6)
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
 def write_timeline(path: Path, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
-                   classes: Sequence[str], title: str) -> None:
-    """Each class's probability at the centre of every window, over time in seconds."""
+                   classes: Sequence[str], title: str, *, frame_times: np.ndarray | None = None,
+                   frame_probs: np.ndarray | None = None) -> None:
+    """Each class's probability at the centre of every window, over time in seconds; with
+    ``frame_probs`` ``(T, K)`` (NaN: no face) at ``frame_times`` ``(T,)``, each frame's too,
+    as thin lines under the windows'."""
     centres = (np.asarray(starts) + np.asarray(ends)) / 2
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
     for k, name in enumerate(classes):
-        ax.plot(centres, probs[:, k], marker="o" if len(centres) < 30 else None, label=name)
-    ax.set_xlabel("time (s, window centre)")
+        if frame_probs is not None:
+            ax.plot(frame_times, frame_probs[:, k], color=f"C{k}", linewidth=0.7, alpha=0.35)
+        ax.plot(centres, probs[:, k], color=f"C{k}",
+                marker="o" if len(centres) < 30 else None, label=name)
+    ax.set_xlabel("time (s, window centre)" if frame_probs is None
+                  else "time (s): windows at their centre, thin lines per frame")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=9)

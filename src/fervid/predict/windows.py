@@ -87,3 +87,44 @@ def window_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     result = dssi(frames, 0, last // 2, last, **spec.dssi)
     stack = dssi_stack(result, spec.size)
     return stack if spec.representation == "dssi" else stack[-1]
+
+
+def window_means(frame_probs: np.ndarray, present: np.ndarray, windows: list[Window],
+                 min_face_fraction: float) -> tuple[list[Window], np.ndarray, list[Window]]:
+    """Smooth per-frame probabilities over windows: each window's mean over its frames with a
+    face.
+
+    Parameters
+    ----------
+    frame_probs
+        ``(T, K)`` per-frame class probabilities (rows of frames without a face are ignored).
+    present
+        ``(T,) bool``: frames with a face.
+    windows
+        Windows over the ``T`` frames (:func:`sliding_windows`).
+    min_face_fraction
+        A window is kept only if at least this fraction of its frames (and at least one) has a
+        face; the others are skipped.
+
+    Returns
+    -------
+    tuple
+        The kept windows, their probabilities ``(W, K)`` float64 and the skipped windows.
+
+    Raises
+    ------
+    OptionError
+        ``min_face_fraction`` outside (0, 1].
+    """
+    if not 0 < min_face_fraction <= 1:
+        raise OptionError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
+    kept, skipped, means = [], [], []
+    for w in windows:
+        faces = np.flatnonzero(present[w.start:w.end]) + w.start
+        if len(faces) and len(faces) >= min_face_fraction * len(w):
+            kept.append(w)
+            means.append(frame_probs[faces].astype(np.float64).mean(axis=0))
+        else:
+            skipped.append(w)
+    probs = np.stack(means) if means else np.zeros((0, frame_probs.shape[1]))
+    return kept, probs, skipped

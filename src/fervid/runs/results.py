@@ -25,7 +25,7 @@ class FoldFileError(RunDirError, ValueError):
 
 #: ``run.json`` fields copied into ``metrics.json`` when present: a run scored from
 #: already-trained models (``trained``: false) names them (``fold_weights``: the folder).
-PROVENANCE_FIELDS = ("trained", "fold_weights")
+PROVENANCE_FIELDS = ("trained", "fold_weights", "pretrained")
 
 
 @dataclass(frozen=True)
