@@ -35,7 +35,7 @@ browser:
 		|| echo "chromium could not be installed: the browser test will skip"
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 bench: venv
 	$(PY) benchmarks/loso_speed.py

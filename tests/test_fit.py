@@ -123,3 +123,17 @@ def test_fit_cli_and_bad_config(fer_like, tmp_path):
                                       "--no-progress"])
     assert result.exit_code == 2
     assert "data.size 32 is larger than data.resize 24" in result.output
+
+
+def test_carved_validation_keeps_subjects_apart():
+    subjects = [f"S{i // 4:03d}" for i in range(40)]  # 10 subjects, 4 samples each
+    labels = np.array([i % 2 for i in range(40)])
+    splits = holdout.holdout_splits([""] * 40, labels, 0.2, seed=0, subjects=subjects)
+    assert splits.validation_source == "carved by subject"
+    train = {subjects[i] for i in splits.train.tolist()}
+    val = {subjects[i] for i in splits.validation.tolist()}
+    assert val and train and not train & val
+    assert len(splits.train) + len(splits.validation) == 40
+    # Without subjects: per class; too small to stratify falls back to a plain split.
+    tiny = holdout.holdout_splits([""] * 5, np.array([0, 1, 2, 3, 4]), 0.2, seed=0)
+    assert (len(tiny.train), len(tiny.validation)) == (4, 1)

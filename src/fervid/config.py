@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fervid.errors import FervidError, path_error
 from fervid.samples import PROTOCOL_CLASSES
@@ -202,6 +202,12 @@ class KfoldConfig(_Strict):
         return fingerprint(self, precision=precision)
 
 
+class FitModelConfig(ModelConfig):
+    """A model of still faces: ``frame_resnet`` (or the single-image baselines' builders)."""
+
+    name: Literal["frame_resnet", "apex_resnet", "global_di_resnet"] = "frame_resnet"
+
+
 class FitDataConfig(_Strict):
     """Still faces of a release (``--data-root``) and how they are fed."""
 
@@ -217,9 +223,17 @@ class FitDataConfig(_Strict):
     hflip: bool = True
     #: Class names in label order; None: the release's.
     classes: list[str] | None = None
-    #: Where the release has no validation split: the fraction of training samples (per
-    #: class, seeded) held out to choose the epoch; 0 trains on all and keeps the last epoch.
+    #: Where the release has no validation split: the fraction of training samples held out
+    #: to choose the epoch (whole subjects when the release names them, else per class;
+    #: seeded); 0 trains on all and keeps the last epoch.
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _crop_fits(self):
+        if self.size > self.resize:
+            raise ValueError(f"data.size {self.size} is larger than data.resize "
+                             f"{self.resize}: the input is a crop of the resized face")
+        return self
 
 
 class FitTrainConfig(TrainConfig):
@@ -244,8 +258,8 @@ class FitConfig(_Strict):
 
     name: str = "fit"
     seed: int = 0
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(
-        name="frame_resnet", stem="small", drop_rate=0.0))
+    model: FitModelConfig = Field(default_factory=lambda: FitModelConfig(
+        stem="small", drop_rate=0.0))
     data: FitDataConfig = Field(default_factory=FitDataConfig)
     train: FitTrainConfig = Field(default_factory=lambda: FitTrainConfig(
         optimizer="sgd", lr=0.1, batch_size=128, epochs=15, weight_decay=5e-4))

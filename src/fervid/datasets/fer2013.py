@@ -13,13 +13,12 @@ FER2013 has no subject ids: ``subject`` is empty.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fervid.datasets.class_names import BASIC_CLASSES
-from fervid.datasets.image_folder import read_image_folder
+from fervid.datasets.image_folder import FaceImageSet, read_face_folders
 from fervid.errors import PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError, Sample, SampleTable
 
@@ -27,20 +26,7 @@ from fervid.samples import DatasetFormatError, Sample, SampleTable
 FER2013_CLASSES: tuple[str, ...] = BASIC_CLASSES
 #: ``Usage`` → split.
 USAGE_SPLITS = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
-#: Folder names of the image-folder release → split.
-FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "validation",
-                 "val": "validation", "publictest": "validation", "test": "test",
-                 "privatetest": "test"}
 SIDE = 48
-
-
-@dataclass(frozen=True)
-class FaceImageSet:
-    """Still faces: the sample table plus, for releases that store pixels inline (the CSV),
-    those pixels ``(N, H, W)`` uint8 in table order; None where each sample names its file."""
-
-    table: SampleTable
-    pixels: np.ndarray | None = None
 
 
 def read_fer2013(root: Path | str) -> FaceImageSet:
@@ -62,14 +48,10 @@ def read_fer2013(root: Path | str) -> FaceImageSet:
     if not root.is_dir():
         raise PathNotFoundError(f"{root}: FER2013 not found (expected fer2013.csv or a folder "
                                 f"with train/, validation/, test/)")
-    splits = {p: FOLDER_SPLITS[p.name.lower()] for p in sorted(root.iterdir())
-              if p.is_dir() and p.name.lower() in FOLDER_SPLITS}
-    if not splits:
+    table = read_face_folders(root, dataset="fer2013", classes=FER2013_CLASSES)
+    if not any(s.split for s in table):
         raise DatasetFormatError(root, ["neither fer2013.csv nor split folders (train/, "
                                         "validation/, test/)"])
-    tables = [read_image_folder(folder, dataset="fer2013", split=split,
-                                classes=FER2013_CLASSES) for folder, split in splits.items()]
-    table = SampleTable.concat(tables)
     return FaceImageSet(SampleTable(table.samples, FER2013_CLASSES, "7class"))
 
 

@@ -47,17 +47,18 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
 
 def read_face_release(cfg: FitConfig, data_root: Path):
     """The labelled still faces ``cfg.data`` names under ``data_root``, as a
-    :class:`~fervid.datasets.fer2013.FaceImageSet`: FER2013 (with its splits), an image folder,
-    or CK+ (each sequence's last, apex frame; no split). ``data.classes``, when set, keeps the
+    :class:`~fervid.datasets.image_folder.FaceImageSet`: FER2013 (with its splits), an image folder,
+    (split by split when it holds train/ validation/ test/) or CK+ (each sequence's last, apex
+    frame; no split). ``data.classes``, when set, keeps the
     faces of those classes, in that label order."""
-    from fervid.datasets.fer2013 import FaceImageSet, read_fer2013
-    from fervid.datasets.image_folder import read_image_folder
+    from fervid.datasets.fer2013 import read_fer2013
+    from fervid.datasets.image_folder import FaceImageSet, read_face_folders
 
     d, root = cfg.data, Path(data_root)
     if d.dataset == "fer2013":
         images = read_fer2013(root)
     elif d.dataset == "image_folder":
-        images = FaceImageSet(read_image_folder(root))
+        images = FaceImageSet(read_face_folders(root))
     else:
         from fervid.datasets.ckplus import read_ckplus
 

@@ -3,14 +3,19 @@
 Each image is taken as an already-cropped face: no detection, only resizing. Folder names go
 through :func:`~fervid.datasets.class_names.require_class` (``angry/`` reads as ``anger``), so
 any static FER set laid out this way reads with no code. Every image becomes a one-frame
-:class:`~fervid.samples.Sample` whose ``clip`` is the file's stem.
+:class:`~fervid.samples.Sample` whose ``clip`` is ``<folder>_<file name>`` (unique in a split).
+A root holding split folders (``train/``, ``validation/`` or ``val/``, ``test/``, each
+``<class>/<image>``) is read split by split (:func:`read_face_folders`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from fervid.datasets.class_names import VOCABULARY, require_class
 from fervid.errors import PathNotFoundError
@@ -18,6 +23,22 @@ from fervid.samples import DatasetFormatError, Sample, SampleTable
 
 #: Suffixes read as images (lower case).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+#: Split folder names (lower case) → split.
+FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "validation",
+                 "val": "validation", "publictest": "validation", "test": "test",
+                 "privatetest": "test"}
+
+
+@dataclass(frozen=True)
+class FaceImageSet:
+    """Still faces: the sample table plus, for releases that store pixels inline (the FER2013
+    CSV), those pixels ``(N, H, W)`` uint8 in table order; None where each sample names its
+    file."""
+
+    table: SampleTable
+    pixels: np.ndarray | None = None
 
 
 class SkippedFilesWarning(UserWarning):
@@ -77,11 +98,31 @@ def read_image_folder(root: Path | str, *, dataset: str = "image_folder", split:
         skipped += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
         if not images:
             problems.append(f"{folder.name}/: no images ({', '.join(IMAGE_SUFFIXES)})")
-        samples += [Sample(dataset, "", p.stem, 0, 0, 0, name, label_of[name], (p,), split)
-                    for p in images]
+        samples += [Sample(dataset, "", f"{folder.name}_{p.name}", 0, 0, 0, name,
+                           label_of[name], (p,), split) for p in images]
     if problems:
         raise DatasetFormatError(root, problems)
     if skipped:
         warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not images, e.g. "
                       f"{skipped[0]}", SkippedFilesWarning, stacklevel=2)
     return SampleTable(samples, tuple(classes), "image_folder")
+
+
+def read_face_folders(root: Path | str, *, dataset: str = "image_folder",
+                      classes: Sequence[str] | None = None) -> SampleTable:
+    """:func:`read_image_folder` of ``root``, or of each split folder in it (see the module
+    docstring; the classes are the union over the splits unless ``classes`` is given)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PathNotFoundError(f"{root}: image folder not found")
+    splits = {p: FOLDER_SPLITS[p.name.lower()] for p in sorted(root.iterdir())
+              if p.is_dir() and p.name.lower() in FOLDER_SPLITS}
+    if not splits:
+        return read_image_folder(root, dataset=dataset, classes=classes)
+    if classes is None:
+        names = {require_class(c.name, str(c)) for folder in splits for c in folder.iterdir()
+                 if c.is_dir() and not c.name.startswith(".")}
+        classes = sorted(names, key=VOCABULARY.index)
+    tables = [read_image_folder(folder, dataset=dataset, split=split, classes=classes)
+              for folder, split in splits.items()]
+    return SampleTable.concat(tables)

@@ -67,6 +67,18 @@ def score(labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray,
     )
 
 
+def split_summary(labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray,
+                  classes: Sequence[str]) -> dict:
+    """One split's figures as ``metrics.json`` holds them (``fervid fit``, ``fervid
+    evaluate``): ``acc``, ``uar``, ``per_class_recall``, ``confusion`` (rows: true class, in
+    ``classes`` order), ``n_samples`` and ``classes``."""
+    s = score(labels, preds, classes)
+    cm = confusion_matrix(np.asarray(labels, int), np.asarray(preds, int),
+                          labels=list(range(len(classes))))
+    return {"acc": s.acc, "uar": s.uar, "per_class_recall": s.per_class_recall,
+            "confusion": cm.tolist(), "n_samples": s.n_samples, "classes": list(classes)}
+
+
 def score_predictions(frame: pd.DataFrame, classes: Sequence[str]) -> dict:
     """Whole-set, per-dataset and per-subject scores of a ``predictions.csv`` frame.
 

@@ -4,6 +4,7 @@ checkpoint (e.g. ``RUN/model.pt`` of ``fervid fit`` on FER2013). Nothing is down
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,12 @@ class PretrainedLoad:
     layers: tuple[str, ...]
     n_tensors: int
 
+    def to_dict(self) -> dict:
+        """For ``run.json`` / ``metrics.json``; ``sha1`` tells a retrained file apart."""
+        digest = hashlib.sha1(self.path.read_bytes()).hexdigest()[:12]
+        return {"path": str(self.path), "sha1": digest, "kind": self.kind,
+                "layers": list(self.layers), "n_tensors": self.n_tensors}
+
     def describe(self) -> str:
         return (f"{self.path} ({self.kind}): loaded {self.n_tensors} tensors into "
                 f"{', '.join(self.layers)}")
@@ -50,7 +57,7 @@ def _trunk(model: nn.Module) -> tuple[nn.Module, str, int]:
 
 def _read_state(path: Path) -> tuple[dict, str]:
     if not path.is_file():
-        raise ConfigError(f"pretrained weights not found: {path} (fervid never downloads; "
+        raise ConfigError(f"model.pretrained_path {path}: not found (fervid never downloads; "
                           f"give a torchvision .pth or a fervid checkpoint)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -17,16 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tvm
 
 from fervid.models.output import ModelOutput
 from fervid.models.pretrained import load_backbone_weights
 from fervid.models.registry import register_model
+from fervid.models.resnet_trunk import BACKBONES, STEMS, resnet_trunk  # noqa: F401
 
-#: Backbone names → torchvision constructors (always called with ``weights=None``).
-BACKBONES = {"resnet18": tvm.resnet18, "resnet34": tvm.resnet34, "resnet50": tvm.resnet50}
-#: ``conv1`` variants (see :class:`ResNetBackbone`).
-STEMS = ("imagenet", "small")
 #: ResNet stages after which the spatial non-local block may sit, with their base widths.
 STAGE_WIDTHS = {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
 
@@ -126,22 +122,11 @@ class ResNetBackbone(nn.Module):
                  spatial_attention: bool = True, spatial_stage: str = "layer3",
                  stem: str = "imagenet"):
         super().__init__()
-        if stem not in STEMS:
-            raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
         if spatial_stage not in STAGE_WIDTHS:
             raise ValueError(f"unknown spatial_stage {spatial_stage!r}; "
                              f"choose one of {sorted(STAGE_WIDTHS)}")
-        resnet = BACKBONES[backbone](weights=None)
-        if stem == "small":
-            resnet.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        elif in_chans != 3:
-            resnet.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        if stem == "small" or in_chans != 3:
-            nn.init.kaiming_normal_(resnet.conv1.weight, mode="fan_out", nonlinearity="relu")
-        self.out_dim = resnet.fc.in_features
-        resnet.fc = nn.Identity()  # the heads live in the models; no parameters here
+        resnet = resnet_trunk(backbone, in_chans=in_chans, stem=stem)
+        self.out_dim = resnet.num_features
         self.resnet, self.in_chans, self.name, self.stem = resnet, in_chans, backbone, stem
         self.spatial_stage = spatial_stage
         expansion = type(resnet.layer1[0]).expansion  # 1 basic block, 4 bottleneck

@@ -6,7 +6,8 @@ is a dataset's ``happiness``). Classes only one side knows are listed and left o
 of data-only classes are not scored, and the prediction is the argmax over the classes both
 sides know. Writes ``RUN/metrics.json`` (``acc``, ``uar``, ``n_samples``,
 ``per_class_recall``, ``confusion``, ``classes``, ``left_out``) and ``RUN/predictions.csv``;
-``fervid evaluate`` adds ``RUN/report.html``.
+``fervid evaluate`` adds ``RUN/report.html``. A release with a test split (FER2013) is scored
+on that split only (``metrics.json``'s ``split``), every sample otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from fervid.config import FitConfig
@@ -25,10 +25,10 @@ from fervid.datasets.class_names import canonical_class
 from fervid.datasets.from_config import read_face_release
 from fervid.errors import FervidError, OptionError
 from fervid.files import atomic_write
-from fervid.metrics import score
+from fervid.metrics import split_summary
 from fervid.representation.face_images import eval_face_batches, load_face_images
 from fervid.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
-from fervid.runs.store import RunStore
+from fervid.runs.store import RunStore, split_prediction_frame
 from fervid.training.loop import evaluate
 
 #: Datasets a frame model can be scored on (``--dataset``).
@@ -94,16 +94,26 @@ def evaluate_checkpoint(checkpoint: Path, data_root: Path, out: Path,
     images = read_face_release(read_cfg, data_root)
     table = images.table
     match = match_classes(ckpt.classes, table.classes, where=f"{checkpoint} on {data_root}")
-    keep = np.array([s.label in match.data_index for s in table], bool)
+    # A release with a test split (FER2013's PrivateTest) is scored on it alone: its other
+    # splits may be what the model was trained and selected on.
+    has_test = any(s.split == "test" for s in table)
+    split = "test" if has_test else "all"
+    keep = np.array([s.label in match.data_index and (not has_test or s.split == "test")
+                     for s in table], bool)
+    if not keep.any():
+        raise NoCommonClassError(f"{data_root}: no sample of the shared classes "
+                                 f"{list(match.common)}")
     store = RunStore(out)
     info = {"protocol": "cross_dataset", "name": f"{cfg.name} on {name}", "seed": cfg.seed,
             "classes": list(match.common), "checkpoint": str(checkpoint),
-            "data_root": str(data_root), "dataset": name}
+            "data_root": str(data_root), "dataset": name, "split": split}
     store.open(cfg, {**info, "fingerprint": f"{Path(checkpoint).resolve()}|{name}"})
     spec = ckpt.input_spec
-    faces = load_face_images(table, spec.resize or spec.size, gray=spec.mode == "gray",
-                             pixels=images.pixels, show_progress=progress)
-    index = torch.from_numpy(np.flatnonzero(keep))
+    scored = table.filter(keep)  # decode only the faces that are scored
+    faces = load_face_images(scored, spec.resize or spec.size, gray=spec.mode == "gray",
+                             pixels=None if images.pixels is None else images.pixels[keep],
+                             show_progress=progress)
+    index = torch.arange(len(scored))
     model = build_model_from_checkpoint(ckpt)
     probs = evaluate(model, eval_face_batches(faces, index, 256, spec.size)).probs
     probs = probs[:, list(match.model_index)]
@@ -111,23 +121,16 @@ def evaluate_checkpoint(checkpoint: Path, data_root: Path, out: Path,
     preds = probs.argmax(1).numpy()
     to_common = {d: i for i, d in enumerate(match.data_index)}
     labels = np.array([to_common[int(v)] for v in faces.y[index]])
-    s = score(labels, preds, match.common)
-    from sklearn.metrics import confusion_matrix
-
-    metrics = {"acc": s.acc, "uar": s.uar, "n_samples": s.n_samples,
-               "per_class_recall": s.per_class_recall,
-               "confusion": confusion_matrix(labels, preds,
-                                             labels=range(len(match.common))).tolist(),
-               "classes": list(match.common),
+    metrics = {**split_summary(labels, preds, match.common),
                "left_out": {"model_only": list(match.model_only),
                             "data_only": list(match.data_only),
-                            "n_samples": int((~keep).sum())},
-               "checkpoint": str(checkpoint), "dataset": name,
+                            "n_samples": int(sum(s.label not in match.data_index
+                                                 for s in table))},
+               "checkpoint": str(checkpoint), "dataset": name, "split": split,
                "wall_s": round(time.monotonic() - started, 1)}
-    rows = [{"split": "evaluation", "clip": table[i].clip, "label": int(y), "pred": int(p),
-             **{f"p_{c}": round(float(v), 6) for c, v in zip(match.common, pr, strict=True)}}
-            for i, y, p, pr in zip(index.tolist(), labels, preds, probs, strict=True)]
-    pd.DataFrame(rows).to_csv(store.root / "predictions.csv", index=False)
+    clips = [sample.clip for sample in scored]
+    split_prediction_frame("evaluation", clips, labels, preds, probs, match.common).to_csv(
+        store.root / "predictions.csv", index=False)
     atomic_write(store.root / "metrics.json",
                  lambda p: p.write_text(json.dumps(metrics, indent=2)))
     return metrics

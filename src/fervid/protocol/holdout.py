@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 
 from fervid.config import ConfigError, FitConfig
-from fervid.datasets.fer2013 import FaceImageSet
+from fervid.datasets.image_folder import FaceImageSet
 from fervid.files import atomic_write
 from fervid.losses import build_training_loss
-from fervid.metrics import score
+from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import progress_bar
 from fervid.representation.face_images import (
@@ -42,7 +42,7 @@ from fervid.representation.face_images import (
 )
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
-from fervid.runs.store import RunStore
+from fervid.runs.store import RunStore, split_prediction_frame
 from fervid.training.loop import evaluate, train_one_epoch
 from fervid.training.setup import make_optimizer, make_scheduler
 
@@ -62,23 +62,36 @@ class HoldoutSplits:
     validation_source: str
 
 
-def holdout_splits(splits: list[str], labels: np.ndarray, fraction: float, seed: int
-                   ) -> HoldoutSplits:
+def holdout_splits(splits: list[str], labels: np.ndarray, fraction: float, seed: int,
+                   subjects: list[str] | None = None) -> HoldoutSplits:
     """The split of each sample (``train``, ``validation``, ``test`` or ``""`` for a release
-    without splits, read as ``train``), with a validation split carved per class from the
-    training samples when the release has none and ``fraction > 0``."""
-    from sklearn.model_selection import train_test_split
+    without splits, read as ``train``), with a validation split carved from the training
+    samples when the release has none and ``fraction > 0``: whole subjects when ``subjects``
+    names them (CK+: no person in both parts), else per class; seeded by ``seed``."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     names = np.array([s or "train" for s in splits])
     index = {k: np.flatnonzero(names == k) for k in SPLITS}
     source = "release" if len(index["validation"]) else "none"
-    if not len(index["validation"]) and fraction > 0 and len(index["train"]) > 1:
-        train = index["train"]
-        counts = np.bincount(labels[train])
-        stratify = labels[train] if counts[counts > 0].min() >= 2 else None
-        train, val = train_test_split(train, test_size=fraction, random_state=seed,
-                                      stratify=stratify)
-        index["train"], index["validation"], source = np.sort(train), np.sort(val), "carved"
+    train = index["train"]
+    if not len(index["validation"]) and fraction > 0 and len(train) > 1:
+        groups = None if subjects is None else np.array(subjects)[train]
+        if groups is not None and len(set(groups)) >= 2 and all(groups):
+            n_splits = min(max(2, round(1 / fraction)), len(set(groups)))
+            folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+            fit_part, val_part = next(folds.split(train, labels[train], groups))
+            train, val = train[fit_part], train[val_part]
+            source = "carved by subject"
+        else:
+            n_val = int(np.ceil(fraction * len(train)))
+            k = len(np.unique(labels[train]))
+            counts = np.bincount(labels[train])
+            stratified = (counts[counts > 0].min() >= 2 and n_val >= k
+                          and len(train) - n_val >= k)
+            train, val = train_test_split(train, test_size=n_val, random_state=seed,
+                                          stratify=labels[train] if stratified else None)
+            source = "carved"
+        index["train"], index["validation"] = np.sort(train), np.sort(val)
     as_tensor = {k: torch.from_numpy(v.astype(np.int64)) for k, v in index.items()}
     return HoldoutSplits(as_tensor["train"], as_tensor["validation"], as_tensor["test"], source)
 
@@ -93,18 +106,22 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
 
     started = time.monotonic()
     d, t = cfg.data, cfg.train
-    if d.size > d.resize:
-        raise ConfigError(f"data.size {d.size} is larger than data.resize {d.resize}: the "
-                          f"input is a crop of the resized face")
     if cfg.run.devices != 1 or cfg.run.num_nodes != 1:
         raise ConfigError("fervid fit trains on one device: set run.devices=1, run.num_nodes=1")
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     table, classes = images.table, list(images.table.classes)
+    if len(classes) < 2:
+        raise ConfigError(f"{data_root}: a classifier needs at least 2 classes, the data has "
+                          f"{classes}")
     labels = np.array([s.label for s in table], dtype=np.int64)
-    splits = holdout_splits([s.split for s in table], labels, d.validation_fraction, cfg.seed)
+    splits = holdout_splits([s.split for s in table], labels, d.validation_fraction, cfg.seed,
+                            [s.subject for s in table])
     if not len(splits.train):
         raise ConfigError(f"{data_root}: no training samples")
+    absent = [c for i, c in enumerate(classes) if not (labels[splits.train] == i).any()]
+    if absent:
+        log.warning("%s: no training samples of %s", data_root, ", ".join(absent))
     selection = t.selection
     if selection == "best_validation" and not len(splits.validation):
         log.warning("no validation split: train.selection=best_validation falls back to the "
@@ -135,10 +152,13 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     optimizer = make_optimizer(t, [*model.parameters(), *criterion.parameters()])
     steps = -(-len(splits.train) // t.batch_size)
     scheduler = make_scheduler(t, optimizer, steps * t.epochs)
+    # NHWC convolutions are faster on CPUs (oneDNN); weights and results are the same layout-free
+    # state dict either way.
+    model = model.to(memory_format=torch.channels_last)
     model, optimizer = fabric.setup(model, optimizer)
     order = torch.Generator().manual_seed(cfg.seed)
     state = _TrainingState(store.checkpoint_path("fit"))
-    start = state.restore(model, optimizer, scheduler, order)
+    start = state.restore(model, optimizer, scheduler, order, criterion)
     epoch_log = EpochLog(store.log_path("fit"), ("epoch", "loss", "train_acc", "val_acc",
                                                  "val_uar", "lr", "seconds"))
     epoch_log.truncate_after(start)
@@ -156,7 +176,8 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
                 fabric.backward, scheduler, lambda n: bar.advance(batches, n))
             val = _score_split(model, faces, splits.validation, d.size, t.batch_size, classes,
                                fabric)
-            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection)
+            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection,
+                             criterion)
             epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
                              train_acc=round(stats.train_acc, 6),
                              val_acc=_round(val and val["acc"]), val_uar=_round(val and val["uar"]),
@@ -177,8 +198,7 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
                  if selection == "best_validation" else "last epoch; no split chose it")}
     metrics["samples"] = counts
     if pretrained is not None:
-        metrics["pretrained"] = {"path": str(pretrained.path), "kind": pretrained.kind,
-                                 "layers": list(pretrained.layers)}
+        metrics["pretrained"] = pretrained.to_dict()
     metrics["wall_s"] = round(time.monotonic() - started, 1)
     payload = checkpoint_payload(model.state_dict(), cfg, classes, where=store.root)
     atomic_write(store.root / "model.pt", lambda p: torch.save(payload, p))
@@ -196,31 +216,25 @@ def _round(v: float | None) -> float | str:
 
 def _to_device(batches, fabric):
     for x, y in batches:
-        yield fabric.to_device(x), fabric.to_device(y)
+        yield (fabric.to_device(x).contiguous(memory_format=torch.channels_last),
+               fabric.to_device(y))
 
 
 def _score_split(model, faces: FaceTensors, index: torch.Tensor, size: int, batch_size: int,
                  classes: list[str], fabric, frame: tuple | None = None) -> dict | None:
-    """``acc``, ``uar``, ``per_class_recall``, ``confusion`` and ``n_samples`` of one split
-    (None when it is empty); with ``frame`` also its per-sample predictions under ``_frame``."""
+    """One split's :func:`~fervid.metrics.split_summary` (None when it is empty); with
+    ``frame`` ``(split, table)`` also its per-sample predictions under ``_frame``."""
     if not len(index):
         return None
-    from sklearn.metrics import confusion_matrix
-
     batches = (fabric.to_device(x) for x in eval_face_batches(faces, index, batch_size, size))
     probs = evaluate(model, batches).probs
     preds = probs.argmax(1).numpy()
     labels = faces.y[index].numpy()
-    s = score(labels, preds, classes)
-    out = {"acc": s.acc, "uar": s.uar, "per_class_recall": s.per_class_recall,
-           "confusion": confusion_matrix(labels, preds, labels=range(len(classes))).tolist(),
-           "n_samples": s.n_samples, "classes": classes}
+    out = split_summary(labels, preds, classes)
     if frame is not None:
         split, table = frame
-        rows = [{"split": split, "clip": table[i].clip, "label": int(y), "pred": int(p),
-                 **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, pr, strict=True)}}
-                for i, y, p, pr in zip(index.tolist(), labels, preds, probs, strict=True)]
-        out["_frame"] = pd.DataFrame(rows)
+        out["_frame"] = split_prediction_frame(split, [table[i].clip for i in index.tolist()],
+                                               labels, preds, probs, classes)
     return out
 
 
@@ -232,12 +246,15 @@ class _TrainingState:
         self.best_acc, self.best_epoch, self.best_state = -1.0, 0, None
         self._last_epoch, self._last_state = 0, None
 
-    def restore(self, model, optimizer, scheduler, order: torch.Generator) -> int:
+    def restore(self, model, optimizer, scheduler, order: torch.Generator, criterion) -> int:
         """Load the saved state into the objects; returns the epochs already done (0)."""
         if not self.path.exists():
             return 0
         saved = torch.load(self.path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
+        criterion.load_state_dict(saved["criterion"])  # e.g. the centres of a centre loss
+        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
@@ -250,13 +267,16 @@ class _TrainingState:
         return int(saved["epoch"])
 
     def epoch_done(self, epoch: int, model, optimizer, scheduler, order: torch.Generator,
-                   val: dict | None, selection: str) -> None:
+                   val: dict | None, selection: str, criterion) -> None:
         if selection == "best_validation" and val is not None and val["acc"] > self.best_acc:
             self.best_acc, self.best_epoch = val["acc"], epoch
             self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         saved = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": None if scheduler is None else scheduler.state_dict(),
                  "order": order.get_state(), "torch_rng": torch.get_rng_state(),
+                 "criterion": criterion.state_dict(),
+                 "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                              else None),
                  "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                  "best_state": self.best_state}
         self.path.parent.mkdir(parents=True, exist_ok=True)

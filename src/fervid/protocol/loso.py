@@ -108,27 +108,26 @@ def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root:
             "fingerprint": cfg.fingerprint(precision=precision, fold_groups=fold_groups),
             "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
             "data_root": data_root, "classes": cfg.data.classes, **extra}
-    pretrained = pretrained_backbone(cfg)
-    if pretrained is not None:
+    pretrained = None if extra.get("trained") is False else pretrained_backbone(cfg)
+    if pretrained is not None:  # a resume must start from the same file
         info["pretrained"] = pretrained
     subjects = folds.subjects
     table = pd.DataFrame({"fold": range(len(subjects)),
                           "dataset": [s.split("/", 1)[0] for s in subjects],
                           "subject": [s.split("/", 1)[1] for s in subjects]})
-    store.open(cfg, info, same=("fingerprint", "n_folds", *extra), folds=table)
+    same = ("fingerprint", "n_folds", *extra, *(["pretrained"] if pretrained else []))
+    store.open(cfg, info, same=same, folds=table)
 
 
 def pretrained_backbone(cfg: LosoConfig) -> dict | None:
-    """What ``model.pretrained_path`` loads into the backbone (the file, its kind and the
-    layers filled), for ``run.json``; None without one. Raises the loader's ConfigError
+    """What ``model.pretrained_path`` loads into the backbone (the file, its sha1, its kind and
+    the layers filled), for ``run.json``; None without one. Raises the loader's ConfigError
     before any fold trains when the file does not fit."""
     if getattr(cfg.model, "pretrained_path", None) is None:
         return None
     in_chans = 1 if cfg.data.dssi.mode == "gray" else 3
     model = model_from_config(cfg.model, in_chans=in_chans, num_classes=len(cfg.data.classes))
-    loaded = model.pretrained
-    return {"path": str(loaded.path), "kind": loaded.kind, "layers": list(loaded.layers),
-            "n_tensors": loaded.n_tensors}
+    return model.pretrained.to_dict()
 
 
 def _train_shard(cfg: LosoConfig, data: LosoData, folds: LosoFolds, store: RunStore,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fervid.progress import progress_bar
+from fervid.representation.dynamic_image import standardize
 from fervid.representation.frame_loading import FrameReadError
 from fervid.samples import SampleTable
 
@@ -69,11 +70,10 @@ def load_face_images(table: SampleTable, resize: int, *, gray: bool = True,
 
 
 def standardize_faces(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, S, S)`` any dtype → float32, each image to zero mean and unit variance."""
-    x = x.float()
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-    return (x - mean) / std
+    """``(B, C, S, S)`` any dtype → float32, each image to zero mean and unit variance (the
+    standardisation of dynamic images, :func:`~fervid.representation.dynamic_image.standardize`).
+    """
+    return standardize(x)
 
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:

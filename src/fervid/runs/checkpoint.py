@@ -235,7 +235,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
                    if k not in payload]
         if missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}")
-        parsed, schema = _parse_config(payload["config"], path)
+        parsed, schema = _parse_config(payload["config"], path, payload.get("schema"))
         state, classes = payload["state_dict"], payload["classes"]
         spec = _as_spec(payload["input_spec"])
     elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
@@ -284,13 +284,16 @@ def _as_spec(spec: InputSpec | dict) -> InputSpec:
         raise CheckpointError(f"invalid input spec {spec}: {err}") from err
 
 
-def _parse_config(config: dict | BaseModel, where: Path) -> tuple[BaseModel, str]:
-    for schema, cls in SCHEMAS.items():
+def _parse_config(config: dict | BaseModel, where: Path, schema: str | None = None
+                  ) -> tuple[BaseModel, str]:
+    """The config and its schema name; a recorded ``schema`` is the only one tried."""
+    for name, cls in SCHEMAS.items():
         if isinstance(config, cls):
-            return config, schema
+            return config, name
     data = config.model_dump() if isinstance(config, BaseModel) else dict(config)
     errors = []
-    for schema, cls in SCHEMAS.items():
+    candidates = {schema: SCHEMAS[schema]} if schema in SCHEMAS else SCHEMAS
+    for schema, cls in candidates.items():
         try:
             return cls.model_validate(data), schema
         except ValidationError as err:
@@ -316,6 +319,6 @@ def _read_run_dir(model_path: Path) -> tuple[LosoConfig | KfoldConfig, str, list
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{run_dir}: cannot read config.yaml / run.json: {err}") from err
     parsed, schema = _parse_config(raw or {}, config_path)
-    classes = meta.get("classes") or parsed.data.classes
+    classes = meta.get("classes") or getattr(parsed.data, "classes", None) or []
     return parsed, schema, list(classes)
 

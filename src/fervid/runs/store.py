@@ -183,3 +183,14 @@ def loso_fold_frame(result: FoldPredictions, table, classes: Sequence[str]) -> p
         for k, col in enumerate(result.segment_weights.t().tolist()):
             frame[f"alpha_{k}"] = [round(v, 6) for v in col]
     return frame
+
+
+def split_prediction_frame(split: str, clips: Sequence[str], labels, preds, probs,
+                           classes: Sequence[str]) -> pd.DataFrame:
+    """Per-sample predictions of a scored split (``fervid fit``, ``fervid evaluate``):
+    ``split, clip, label, pred, p_<class>...``; ``probs`` ``(n, len(classes))``."""
+    rows = [{"split": split, "clip": clip, "label": int(y), "pred": int(p),
+             **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, pr, strict=True)}}
+            for clip, y, p, pr in zip(clips, labels, preds, probs, strict=True)]
+    return pd.DataFrame(rows, columns=["split", "clip", "label", "pred",
+                                       *(f"p_{c}" for c in classes)])

@@ -27,7 +27,8 @@ def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
 def make_scheduler(train: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
                    ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The per-step learning-rate schedule of ``train.schedule`` (``fervid fit``'s configs):
-    one-cycle (a 20% warm-up to ``lr``, then cosine annealing), or None for a constant rate."""
+    one-cycle (a 20% warm-up to ``lr``, then cosine annealing; SGD's momentum cycles the other
+    way, 0.95 → 0.85 → 0.95, as torch's ``OneCycleLR`` does), or None for a constant rate."""
     if getattr(train, "schedule", "constant") != "onecycle":
         return None
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.lr,

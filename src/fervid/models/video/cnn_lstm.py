@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tvm
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as make_vgg_layers
 
 from fervid.models.pretrained import load_backbone_weights
 from fervid.models.registry import register_model
+from fervid.models.resnet_trunk import resnet_trunk
 from fervid.models.video.c3d import VideoClassifier
 
 #: Ways to turn the LSTM outputs ``(B, T, hidden)`` into one clip feature.
@@ -53,17 +53,8 @@ class FrameEncoder(nn.Module):
                     nn.init.zeros_(m.bias)
             self.out_dim = 512
         elif backbone == "resnet18":
-            trunk = tvm.resnet18(weights=None)
-            if stem == "small":  # as fervid.models.smastn.ResNetBackbone's: faces of ~48 px
-                trunk.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1,
-                                        bias=False)
-                nn.init.kaiming_normal_(trunk.conv1.weight, mode="fan_out", nonlinearity="relu")
-            elif in_chans != 3:
-                trunk.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3,
-                                        bias=False)
-                nn.init.kaiming_normal_(trunk.conv1.weight, mode="fan_out", nonlinearity="relu")
-            self.out_dim = trunk.fc.in_features
-            trunk.fc = nn.Identity()  # the pooled 512-d vector comes out
+            trunk = resnet_trunk("resnet18", in_chans=in_chans, stem=stem)
+            self.out_dim = trunk.num_features  # the pooled 512-d vector comes out
         else:
             raise ValueError(f"unknown frame backbone {backbone!r}; choose vgg11 or resnet18")
         self.backbone, self.trunk = backbone, trunk

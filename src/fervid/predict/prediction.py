@@ -1,0 +1,174 @@
+"""What :func:`fervid.predict.pipeline.predict_video` returns, and the files it writes of it:
+``predictions.json``, ``timeline.png``, ``face_track.csv`` and ``frame_probs.csv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fervid.errors import FervidError
+from fervid.faces import FaceTrack
+from fervid.predict.outputs import write_frame_probs_csv, write_predictions_json, write_timeline
+from fervid.predict.windows import Window
+from fervid.runs.checkpoint import Checkpoint
+
+#: Per-stage times, in the order the pipeline runs them.
+STAGES = ("decode", "detect_track", "align", "representation", "model")
+
+
+class PredictError(FervidError, ValueError):
+    """A video that cannot be classified (e.g. no window with a face in every frame)."""
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """Class probabilities of one window, frames ``start_frame..end_frame - 1``."""
+
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    probs: tuple[float, ...]
+
+
+@dataclass
+class Prediction:
+    """The result of :func:`predict_video`.
+
+    ``probs`` is the clip-level result (``clip_method``: the mean of the windows'
+    probabilities, or for frame models the mean over frames with a face); ``label`` its
+    argmax. ``frame_probs`` ``(T, K)``: frame models' per-frame probabilities, NaN rows on
+    frames without a face (None for window models). ``stage_s`` holds seconds per stage
+    (:data:`STAGES`) and ``total``.
+    """
+
+    video: str
+    checkpoint: str
+    classes: tuple[str, ...]
+    windows: list[WindowPrediction]
+    probs: np.ndarray
+    label: str
+    fps: float
+    n_frames: int
+    stage_s: dict[str, float] = field(default_factory=dict)
+    skipped: list[tuple[float, float]] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    #: Mean frame-to-frame landmark motion (px of a 112 px crop), ``raw`` and ``smoothed``.
+    landmark_jitter: dict[str, float] | None = None
+    frame_probs: np.ndarray | None = None
+    clip_method: str = "mean of window probabilities"
+    #: Why the windows in ``skipped`` were left out.
+    skip_reason: str = "no face in some frame"
+    #: The face-choice rule and the most faces the detector saw in one frame.
+    face: str = "largest"
+    max_faces: int = 1
+    #: How the face was aligned, and where the frame rate came from.
+    alignment: str = ""
+    fps_source: str = "container"
+
+    @property
+    def n_face_frames(self) -> int:
+        """Frames with a face that were classified (frame models), else 0."""
+        if self.frame_probs is None:
+            return 0
+        return int(np.isfinite(self.frame_probs).all(axis=1).sum())
+
+    @property
+    def label_index(self) -> int:
+        return self.classes.index(self.label)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Video frames processed per second of wall time, end to end."""
+        return self.n_frames / self.stage_s["total"] if self.stage_s.get("total") else 0.0
+
+
+def frame_labels(prediction: Prediction, n_frames: int) -> list[str | None]:
+    """Per frame: the label and probability of the window whose centre is nearest (without
+    windows, a frame model's own label of the frame)."""
+    if not prediction.windows:
+        if prediction.frame_probs is None:
+            return [None] * n_frames
+        return [None if not np.isfinite(row).all()
+                else f"{prediction.classes[int(row.argmax())]} {row.max():.2f}"
+                for row in prediction.frame_probs]
+    centres = np.array([(w.start_frame + w.end_frame - 1) / 2 for w in prediction.windows])
+    nearest = np.abs(np.arange(n_frames)[:, None] - centres[None]).argmin(axis=1)
+    texts = []
+    for w in prediction.windows:
+        k = int(np.argmax(w.probs))
+        texts.append(f"{prediction.classes[k]} {w.probs[k]:.2f}")
+    return [texts[i] for i in nearest]
+
+
+def write_figures(prediction: Prediction, track: FaceTrack, windows: list[Window],
+                   out: Path) -> None:
+    """``timeline.png``, ``face_track.csv`` and (frame models) ``frame_probs.csv``;
+    ``predictions.json`` is named first but written last (:func:`write_predictions`), once
+    the total time is known."""
+    files = {"predictions": out / "predictions.json", "timeline": out / "timeline.png",
+             "face_track": out / "face_track.csv"}
+    probs = np.array([w.probs for w in prediction.windows]).reshape(-1, len(prediction.classes))
+    times = np.arange(prediction.n_frames) / prediction.fps
+    write_timeline(files["timeline"], np.array([w.start_s for w in windows]),
+                   np.array([w.end_s for w in windows]), probs, list(prediction.classes),
+                   f"{Path(prediction.video).name}: {prediction.label} (clip mean)",
+                   frame_times=None if prediction.frame_probs is None else times,
+                   frame_probs=prediction.frame_probs)
+    track.write_csv(files["face_track"])
+    if prediction.frame_probs is not None:
+        files["frame_probs"] = out / "frame_probs.csv"
+        write_frame_probs_csv(files["frame_probs"], times, prediction.frame_probs,
+                              list(prediction.classes))
+    prediction.files.update(files)
+
+
+def write_predictions(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack,
+                       window_s: float, stride_s: float, onnx_path: Path | str | None,
+                       min_face_fraction: float | None) -> None:
+    """``predictions.json``. Frame models add ``frames`` (one entry per frame with a face),
+    ``min_face_fraction`` and ``n_face_frames``; every other key is the same for both kinds."""
+    classes = list(prediction.classes)
+
+    def named(row) -> dict[str, float]:
+        return dict(zip(classes, (round(float(p), 6) for p in row), strict=True))
+
+    payload = {
+        "video": prediction.video,
+        "checkpoint": prediction.checkpoint,
+        "onnx": None if onnx_path is None else str(onnx_path),
+        "model": ckpt.model_name,
+        "input": {"representation": ckpt.input_spec.representation,
+                  "size": ckpt.input_spec.size, "mode": ckpt.input_spec.mode,
+                  "resize": ckpt.input_spec.resize, "alignment": prediction.alignment},
+        "classes": classes,
+        "label_order": ckpt.label_order,
+        "fps": prediction.fps,
+        "fps_source": prediction.fps_source,
+        "n_frames": prediction.n_frames,
+        "face_present_fraction": round(track.present_fraction, 4),
+        "face": {"choice": prediction.face, "max_detected": prediction.max_faces},
+        "landmark_jitter_px": prediction.landmark_jitter,
+        "window_s": window_s,
+        "stride_s": stride_s,
+        "windows": [{"start_frame": w.start_frame, "end_frame": w.end_frame,
+                     "start_s": w.start_s, "end_s": w.end_s,
+                     "probs": named(w.probs),
+                     "label": classes[int(np.argmax(w.probs))]} for w in prediction.windows],
+        "skipped_windows": [{"start_s": round(a, 4), "end_s": round(b, 4),
+                             "reason": prediction.skip_reason} for a, b in prediction.skipped],
+        "clip": {"probs": named(prediction.probs),
+                 "label": prediction.label, "index": prediction.label_index,
+                 "method": prediction.clip_method},
+        "stage_s": prediction.stage_s,
+    }
+    if prediction.frame_probs is not None:
+        payload["min_face_fraction"] = min_face_fraction
+        payload["n_face_frames"] = prediction.n_face_frames
+        payload["frames"] = [
+            {"frame": i, "time_s": round(i / prediction.fps, 4), "probs": named(row),
+             "label": classes[int(row.argmax())]}
+            for i, row in enumerate(prediction.frame_probs) if np.isfinite(row).all()]
+    write_predictions_json(prediction.files["predictions"], payload)
