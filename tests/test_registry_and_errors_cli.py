@@ -15,9 +15,10 @@ from fervid.models.video import VIDEO_MODELS
 #: One input per network, at the smallest size each takes.
 INPUTS = {"ststnet": (2, 3, 28, 28), "off_apexnet": (2, 2, 28, 28),
           "smastn": (2, 3, 1, 32, 32), "apex_resnet": (2, 1, 32, 32),
-          "global_di_resnet": (2, 1, 32, 32), **{n: (2, 3, 8, 32, 32) for n in VIDEO_MODELS}}
+          "global_di_resnet": (2, 1, 32, 32), "frame_resnet": (2, 1, 40, 40),
+          **{n: (2, 3, 8, 32, 32) for n in VIDEO_MODELS}}
 IN_CHANS = {"ststnet": 3, "off_apexnet": 2, "smastn": 1, "apex_resnet": 1,
-            "global_di_resnet": 1}
+            "global_di_resnet": 1, "frame_resnet": 1}
 
 
 def test_every_network_is_registered_once():
