@@ -42,6 +42,31 @@ class PretrainedLoad:
                 f"{', '.join(self.layers)}")
 
 
+@dataclass(frozen=True)
+class StateMismatch:
+    """How a state dict differs from a model's: its missing and unexpected keys, and the keys
+    of both whose shapes differ, as ``(key, shape in the file, shape in the model)``."""
+
+    missing: list[str]
+    unexpected: list[str]
+    wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.wrong_shape)
+
+
+def state_mismatch(target: dict, state: dict, *, counters_optional: bool = False
+                   ) -> StateMismatch:
+    """Compare ``state`` with a module's ``target`` state dict. ``counters_optional``: BatchNorm's
+    ``num_batches_tracked`` counters may be absent (old torchvision files predate them)."""
+    optional = "num_batches_tracked" if counters_optional else None
+    return StateMismatch(
+        [k for k in target if k not in state and not (optional and k.endswith(optional))],
+        [k for k in state if k not in target],
+        [(k, tuple(v.shape), tuple(target[k].shape))
+         for k, v in state.items() if k in target and v.shape != target[k].shape])
+
+
 def _trunk(model: nn.Module) -> tuple[nn.Module, str, int]:
     """The torchvision ResNet inside ``model``, a name for messages and its input channels."""
     if hasattr(model, "resnet"):  # a ResNetBackbone
@@ -109,14 +134,11 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> PretrainedLoad:
     if (kind == "torchvision" and conv1 is not None and conv1.ndim == 4
             and conv1.shape[1] == 3 and want[1] != 3 and conv1.shape[2:] == want[2:]):
         state["conv1.weight"] = conv1.mean(1, keepdim=True).repeat(1, want[1], 1, 1)
-    # Old torchvision files predate BatchNorm's counter; its absence is harmless.
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in target]
-    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-             for k, v in state.items() if k in target and v.shape != target[k].shape]
-    if missing or unexpected or wrong:
+    diff = state_mismatch(target, state, counters_optional=True)
+    if diff:
+        wrong = [f"{k}: file {a} vs model {b}" for k, a, b in diff.wrong_shape]
         parts = [f"{label} ({len(items)}): {', '.join(items[:3])}{' ...' * (len(items) > 3)}"
-                 for label, items in (("missing", missing), ("unexpected", unexpected),
+                 for label, items in (("missing", diff.missing), ("unexpected", diff.unexpected),
                                       ("shape mismatch", wrong)) if items]
         raise ConfigError(f"{path} does not fit a {name} backbone (in_chans={in_chans}): "
                           + "; ".join(parts))

@@ -50,9 +50,16 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return _builder(name)(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int) -> nn.Module:
+def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int,
+                      pretrained: bool = True) -> nn.Module:
     """The network a config's ``model`` section describes (``name``, ``drop_rate`` and any
-    other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``)."""
+    other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``).
+
+    ``pretrained=False`` ignores ``model.pretrained_path``: for a model whose every weight is
+    loaded next (a checkpoint, fold weights), the file training started from is never read.
+    """
+    if not pretrained and getattr(model, "pretrained_path", None) is not None:
+        model = model.model_copy(update={"pretrained_path": None})
     takes = inspect.signature(_builder(model.name)).parameters
     for field in ("pretrained_path", "stem"):
         value = getattr(model, field, None)

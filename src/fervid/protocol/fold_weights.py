@@ -32,6 +32,7 @@ from torch import nn
 from fervid.config import LosoConfig
 from fervid.errors import FervidError, PathNotFoundError, path_error
 from fervid.models import model_from_config
+from fervid.models.pretrained import state_mismatch
 from fervid.progress import progress_bar
 from fervid.protocol.folds import LosoFolds
 from fervid.protocol.loso import open_loso_run
@@ -121,19 +122,13 @@ def load_fold_model(cfg: LosoConfig, path: Path, *, in_chans: int, num_classes: 
         missing, unexpected and mis-shaped keys are listed).
     """
     state = read_state_dict(path)
-    model_cfg = cfg.model
-    if getattr(model_cfg, "pretrained_path", None) is not None:
-        # The fold weights hold every parameter: never read the file training started from.
-        model_cfg = model_cfg.model_copy(update={"pretrained_path": None})
-    model = model_from_config(model_cfg, in_chans=in_chans, num_classes=num_classes)
-    own = model.state_dict()
-    problems = []
-    if missing := [k for k in own if k not in state]:
-        problems.append(f"missing {', '.join(missing)}")
-    if unexpected := [k for k in state if k not in own]:
-        problems.append(f"unexpected {', '.join(unexpected)}")
-    problems += [f"{k} is {tuple(v.shape)}, the model's {tuple(own[k].shape)}"
-                 for k, v in state.items() if k in own and v.shape != own[k].shape]
+    # The fold weights hold every parameter: never read the file training started from.
+    model = model_from_config(cfg.model, in_chans=in_chans, num_classes=num_classes,
+                              pretrained=False)
+    diff = state_mismatch(model.state_dict(), state)
+    problems = [f"{label} {', '.join(items)}" for label, items in
+                (("missing", diff.missing), ("unexpected", diff.unexpected)) if items]
+    problems += [f"{k} is {a}, the model's {b}" for k, a, b in diff.wrong_shape]
     if problems:
         raise FoldWeightsError(f"{path}: does not fit model {cfg.model.name!r} ({in_chans} "
                                f"channels, {num_classes} classes): {'; '.join(problems)}")

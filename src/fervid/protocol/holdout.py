@@ -162,7 +162,6 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     epoch_log = EpochLog(store.log_path("fit"), ("epoch", "loss", "train_acc", "val_acc",
                                                  "val_uar", "lr", "seconds"))
     epoch_log.truncate_after(start)
-    device_faces = FaceTensors(faces.x, faces.y)
     with progress_bar(progress) as bar:
         epochs = bar.add_task("epochs", total=t.epochs, completed=start, status="")
         batches = bar.add_task("batches", total=len(splits.train), status="")
@@ -171,7 +170,7 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
             bar.update(batches, completed=0, status=f"epoch {epoch + 1}")
             stats = train_one_epoch(
                 model, criterion, optimizer,
-                _to_device(train_face_batches(device_faces, splits.train, t.batch_size, d.size,
+                _to_device(train_face_batches(faces, splits.train, t.batch_size, d.size,
                                               order, hflip=d.hflip), fabric),
                 fabric.backward, scheduler, lambda n: bar.advance(batches, n))
             val = _score_split(model, faces, splits.validation, d.size, t.batch_size, classes,

@@ -263,10 +263,9 @@ def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
 
     in_chans, num_classes = ckpt.input_spec.channels, len(ckpt.classes)
     model_cfg = SCHEMAS[ckpt.schema].model_validate(ckpt.config).model
-    if "pretrained_path" in type(model_cfg).model_fields:
-        # The checkpoint holds every weight: never read the ImageNet file it started from.
-        model_cfg = model_cfg.model_copy(update={"pretrained_path": None})
-    model = model_from_config(model_cfg, in_chans=in_chans, num_classes=num_classes)
+    # The checkpoint holds every weight: never read the file training started from.
+    model = model_from_config(model_cfg, in_chans=in_chans, num_classes=num_classes,
+                              pretrained=False)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as err:
