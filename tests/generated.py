@@ -33,3 +33,28 @@ def make_precomputed(folder: Path, *, n_subjects: int = 6, per_subject: int = 8,
                          "label": label, "file": name})
     pd.DataFrame(rows).to_csv(folder / "index.csv", index=False)
     return folder
+
+
+def apex_loso_metrics(tmp_path: Path, data_root: Path, data: dict) -> dict:
+    """``fervid loso`` of a one-epoch apex-frame ResNet on ``data_root`` (the config's ``data``
+    section: ``data``, plus ``format: apex`` and 32 px); exits 0 and returns ``metrics.json``."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fervid.cli import app
+
+    config = {
+        "name": f"{data['dataset']}_apex", "seed": 0,
+        "model": {"name": "apex_resnet", "drop_rate": 0.0},
+        "data": {"format": "apex", "size": 32, **data},
+        "train": {"lr": 1e-3, "batch_size": 4, "epochs": 1},
+        "run": {"engine": "sequential", "workers": 1},
+    }
+    path = tmp_path / "apex.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    result = CliRunner().invoke(app, ["loso", "--config", str(path), "--data-root",
+                                      str(data_root), "--out", str(tmp_path / "run"),
+                                      "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp_path / "run" / "metrics.json").read_text())

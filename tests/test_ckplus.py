@@ -39,6 +39,7 @@ from fervid.faces.detection import NUM_LANDMARKS
 from fervid.samples import DatasetFormatError
 from fervid.synth import make_casme2_like
 from fervid.synth.casme2_like import FRAMES_DIR
+from generated import apex_loso_metrics
 
 SEVEN = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
 REAL_COUNTS = {"anger": 4, "disgust": 9, "fear": 5, "happiness": 8, "sadness": 5, "surprise": 9}
@@ -426,19 +427,6 @@ def test_prepare_without_cohn_kanade_images_exits_2(tmp_path):
 
 def test_prepare_then_loso(aligned, tmp_path):
     out, _ = aligned
-    config = {
-        "name": "ckplus_apex", "seed": 0,
-        "model": {"name": "apex_resnet", "drop_rate": 0.0},
-        "data": {"format": "apex", "dataset": "ckplus", "protocol": "7class",
-                 "classes": list(SEVEN), "size": 32},
-        "train": {"lr": 1e-3, "batch_size": 4, "epochs": 1},
-        "run": {"engine": "sequential", "workers": 1},
-    }
-    path = tmp_path / "apex.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    result = runner.invoke(app, ["loso", "--config", str(path), "--data-root", str(out),
-                                 "--out", str(tmp_path / "run"), "--cache-dir",
-                                 str(tmp_path / "cache"), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = apex_loso_metrics(tmp_path, out, {"dataset": "ckplus", "protocol": "7class",
+                                                "classes": list(SEVEN)})
     assert metrics["n_samples"] == 6 and metrics["n_folds"] == 3

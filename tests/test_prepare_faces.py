@@ -31,6 +31,7 @@ from fervid.representation.frame_loading import load_clip
 from fervid.samples import PROTOCOL_CLASSES
 from fervid.synth import make_casme2_like
 from fervid.synth.casme2_like import FRAMES_DIR
+from generated import apex_loso_metrics
 
 SIZE = 96  # small crops keep the tests fast; the default is 224
 runner = CliRunner()
@@ -219,22 +220,9 @@ def test_unusable_input_exits_2(casme2, tmp_path):
 def test_prepare_then_loso(casme2, prepared, tmp_path):
     _, sheet = casme2
     out, _, _ = prepared
-    config = {
-        "name": "faces_apex", "seed": 0,
-        "model": {"name": "apex_resnet", "drop_rate": 0.0},
-        "data": {"format": "apex", "dataset": "casme2", "protocol": "5class",
-                 "sheet": str(sheet), "classes": list(PROTOCOL_CLASSES["casme2_5class"]),
-                 "size": 32},
-        "train": {"lr": 1e-3, "batch_size": 4, "epochs": 1},
-        "run": {"engine": "sequential", "workers": 1},
-    }
-    path = tmp_path / "apex.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    result = runner.invoke(app, ["loso", "--config", str(path), "--data-root", str(out),
-                                 "--out", str(tmp_path / "run"), "--cache-dir",
-                                 str(tmp_path / "cache"), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = apex_loso_metrics(tmp_path, out, {
+        "dataset": "casme2", "protocol": "5class", "sheet": str(sheet),
+        "classes": list(PROTOCOL_CLASSES["casme2_5class"])})
     assert metrics["n_samples"] == 6 and metrics["n_folds"] == 3
 
 
