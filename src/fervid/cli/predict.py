@@ -49,14 +49,20 @@ def predict(
     alone; a window is the mean of its face frames' probabilities and the clip-level result
     the mean over all frames with a face.
 
+    Long videos stream through in bounded memory, with a progress bar and its ETA. Rotated
+    videos (a phone's display matrix) are turned upright first, as players show them; a
+    variable frame rate is read at its mean rate (both are noted in predictions.json).
+
     Exit status: 0 done; 2 unusable input (missing or unreadable file, not a video, a
-    checkpoint that does not describe a video model); 3 no face found in the video.
+    checkpoint that does not describe a video model, an empty, truncated or damaged video,
+    a still image, a clip too short for a window); 3 no face found in the video.
     """
-    from fervid.cli.common import USER_ERRORS, console, fail
+    from fervid.cli.common import USER_ERRORS, check_output_dir, console, fail
     from fervid.faces import NoFaceFoundError
     from fervid.predict import predict_video
 
     try:
+        check_output_dir(out)
         result = predict_video(video, checkpoint, window_s=window, stride_s=stride,
                                out_dir=out, annotate=annotate, onnx_path=onnx,
                                detect_every=detect_every, progress=progress, face=face,
@@ -107,6 +113,8 @@ def _print_prediction(result, console: Console) -> None:
     if result.max_faces > 1:
         console.print(f"up to {result.max_faces} faces in a frame; followed: {result.face} "
                       "(--face to choose another)", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
     jitter = result.landmark_jitter
     if jitter:
         console.print(f"landmark motion per frame in a 112 px crop: {jitter['raw']:.3f} px raw, "

@@ -22,17 +22,18 @@ from fervid.faces.detection import (
 )
 from fervid.faces.tracking import (
     FaceTrack,
+    FaceTracker,
     NoFaceFoundError,
     landmark_jitter,
     track_faces,
     track_video,
 )
-from fervid.faces.video import VideoFrames, VideoReadError, read_video_frames
+from fervid.faces.video import DecodedFrame, VideoFrames, VideoReadError, read_video_frames
 
 __all__ = [
-    "AlignedFace", "AlignmentError", "DlibFaceDetector", "FaceBox", "FaceDetection",
+    "AlignedFace", "AlignmentError", "DecodedFrame", "DlibFaceDetector", "FaceBox", "FaceDetection",
     "FaceImageError", "FaceModelMissingError", "FaceTrack", "HaarCascadeMissingError",
-    "HaarFaceDetector", "LandmarkPredictor", "NoFaceFoundError", "VideoFrames",
+    "FaceTracker", "HaarFaceDetector", "LandmarkPredictor", "NoFaceFoundError", "VideoFrames",
     "VideoReadError", "align_face", "detect_faces", "dlib_model_path", "five_points",
     "landmark_jitter", "read_video_frames", "template_points", "track_faces", "track_video",
     "transform_points",

@@ -15,6 +15,10 @@
   lag; runs are not smoothed across gaps), and gaps of at most ``max_gap`` frames between two
   faces are filled by linear interpolation (``interpolated``). Longer gaps, and gaps at the
   start or end, stay ``missing`` and are listed by :meth:`FaceTrack.gaps`.
+
+:class:`FaceTracker` does the same one frame at a time: a frame's smoothed values are final
+once a few frames after it are tracked (:attr:`FaceTracker.lag`), so long videos stream
+through in bounded memory (``fervid predict``).
 """
 
 from __future__ import annotations
@@ -154,61 +158,149 @@ def track_faces(frames: Iterable[np.ndarray], *, detector: FaceDetector | None =
     OptionError
         An invalid option or ``choose`` rule.
     """
-    if detect_every < 1 or smooth_window < 1 or max_gap < 0:
-        raise OptionError("detect_every and smooth_window must be >= 1 and max_gap >= 0, got "
-                          f"{detect_every}, {smooth_window}, {max_gap}")
-    chooser = face_choice(choose) if isinstance(choose, str) else choose
-    detector = detector or DlibFaceDetector(upsample=1, max_side=480)
-    predictor = predictor or getattr(detector, "predictor", None) or LandmarkPredictor()
+    tracker = FaceTracker(detector=detector, predictor=predictor, detect_every=detect_every,
+                          smooth_window=smooth_window, max_gap=max_gap,
+                          min_overlap=min_overlap, refine=refine, choose=choose)
+    for frame in frames:
+        tracker.push(frame)
+    tracker.finish()
+    return tracker.track(fps=fps, source=source)
 
-    status: list[str] = []
-    boxes: list[np.ndarray] = []
-    points: list[np.ndarray] = []
-    nan_box = np.full(4, np.nan, np.float32)
-    nan_points = np.full((NUM_LANDMARKS, 2), np.nan, np.float32)
-    box: FaceBox | None = None
-    previous_points: np.ndarray | None = None
-    n_faces: list[int] = []
-    for index, frame in enumerate(frames):
-        if box is None or index % detect_every == 0:
+
+class FaceTracker:
+    """:func:`track_faces` one frame at a time, for videos too long to hold: each
+    :meth:`push` may finalise earlier frames (smoothed, gaps filled), at most :attr:`lag`
+    frames behind the last one pushed, so a caller can use frame ``i`` (align it) while
+    holding only the last ``lag + chunk`` frames. Options as :func:`track_faces`; per frame
+    only the status, the box and the 68 landmarks are kept (about 1.2 kB).
+
+    ``chunk``: frames finalised together (one smoothing call for all of them, cheaper than
+    one per frame).
+    """
+
+    def __init__(self, *, detector: FaceDetector | None = None,
+                 predictor: LandmarkPredictor | None = None, detect_every: int = 5,
+                 smooth_window: int = 5, max_gap: int = 5, min_overlap: float = 0.3,
+                 refine: bool = True, choose: FaceChooser | str = "largest",
+                 chunk: int = 16) -> None:
+        if detect_every < 1 or smooth_window < 1 or max_gap < 0 or chunk < 1:
+            raise OptionError("detect_every, smooth_window and chunk must be >= 1 and "
+                              f"max_gap >= 0, got {detect_every}, {smooth_window}, {chunk}, "
+                              f"{max_gap}")
+        self._chooser = face_choice(choose) if isinstance(choose, str) else choose
+        self._detector = detector or DlibFaceDetector(upsample=1, max_side=480)
+        self._predictor = (predictor or getattr(self._detector, "predictor", None)
+                           or LandmarkPredictor())
+        self.detect_every, self.smooth_window, self.max_gap = detect_every, smooth_window, max_gap
+        self.min_overlap, self.refine, self.chunk = min_overlap, refine, chunk
+        #: A frame's final values depend on raw values up to this many frames after it: the
+        #: smoothing's half width, and a filled gap's far neighbour and its smoothing.
+        self.lag = max_gap + (smooth_window - 1) // 2 + 1
+        self._raw_status: list[str] = []
+        self._raw_boxes: list[np.ndarray] = []
+        self._raw_points: list[np.ndarray] = []
+        self._n_faces: list[int] = []
+        #: Final values of frames ``0 .. finalized - 1``.
+        self.status: list[str] = []
+        self.boxes: list[np.ndarray] = []
+        self.landmarks: list[np.ndarray] = []
+        self._box: FaceBox | None = None
+        self._previous: np.ndarray | None = None
+        self._finished = False
+
+    def __len__(self) -> int:
+        """Frames pushed."""
+        return len(self._raw_status)
+
+    @property
+    def finalized(self) -> int:
+        return len(self.status)
+
+    def push(self, frame: np.ndarray) -> range:
+        """Track one more frame; returns the frames finalised by it (often none)."""
+        self._track(frame, len(self))
+        if len(self) - self.finalized >= self.lag + self.chunk:
+            return self._finalize(len(self) - self.lag)
+        return range(self.finalized, self.finalized)
+
+    def finish(self) -> range:
+        """No more frames: finalise the rest."""
+        self._finished = True
+        return self._finalize(len(self))
+
+    def track(self, *, fps: float = 0.0, source: str = "video") -> FaceTrack:
+        """The whole :class:`FaceTrack`, after :meth:`finish`.
+
+        Raises
+        ------
+        NoFaceFoundError
+            No frame has a face.
+        """
+        if DETECTED not in self._raw_status:
+            raise NoFaceFoundError(f"no face found in {source}")
+        return FaceTrack(np.array(self.status, dtype=object), np.stack(self.boxes),
+                         np.stack(self.landmarks), np.stack(self._raw_points), fps, source,
+                         np.array(self._n_faces, dtype=np.int32))
+
+    def _track(self, frame: np.ndarray, index: int) -> None:
+        box, detector, predictor = self._box, self._detector, self._predictor
+        if box is None or index % self.detect_every == 0:
             faces = detector.detect_faces(frame)
-            n_faces.append(len(faces))
-            found = _pick(faces, box, min_overlap, chooser)
+            self._n_faces.append(len(faces))
+            found = _pick(faces, box, self.min_overlap, self._chooser)
             if found is None:
-                box, previous_points = None, None
-                status.append(MISSING)
-                boxes.append(nan_box)
-                points.append(nan_points)
-                continue
+                self._box, self._previous = None, None
+                self._append(MISSING, _NAN_BOX, _NAN_POINTS)
+                return
             box = found.box
             current = found.landmarks if found.landmarks is not None else predictor(frame, box)
-            status.append(DETECTED)
+            status = DETECTED
         else:
             current = predictor(frame, box)
-            status.append(TRACKED)
-            n_faces.append(-1)
-        if previous_points is not None and status[-1] == TRACKED:
+            status = TRACKED
+            self._n_faces.append(-1)
+        if self._previous is not None and status == TRACKED:
             # Follow the face: move the box with the landmarks' mean motion, then re-predict.
-            dx, dy = current.mean(axis=0) - previous_points.mean(axis=0)
+            dx, dy = current.mean(axis=0) - self._previous.mean(axis=0)
             box = box.shifted(float(dx), float(dy))
-            if refine:
+            if self.refine:
                 current = predictor(frame, box)
-        previous_points = current
-        boxes.append(box.as_array())
-        points.append(current.astype(np.float32))
+        self._box, self._previous = box, current
+        self._append(status, box.as_array(), current.astype(np.float32))
 
-    if not status or DETECTED not in status:
-        raise NoFaceFoundError(f"no face found in {source}")
-    status_array = np.array(status, dtype=object)
-    raw = np.stack(points)
-    short_gaps = [(first, last) for first, last in _runs(status_array == MISSING)
-                  if first > 0 and last < len(status) - 1 and last - first + 1 <= max_gap]
-    smooth_boxes = _fill_gaps(_smooth(np.stack(boxes), status_array, smooth_window), short_gaps)
-    smooth_points = _fill_gaps(_smooth(raw, status_array, smooth_window), short_gaps)
-    for first, last in short_gaps:
-        status_array[first:last + 1] = INTERPOLATED
-    return FaceTrack(status_array, smooth_boxes, smooth_points, raw, fps, source,
-                     np.array(n_faces, dtype=np.int32))
+    def _append(self, status: str, box: np.ndarray, points: np.ndarray) -> None:
+        self._raw_status.append(status)
+        self._raw_boxes.append(box)
+        self._raw_points.append(points)
+
+    def _finalize(self, stop: int) -> range:
+        """Smooth and gap-fill frames ``finalized .. stop - 1`` from a slice of raw frames
+        reaching far enough back that no run or gap they depend on is cut by its start."""
+        first_new = self.finalized
+        if stop <= first_new:
+            return range(first_new, first_new)
+        start = max(0, first_new - self.lag - 1)
+        status = np.array(self._raw_status[start:], dtype=object)
+        # A gap is filled only between two faces: not at the video's start (nor at the
+        # slice's, whose gap began earlier and is too long to reach the new frames), not
+        # at the end (or still open).
+        short_gaps = [(a, b) for a, b in _runs(status == MISSING)
+                      if a > 0 and b < len(status) - 1 and b - a + 1 <= self.max_gap]
+        boxes = _fill_gaps(_smooth(np.stack(self._raw_boxes[start:]), status,
+                                   self.smooth_window), short_gaps)
+        points = _fill_gaps(_smooth(np.stack(self._raw_points[start:]), status,
+                                    self.smooth_window), short_gaps)
+        for a, b in short_gaps:
+            status[a:b + 1] = INTERPOLATED
+        rows = slice(first_new - start, stop - start)
+        self.status.extend(status[rows].tolist())
+        self.boxes.extend(boxes[rows])
+        self.landmarks.extend(points[rows])
+        return range(first_new, stop)
+
+
+_NAN_BOX = np.full(4, np.nan, np.float32)
+_NAN_POINTS = np.full((NUM_LANDMARKS, 2), np.nan, np.float32)
 
 
 def track_video(path: Path | str, **options) -> FaceTrack:

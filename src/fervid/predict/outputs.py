@@ -5,6 +5,7 @@ CSV."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from fervid.files import atomic_write, atomic_write_bytes
+from fervid.files import TMP_MARK, atomic_write, atomic_write_bytes
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -31,14 +32,63 @@ def write_frame_probs_csv(path: Path, times: np.ndarray, frame_probs: np.ndarray
 
     ``times`` ``(T,)`` seconds, ``frame_probs`` ``(T, K)`` with NaN rows where no face.
     """
+    table = _frame_probs_table(np.arange(len(times)), times, frame_probs, classes)
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def _frame_probs_table(frames: np.ndarray, times: np.ndarray, frame_probs: np.ndarray,
+                       classes: Sequence[str]) -> pd.DataFrame:
     face = np.isfinite(frame_probs).all(axis=1)
-    table = pd.DataFrame({"frame": np.arange(len(times)), "time_s": np.round(times, 4),
+    table = pd.DataFrame({"frame": frames, "time_s": np.round(times, 4),
                           "face": face.astype(int)})
     labels = np.array(classes, dtype=object)[np.nan_to_num(frame_probs, nan=-1).argmax(axis=1)]
     table["label"] = np.where(face, labels, None)
     for k, name in enumerate(classes):
         table[name] = frame_probs[:, k].round(6)
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    return table
+
+
+class FrameProbsWriter:
+    """``frame_probs.csv`` (:func:`write_frame_probs_csv`'s rows) written as frames are
+    classified, into a temporary file moved into place by :meth:`commit`: a long video's
+    rows never wait in memory, and a run that fails leaves any earlier file as it was.
+
+    Use as a context manager: leaving it without :meth:`commit` removes the temporary file.
+    """
+
+    def __init__(self, path: Path, fps: float, classes: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}{TMP_MARK}{os.getpid()}")
+        self._file = self._tmp.open("w", newline="")
+        self._fps, self._classes = fps, list(classes)
+        self.rows = 0
+
+    def write(self, frame_probs: np.ndarray) -> None:
+        """The next ``len(frame_probs)`` frames' rows (``(N, K)``, NaN rows: no face)."""
+        if not len(frame_probs):
+            return
+        frames = np.arange(self.rows, self.rows + len(frame_probs))
+        table = _frame_probs_table(frames, frames / self._fps, frame_probs, self._classes)
+        table.to_csv(self._file, index=False, header=self.rows == 0)
+        self.rows += len(frame_probs)
+
+    def commit(self) -> None:
+        if self.rows == 0:  # the header alone
+            _frame_probs_table(np.zeros(0, int), np.zeros(0), np.zeros((0, len(self._classes))),
+                               self._classes).to_csv(self._file, index=False)
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def close(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> FrameProbsWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_timeline(path: Path, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,

@@ -1,44 +1,53 @@
 """Raw video → expression probabilities: decode, track the face, align, cut windows, classify.
 
-:func:`predict_video` makes two passes over the video's frames (three with ``annotate``), so
-memory holds the small aligned crops only, never the decoded frames. The first pass decodes
-the luma plane only; the second decodes colour only for colour models:
+:func:`predict_video` streams: one pass over the video decodes a frame, tracks the face on its
+luma plane (:class:`fervid.faces.FaceTracker`: one face, the largest by default, or the one
+``face`` names, :func:`fervid.faces.tracking.face_choice`), and a few frames later, once the
+tracker has smoothed that frame's landmarks (:attr:`~fervid.faces.FaceTracker.lag`), aligns
+it to the checkpoint's input size and pixel mode (colour is converted only then, only for
+colour models, only on frames with a face) and hands the crop on. Memory holds the last few
+decoded frames and the crops of one window, never the whole video: per frame only the track
+(status, box, 68 landmarks) and, for frame models, the class probabilities are kept. A
+progress bar counts frames, with an ETA.
 
-1. decode + detect/track (:func:`fervid.faces.track_faces`) one face: the largest by default,
-   or the one ``face`` names (:func:`fervid.faces.tracking.face_choice`);
-2. decode + align every frame with a face to the checkpoint's input size and pixel mode;
+Sliding windows (seconds → frames with the video's mean frame rate; GIFs are timed by their
+frame delays, see :mod:`fervid.faces.video`) are classified in one of two ways:
 
-then cuts sliding windows (seconds → frames with the video's mean frame rate; GIFs are timed
-by their frame delays, see :mod:`fervid.faces.video`) and classifies, in one of two ways:
-
-* window models (DSSI, dynamic image, apex, clip): each window's input is built as the model
-  was trained (:func:`fervid.predict.windows.window_input`) and classified; windows with a
-  frame without a face are skipped and listed. The clip's probabilities are the mean of the
-  windows'.
+* window models (DSSI, dynamic image, apex, clip): as soon as a window's last frame is
+  aligned, its input is built as the model was trained
+  (:func:`fervid.predict.windows.window_input`) from a ring buffer of the window's crops, and
+  classified with the next ones, ``batch_size`` at a time; windows with a frame without a face
+  are skipped and listed. The clip's probabilities are the mean of the windows'.
 * frame models (``fervid fit``, :mod:`fervid.predict.frames`): every frame with a face is
-  classified alone; a window's probabilities are the mean of its face frames' (windows with a
-  face in fewer than ``min_face_fraction`` of their frames are skipped and listed), and the
-  clip's are the mean over all frames with a face, so each face frame counts once (windows
-  overlap, and skipped windows would drop frames).
+  classified alone, ``batch_size`` at a time, and its row written to ``frame_probs.csv`` as
+  it goes; a window's probabilities are the mean of its face frames' (windows with a face in
+  fewer than ``min_face_fraction`` of their frames are skipped and listed), and the clip's
+  are the mean over all frames with a face, so each face frame counts once (windows overlap,
+  and skipped windows would drop frames).
 
-The model runs with torch, or with onnxruntime on an exported file.
+The model runs with torch, or with onnxruntime on an exported file. Every file is moved into
+place only once the whole video went through, so a failure part way leaves an earlier run's
+outputs as they were. ``annotate`` decodes the video a second time, streaming too.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fervid.errors import OptionError
-from fervid.faces import FaceTrack, align_face, read_video_frames, track_faces
+from fervid.faces import FaceTrack, FaceTracker, align_face, read_video_frames
 from fervid.faces.detection import DlibFaceDetector, FaceDetector
-from fervid.faces.tracking import FaceChooser, landmark_jitter
+from fervid.faces.tracking import PRESENT, FaceChooser, landmark_jitter
+from fervid.faces.video import DecodedFrame, VideoFrames
 from fervid.predict.frames import frame_crop, frame_inputs, frame_target
-from fervid.predict.outputs import write_annotated_video
+from fervid.predict.outputs import FrameProbsWriter, write_annotated_video
 from fervid.predict.prediction import (  # noqa: F401  (re-exported)
     STAGES,
     PredictError,
@@ -61,22 +70,6 @@ class _Timer:
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
-
-    def timed_frames(self, frames: Iterable[np.ndarray],
-                     advance: Callable[[], object]) -> Iterator[np.ndarray]:
-        """``frames``, with the time spent producing each one added to ``decode``, calling
-        ``advance()`` after each one is used (a progress bar)."""
-        iterator = iter(frames)
-        while True:
-            started = time.perf_counter()
-            try:
-                frame = next(iterator)
-            except StopIteration:
-                self.seconds["decode"] += time.perf_counter() - started
-                return
-            self.seconds["decode"] += time.perf_counter() - started
-            yield frame
-            advance()
 
 
 def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
@@ -112,7 +105,7 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
         Fit the landmarks twice on tracked frames (see :func:`fervid.faces.track_faces`);
         off by default, for speed.
     progress
-        Show progress bars (frames tracked, frames aligned) with their ETA.
+        Show a progress bar (frames decoded, tracked and classified) with its ETA.
     margin
         Border around the aligned face (see :func:`fervid.faces.align_face`); frame models
         trained on FER2013 use that release's own face framing instead
@@ -133,7 +126,9 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
         ``video`` (:class:`~fervid.errors.PathNotFoundError`) or the checkpoint does not
         exist.
     fervid.faces.VideoReadError
-        ``video`` is not a readable video (the message names it).
+        ``video`` is not a readable video: empty, not a video, a still image, no video
+        stream, or truncated or damaged part way (found as it streams; the message names
+        the file).
     fervid.faces.NoFaceFoundError
         No frame has a face: ``no face found in VIDEO``.
     PredictError
@@ -150,6 +145,9 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
             "(data.format: precomputed); predict builds dssi, global_di, apex, clip or frame "
             "inputs from video")
     per_frame = spec.representation == "frame"
+    if window_s <= 0 or stride_s <= 0:
+        raise OptionError(f"window and stride must be positive, got {window_s} s and "
+                          f"{stride_s} s")
     if per_frame and not 0 < min_face_fraction <= 1:
         raise OptionError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
     out = Path(out_dir)
@@ -168,45 +166,42 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
 
         def crop(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
             return align_face(frame, landmarks, size=side, margin=margin).image
-    detect_started = time.perf_counter()
-    with progress_bar(progress) as bar:
-        total = frames.frame_count or None
-        task = bar.add_task("detect + track", total=total, status="frames")
-        # Detection and landmarks work on intensity: decode the luma plane only.
-        gray = timer.timed_frames(frames.as_format("gray"), lambda: bar.advance(task))
-        track = track_faces(gray,
-                            detector=detector or DlibFaceDetector(upsample=0, max_side=480),
-                            detect_every=detect_every, fps=frames.fps, source=str(video),
-                            refine=refine_landmarks, choose=face)
-        timer.seconds["detect_track"] = (time.perf_counter() - detect_started
-                                         - timer.seconds["decode"])
-        task = bar.add_task("align", total=len(track), status="frames")
-        source = timer.timed_frames(frames.as_format(_PIXEL_FORMATS[spec.mode]),
-                                    lambda: bar.advance(task))
-        crops, present = _aligned_crops(timer, source, track, crop, side, spec.channels)
-
-    if per_frame:
-        result = _classify_frames(ckpt, crops, present, frames.fps, timer, onnx_path,
-                                  batch_size, window_s, stride_s, min_face_fraction)
-    else:
-        result = _classify_windows(ckpt, crops, track, frames.fps, timer, onnx_path,
-                                   batch_size, window_s, stride_s, video)
-    usable, probs, skipped, clip_probs, frame_probs = result
-    prediction = Prediction(
-        video=str(video), checkpoint=str(ckpt.path), classes=ckpt.classes,
-        windows=[WindowPrediction(w.start, w.end, round(w.start_s, 4), round(w.end_s, 4),
-                                  tuple(float(p) for p in row))
-                 for w, row in zip(usable, probs, strict=True)],
-        probs=clip_probs, label=ckpt.classes[int(clip_probs.argmax())], fps=frames.fps,
-        n_frames=len(track), stage_s=dict(timer.seconds),
-        skipped=[(w.start_s, w.end_s) for w in skipped], landmark_jitter=_jitter(track),
-        frame_probs=frame_probs, face=face if isinstance(face, str) else "custom",
-        max_faces=int(track.n_faces.max()) if track.n_faces is not None else 1,
-        alignment=alignment, fps_source=frames.fps_source)
-    if per_frame:
-        prediction.clip_method = "mean of frame probabilities over frames with a face"
-        prediction.skip_reason = f"face in fewer than {min_face_fraction:.0%} of its frames"
-    write_figures(prediction, track, usable, out)
+    tracker = FaceTracker(detector=detector or DlibFaceDetector(upsample=0, max_side=480),
+                          detect_every=detect_every, refine=refine_landmarks, choose=face,
+                          chunk=_chunk(frames, spec.mode))
+    classifier = _Classifier(ckpt, onnx_path, batch_size)  # after the video opened
+    with ExitStack() as stack:
+        if per_frame:
+            csv = stack.enter_context(FrameProbsWriter(out / "frame_probs.csv", frames.fps,
+                                                       ckpt.classes))
+            sink: _FrameSink | _WindowSink = _FrameSink(classifier, timer, csv)
+        else:
+            csv = None
+            sink = _WindowSink(classifier, timer, frames.fps, window_s, stride_s)
+        times = _stream(frames, tracker, sink, crop, side, spec.channels, spec.mode, timer,
+                        progress)
+        track = tracker.track(fps=frames.fps, source=str(video))
+        if per_frame:
+            usable, probs, skipped, clip_probs, frame_probs = sink.finish(
+                track, frames.fps, window_s, stride_s, min_face_fraction)
+        else:
+            usable, probs, skipped, clip_probs, frame_probs = sink.finish(track, video, window_s)
+        prediction = Prediction(
+            video=str(video), checkpoint=str(ckpt.path), classes=ckpt.classes,
+            windows=[WindowPrediction(w.start, w.end, round(w.start_s, 4), round(w.end_s, 4),
+                                      tuple(float(p) for p in row))
+                     for w, row in zip(usable, probs, strict=True)],
+            probs=clip_probs, label=ckpt.classes[int(clip_probs.argmax())], fps=frames.fps,
+            n_frames=len(track), stage_s=dict(timer.seconds),
+            skipped=[(w.start_s, w.end_s) for w in skipped], landmark_jitter=_jitter(track),
+            frame_probs=frame_probs, face=face if isinstance(face, str) else "custom",
+            max_faces=int(track.n_faces.max()) if track.n_faces is not None else 1,
+            alignment=alignment, fps_source=frames.fps_source, rotation=frames.rotation,
+            notes=_notes(frames, times))
+        if per_frame:
+            prediction.clip_method = "mean of frame probabilities over frames with a face"
+            prediction.skip_reason = f"face in fewer than {min_face_fraction:.0%} of its frames"
+        write_figures(prediction, track, usable, out, csv)
     if annotate:
         prediction.files["annotated"] = out / "annotated.mp4"
         write_annotated_video(prediction.files["annotated"], read_video_frames(video),
@@ -218,90 +213,227 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     return prediction
 
 
+#: Bytes of decoded frames held while the tracker's smoothing catches up (it finalises frames
+#: in chunks, a few frames behind): 32 frames of 720p, 5 of 4K.
+_HELD_BYTES = 64 * 2**20
+
+
+def _chunk(frames: VideoFrames, mode: str) -> int:
+    """Frames the tracker finalises at once, so the decoded frames held stay near
+    :data:`_HELD_BYTES` (gray models hold luma planes, colour ones FFmpeg's YUV frames)."""
+    per_frame = frames.width * frames.height * (1.0 if mode == "gray" else 1.5)
+    return int(np.clip(_HELD_BYTES // max(per_frame, 1), 1, 32))
+
+
+def _stream(frames: VideoFrames, tracker: FaceTracker, sink: _FrameSink | _WindowSink,
+            crop: Callable[[np.ndarray, np.ndarray], np.ndarray], side: int, channels: int,
+            mode: str, timer: _Timer, progress: bool) -> list[float | None]:
+    """The one pass: decode, track, and hand each finalised frame's crop (None: no face) to
+    ``sink``; returns the frames' presentation times (seconds)."""
+    held: deque[np.ndarray | DecodedFrame] = deque()  # pushed, not yet finalised
+    times: list[float | None] = []
+    seconds = timer.seconds
+    pixel_format = _PIXEL_FORMATS[mode]
+
+    def hand_on(finalised: range) -> None:
+        for index in finalised:
+            frame = held.popleft()
+            if tracker.status[index] not in PRESENT:
+                sink.add(None)
+                continue
+            t0 = time.perf_counter()
+            if not isinstance(frame, np.ndarray):
+                frame = frame.to_array(pixel_format)
+            t1 = time.perf_counter()
+            face = crop(frame, tracker.landmarks[index]).reshape(side, side, channels)
+            t2 = time.perf_counter()
+            seconds["decode"] += t1 - t0
+            seconds["align"] += t2 - t1
+            sink.add(face)
+
+    with progress_bar(progress) as bar:
+        task = bar.add_task("predict", total=frames.frame_count or None,
+                            status="frames decoded, tracked, classified")
+        decoded = frames.decoded()
+        while True:
+            t0 = time.perf_counter()
+            frame = next(decoded, None)
+            if frame is None:
+                seconds["decode"] += time.perf_counter() - t0
+                break
+            gray = frame.to_array("gray")
+            t1 = time.perf_counter()
+            finalised = tracker.push(gray)
+            seconds["decode"] += t1 - t0
+            seconds["detect_track"] += time.perf_counter() - t1
+            times.append(frame.time)
+            held.append(gray if mode == "gray" else frame)
+            hand_on(finalised)
+            bar.advance(task)
+        t0 = time.perf_counter()
+        finalised = tracker.finish()
+        seconds["detect_track"] += time.perf_counter() - t0
+        hand_on(finalised)
+        bar.update(task, total=len(tracker), completed=len(tracker))
+    return times
+
+
+def _notes(frames: VideoFrames, times: list[float | None]) -> list[str]:
+    """What the user should know about the input: a rotation applied, a variable frame rate
+    (window times then use the mean rate)."""
+    notes = []
+    if frames.rotation:
+        notes.append(f"frames turned {frames.rotation} degrees counter-clockwise, as the "
+                     "video's display matrix says")
+    known = np.array([t for t in times if t is not None], dtype=np.float64)
+    steps = np.diff(known)
+    if len(steps) >= 2 and frames.fps_source != "gif delays":
+        period = 1 / frames.fps
+        if np.abs(steps - period).max() > 0.25 * period:
+            notes.append(f"variable frame rate (frame intervals {steps.min() * 1000:.0f} to "
+                         f"{steps.max() * 1000:.0f} ms): windows and times use the mean rate, "
+                         f"{frames.fps:.3g} fps")
+    return notes
+
+
 #: What a classification returns: kept windows, their probabilities ``(W, K)``, skipped
 #: windows, the clip's probabilities ``(K,)`` and the per-frame ones ``(T, K)`` (or None).
 _Result = tuple[list[Window], np.ndarray, list[Window], np.ndarray, np.ndarray | None]
 
 
-def _classify_windows(ckpt: Checkpoint, crops: np.ndarray, track: FaceTrack, fps: float,
-                      timer: _Timer, onnx_path: Path | str | None, batch_size: int,
-                      window_s: float, stride_s: float, video: Path | str) -> _Result:
-    """Window models: one input per window with a face in every frame."""
-    present = track.present
-    if len(track) < 2:
-        raise PredictError(f"{video}: {len(track)} frame decoded; a window needs at least 2")
-    windows = sliding_windows(len(track), fps, window_s, stride_s)
-    usable = [w for w in windows if present[w.start:w.end].all()]
-    skipped = [w for w in windows if not present[w.start:w.end].all()]
-    if not usable:
-        raise PredictError(f"{video}: no {window_s:g} s window has a face in every frame "
-                           f"(face in {track.present_fraction:.0%} of {len(track)} frames)")
-    t0 = time.perf_counter()
-    inputs = np.stack([window_input(crops[w.start:w.end], ckpt.input_spec) for w in usable])
-    timer.seconds["representation"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    probs = _softmax(_classify(ckpt, inputs, onnx_path, batch_size))
-    timer.seconds["model"] = time.perf_counter() - t0
-    return usable, probs, skipped, probs.mean(axis=0), None
+class _Classifier:
+    """The checkpoint's model (torch, or onnxruntime on ``onnx_path``), built once: logits of
+    a batch of inputs."""
+
+    def __init__(self, ckpt: Checkpoint, onnx_path: Path | str | None, batch_size: int) -> None:
+        self.ckpt, self.batch_size = ckpt, batch_size
+        if onnx_path is not None:
+            from fervid.predict.onnx import OnnxClassifier
+
+            self._onnx = OnnxClassifier(onnx_path)
+        else:
+            self._onnx, self._model = None, build_model_from_checkpoint(ckpt)
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """``(N, n_classes) float64`` softmax of the logits of ``inputs`` (one batch)."""
+        if self._onnx is not None:
+            logits = self._onnx(inputs)
+        else:
+            with torch.inference_mode():
+                logits = self._model(torch.from_numpy(inputs)).logits.numpy()
+        return torch.from_numpy(logits).double().softmax(-1).numpy()
 
 
-def _classify_frames(ckpt: Checkpoint, crops: np.ndarray, present: np.ndarray, fps: float,
-                     timer: _Timer, onnx_path: Path | str | None, batch_size: int,
-                     window_s: float, stride_s: float, min_face_fraction: float) -> _Result:
-    """Frame models: every frame with a face alone, then window and clip means."""
-    faces = np.flatnonzero(present)
-    t0 = time.perf_counter()
-    inputs = frame_inputs(crops[faces], ckpt.input_spec)
-    timer.seconds["representation"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    frame_probs = np.full((len(present), len(ckpt.classes)), np.nan)
-    frame_probs[faces] = _softmax(_classify(ckpt, inputs, onnx_path, batch_size))
-    timer.seconds["model"] = time.perf_counter() - t0
-    # A one-frame input (a still GIF) is one window of one frame.
-    windows = (sliding_windows(len(present), fps, window_s, stride_s) if len(present) >= 2
-               else [Window(0, len(present), fps)])
-    usable, probs, skipped = window_means(frame_probs, present, windows, min_face_fraction)
-    return usable, probs, skipped, frame_probs[faces].mean(axis=0), frame_probs
+class _WindowSink:
+    """Window models: crops arrive in frame order; each window is built once its last frame
+    is in (a ring buffer of one window's crops) and classified ``batch_size`` at a time."""
+
+    def __init__(self, classifier: _Classifier, timer: _Timer, fps: float, window_s: float,
+                 stride_s: float) -> None:
+        self.classifier, self.timer, self.fps = classifier, timer, fps
+        # As sliding_windows cuts them; a video shorter than one window is handled at the end.
+        self.length = max(2, round(window_s * fps))
+        self.stride = max(1, round(stride_s * fps))
+        self.ring: deque[np.ndarray | None] = deque(maxlen=self.length)
+        self.count = 0
+        self.next_start = 0
+        self.usable: list[Window] = []
+        self.skipped: list[Window] = []
+        self.inputs: list[np.ndarray] = []
+        self.probs: list[np.ndarray] = []
+
+    def add(self, crop: np.ndarray | None) -> None:
+        self.ring.append(crop)
+        self.count += 1
+        if self.count == self.next_start + self.length:
+            self._window(Window(self.next_start, self.count, self.fps))
+            self.next_start += self.stride
+
+    def _window(self, window: Window) -> None:
+        crops = list(self.ring)[-len(window):]
+        if any(c is None for c in crops):
+            self.skipped.append(window)
+            return
+        t0 = time.perf_counter()
+        self.inputs.append(window_input(np.stack(crops), self.classifier.ckpt.input_spec))
+        self.timer.seconds["representation"] += time.perf_counter() - t0
+        self.usable.append(window)
+        if len(self.inputs) == self.classifier.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.inputs:
+            t0 = time.perf_counter()
+            self.probs.append(self.classifier.probabilities(np.stack(self.inputs)))
+            self.timer.seconds["model"] += time.perf_counter() - t0
+            self.inputs = []
+
+    def finish(self, track: FaceTrack, video: Path | str, window_s: float) -> _Result:
+        n = len(track)
+        if n < 2:
+            raise PredictError(f"{video}: {n} frame decoded; a window needs at least 2")
+        if n < self.length:  # shorter than one window: one window over all of it
+            self._window(Window(0, n, self.fps))
+        self._flush()
+        if not self.usable:
+            raise PredictError(f"{video}: no {window_s:g} s window has a face in every frame "
+                               f"(face in {track.present_fraction:.0%} of {n} frames)")
+        probs = np.concatenate(self.probs)
+        return self.usable, probs, self.skipped, probs.mean(axis=0), None
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    return torch.from_numpy(logits).double().softmax(-1).numpy()
+class _FrameSink:
+    """Frame models: each face crop is classified alone, ``batch_size`` at a time, and the
+    rows of the frames done so far go to ``frame_probs.csv`` at once."""
+
+    def __init__(self, classifier: _Classifier, timer: _Timer, csv: FrameProbsWriter) -> None:
+        self.classifier, self.timer, self.csv = classifier, timer, csv
+        self.n_classes = len(classifier.ckpt.classes)
+        self.rows: list[np.ndarray] = []  # finished frames' probabilities, NaN: no face
+        self.count = 0
+        self.crops: list[np.ndarray] = []
+        self.waiting: list[int] = []  # frames of ``crops``
+        self.done = 0  # frames whose row is known (all before the first waiting face)
+        self.written = 0
+
+    def add(self, crop: np.ndarray | None) -> None:
+        if crop is not None:
+            self.crops.append(crop)
+            self.waiting.append(self.count)
+        self.count += 1
+        if len(self.crops) == self.classifier.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        end = self.count
+        block = np.full((end - self.done, self.n_classes), np.nan)
+        if self.crops:
+            t0 = time.perf_counter()
+            inputs = frame_inputs(np.stack(self.crops), self.classifier.ckpt.input_spec)
+            t1 = time.perf_counter()
+            block[np.array(self.waiting) - self.done] = self.classifier.probabilities(inputs)
+            self.timer.seconds["representation"] += t1 - t0
+            self.timer.seconds["model"] += time.perf_counter() - t1
+        self.rows.append(block)
+        self.csv.write(block)
+        self.done, self.crops, self.waiting = end, [], []
+
+    def finish(self, track: FaceTrack, fps: float, window_s: float, stride_s: float,
+               min_face_fraction: float) -> _Result:
+        self._flush()
+        frame_probs = np.concatenate(self.rows)
+        present = track.present
+        faces = np.flatnonzero(present)
+        # A one-frame input (a still GIF) is one window of one frame.
+        windows = (sliding_windows(len(present), fps, window_s, stride_s) if len(present) >= 2
+                   else [Window(0, len(present), fps)])
+        usable, probs, skipped = window_means(frame_probs, present, windows, min_face_fraction)
+        return usable, probs, skipped, frame_probs[faces].mean(axis=0), frame_probs
 
 
-def _aligned_crops(timer: _Timer, frames: Iterable[np.ndarray], track: FaceTrack,
-                   crop: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int,
-                   channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(T, size, size, C) uint8`` crops ``crop(frame, landmarks)`` of ``frames`` (decoded in
-    the model's pixel mode; zeros where no face) and the face mask; ``frames`` come through
-    ``timer.timed_frames``."""
-    present = track.present
-    crops = np.zeros((len(track), size, size, channels), np.uint8)
-    decode_before = timer.seconds["decode"]
-    started = time.perf_counter()
-    for index, frame in enumerate(frames):
-        if index >= len(track) or not present[index]:
-            continue
-        crops[index] = crop(frame, track.landmarks[index]).reshape(size, size, -1)
-    timer.seconds["align"] = (time.perf_counter() - started
-                              - (timer.seconds["decode"] - decode_before))
-    return crops, present
-
-
-def _classify(ckpt: Checkpoint, inputs: np.ndarray, onnx_path: Path | str | None,
-              batch_size: int) -> np.ndarray:
-    """Logits ``(N, n_classes)`` of ``inputs``, in batches, with torch or onnxruntime."""
-    if onnx_path is not None:
-        from fervid.predict.onnx import OnnxClassifier
-
-        model = OnnxClassifier(onnx_path)
-        return np.concatenate([model(inputs[s:s + batch_size])
-                               for s in range(0, len(inputs), batch_size)])
-    model = build_model_from_checkpoint(ckpt)
-    outputs = []
-    with torch.inference_mode():
-        for s in range(0, len(inputs), batch_size):
-            outputs.append(model(torch.from_numpy(inputs[s:s + batch_size])).logits.numpy())
-    return np.concatenate(outputs)
+#: What a classification returns: kept windows, their probabilities ``(W, K)``, skipped
+#: windows, the clip's probabilities ``(K,)`` and the per-frame ones ``(T, K)`` (or None).
+_Result = tuple[list[Window], np.ndarray, list[Window], np.ndarray, np.ndarray | None]
 
 
 def _jitter(track: FaceTrack) -> dict[str, float] | None:

@@ -10,7 +10,12 @@ import numpy as np
 
 from fervid.errors import FervidError
 from fervid.faces import FaceTrack
-from fervid.predict.outputs import write_frame_probs_csv, write_predictions_json, write_timeline
+from fervid.predict.outputs import (
+    FrameProbsWriter,
+    write_frame_probs_csv,
+    write_predictions_json,
+    write_timeline,
+)
 from fervid.predict.windows import Window
 from fervid.runs.checkpoint import Checkpoint
 
@@ -67,6 +72,11 @@ class Prediction:
     #: How the face was aligned, and where the frame rate came from.
     alignment: str = ""
     fps_source: str = "container"
+    #: Degrees (counter-clockwise) the frames were turned to be shown upright (the video's
+    #: display matrix), and things the user should know about the input (e.g. a variable
+    #: frame rate).
+    rotation: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_face_frames(self) -> int:
@@ -95,7 +105,13 @@ def frame_labels(prediction: Prediction, n_frames: int) -> list[str | None]:
                 else f"{prediction.classes[int(row.argmax())]} {row.max():.2f}"
                 for row in prediction.frame_probs]
     centres = np.array([(w.start_frame + w.end_frame - 1) / 2 for w in prediction.windows])
-    nearest = np.abs(np.arange(n_frames)[:, None] - centres[None]).argmin(axis=1)
+    # Centres increase: the nearest is one of the two around each frame (the earlier on a
+    # tie), found without a frames x windows matrix (18,000 x 1,200 for 10 minutes).
+    frames = np.arange(n_frames)
+    after = np.clip(np.searchsorted(centres, frames), 1, max(len(centres) - 1, 1))
+    before = after - 1
+    nearest = np.where(np.abs(frames - centres[before]) <= np.abs(centres[after] - frames),
+                       before, after) if len(centres) > 1 else np.zeros(n_frames, int)
     texts = []
     for w in prediction.windows:
         k = int(np.argmax(w.probs))
@@ -104,8 +120,9 @@ def frame_labels(prediction: Prediction, n_frames: int) -> list[str | None]:
 
 
 def write_figures(prediction: Prediction, track: FaceTrack, windows: list[Window],
-                   out: Path) -> None:
-    """``timeline.png``, ``face_track.csv`` and (frame models) ``frame_probs.csv``;
+                   out: Path, frame_csv: FrameProbsWriter | None = None) -> None:
+    """``timeline.png``, ``face_track.csv`` and (frame models) ``frame_probs.csv``, or
+    with ``frame_csv`` (its rows streamed while predicting) that file moved into place;
     ``predictions.json`` is named first but written last (:func:`write_predictions`), once
     the total time is known."""
     files = {"predictions": out / "predictions.json", "timeline": out / "timeline.png",
@@ -120,8 +137,11 @@ def write_figures(prediction: Prediction, track: FaceTrack, windows: list[Window
     track.write_csv(files["face_track"])
     if prediction.frame_probs is not None:
         files["frame_probs"] = out / "frame_probs.csv"
-        write_frame_probs_csv(files["frame_probs"], times, prediction.frame_probs,
-                              list(prediction.classes))
+        if frame_csv is not None:
+            frame_csv.commit()
+        else:
+            write_frame_probs_csv(files["frame_probs"], times, prediction.frame_probs,
+                                  list(prediction.classes))
     prediction.files.update(files)
 
 
@@ -147,6 +167,8 @@ def write_predictions(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack
         "label_order": ckpt.label_order,
         "fps": prediction.fps,
         "fps_source": prediction.fps_source,
+        "rotation": prediction.rotation,
+        "notes": prediction.notes,
         "n_frames": prediction.n_frames,
         "face_present_fraction": round(track.present_fraction, 4),
         "face": {"choice": prediction.face, "max_detected": prediction.max_faces},
