@@ -57,13 +57,13 @@ def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monke
     calls = {"n": 0}
     original = kfold_module.EpochLog.append
 
-    def die_after_first_epoch(self, **row):
+    def die_in_second_epoch(self, **row):
         original(self, **row)
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt  # the checkpoint of epoch 1 is already on disk
+        if calls["n"] == 2:  # epoch 2 logged, its checkpoint not yet saved; epoch 1's is
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(kfold_module.EpochLog, "append", die_after_first_epoch)
+    monkeypatch.setattr(kfold_module.EpochLog, "append", die_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
     monkeypatch.setattr(kfold_module.EpochLog, "append", original)
@@ -220,7 +220,7 @@ def test_ddp_on_two_cpu_ranks_trains_through_model_output(release, tmp_path):
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "fervid", "kfold", "--config", str(cfg_path),
                            "--data-root", str(release), "--out", str(out), "--folds", "1",
-                           "--devices", "2", "--no-progress"],
+                           "--devices", "2", "--batch-size", "6", "--no-progress"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     frame = pd.read_csv(out / "folds" / "fold_001.csv", dtype={"clip": str})

@@ -27,3 +27,14 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def remove_stale_tmp(path: Path) -> None:
+    """Remove the temporary files of ``path`` that killed writers left (``.NAME.tmp-*``).
+
+    Only for a file this process alone writes (a fold's files, its checkpoint): another live
+    writer of ``path`` would lose its temporary file.
+    """
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}{TMP_MARK}*"):
+        stale.unlink(missing_ok=True)

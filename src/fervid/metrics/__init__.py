@@ -141,8 +141,10 @@ def save_confusion_png(labels, preds, classes: Sequence[str], path: Path, title:
     """:func:`confusion_figure` written to ``path`` as a PNG."""
     import matplotlib.pyplot as plt
 
+    from fervid.files import atomic_write
+
     fig = confusion_figure(labels, preds, classes, title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=CONFUSION_DPI)
+    # Atomic: a kill mid-write must not leave a truncated PNG under the final name.
+    atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=CONFUSION_DPI))
     plt.close(fig)
     return path

@@ -41,7 +41,7 @@ from fervid.faces import (
     track_faces,
     transform_points,
 )
-from fervid.files import TMP_MARK
+from fervid.files import TMP_MARK, remove_stale_tmp
 from fervid.prepare.pool import OutputFolderError, check_settings, map_clips
 from fervid.prepare.raw_clips import ClipJob, find_clips
 from fervid.progress import progress_bar
@@ -263,6 +263,7 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
         if count != len(track):
             raise ValueError(f"{job.source}: {count} frames decoded for writing, {len(track)} "
                              "when tracking")
+        remove_stale_tmp(track_csv)  # a killed run's half-written track of this clip
         track.write_csv(track_csv, with_landmarks=True)
         _copy_with_clip(job)
         if job.landmarks is not None and job.landmarks_out is not None:
@@ -277,8 +278,7 @@ def _copy_dfew_splits(data_root: Path, out_dir: Path) -> None:
     """Copy EmoLabel_DataSplit/ so the output is a complete DFEW folder (skipped if absent)."""
     src, dst = Path(data_root) / "EmoLabel_DataSplit", out_dir / "EmoLabel_DataSplit"
     if src.is_dir() and not dst.exists():
-        tmp = out_dir / f".{dst.name}{TMP_MARK}{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = _tmp_dir(dst)  # also removes the copies killed runs left
         shutil.copytree(src, tmp)
         os.rename(tmp, dst)
 

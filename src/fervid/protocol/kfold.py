@@ -1,10 +1,15 @@
 """DFEW's 5-fold protocol: train on a fold's training list, test once on its test list.
 
-Each fold trains through Lightning Fabric (one device, several, or several nodes under DDP:
-the batch is split across ranks) with the shared loop (:mod:`fervid.training.loop`), with
-DataLoader workers decoding only the sampled frames. The state is checkpointed after every
-epoch, so a killed run resumes at the epoch it had finished; a fold's predictions are written
-when it ends, and finished folds are skipped. The model of the last epoch is evaluated;
+Each fold trains through Lightning Fabric (one device, several, or several nodes under DDP)
+with the shared loop (:mod:`fervid.training.loop`), with DataLoader workers decoding only the
+sampled frames. Under DDP ``train.batch_size`` stays the whole batch: each of the W ranks
+takes every W-th clip of the same shuffled order, BatchNorm is synchronised across ranks
+(:mod:`fervid.training.sync_batchnorm`) and the gradients are averaged, so a step computes
+what one process computes on that batch (dropout masks aside; a training list that W does not
+divide is padded with repeated clips, as torch's ``DistributedSampler`` does). Only rank 0
+writes to the run directory. The state is checkpointed after every epoch, so a killed run
+resumes at the epoch it had finished; a fold's predictions are written when it ends, and
+finished folds are skipped. The model of the last epoch is evaluated;
 nothing is chosen on the test list.
 
 ``RUN_DIR/`` (the shared run store, :mod:`fervid.runs.store`): ``run.json`` (``"protocol":
@@ -16,22 +21,25 @@ nothing is chosen on the test list.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from fervid.config import ConfigError, KfoldConfig
+from fervid.files import TMP_MARK
 from fervid.losses import build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore
-from fervid.training.loop import evaluate, train_one_epoch
-from fervid.training.setup import fold_seed, make_optimizer
+from fervid.training.loop import EpochStats, evaluate, train_one_epoch
+from fervid.training.setup import fold_seed, make_optimizer, with_resolved_precision
+from fervid.training.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +69,14 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
         raise ConfigError(f"data.classes {d.classes} differ from DFEW's label order "
                           f"{list(split.classes)}")
     out = Path(out)
+    cfg = with_resolved_precision(cfg)
     r = cfg.run
     fabric = Fabric(accelerator=r.accelerator, devices=r.devices, num_nodes=r.num_nodes,
                     precision=r.precision)
+    if cfg.train.batch_size % fabric.world_size:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be a multiple of the "
+                          f"{fabric.world_size} DDP ranks (devices x nodes): each rank takes an "
+                          f"equal share of every batch")
     if fabric.world_size > 1:
         fabric.launch()
     store = RunStore(out)
@@ -71,6 +84,7 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
         store.open(cfg, {"protocol": "dfew_5fold",
                          "fingerprint": cfg.fingerprint(
                              precision=fabric.strategy.precision.precision),
+                         "precision": fabric.strategy.precision.precision,
                          "seed": cfg.seed, "name": cfg.name, "classes": list(cfg.data.classes),
                          "skipped_clips": list(split.missing)})
     fabric.barrier()
@@ -88,14 +102,23 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     return build_kfold_results(out)
 
 
-def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int) -> DataLoader:
+def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int, rank: int = 0,
+            world_size: int = 1) -> DataLoader:
+    """Training (``shuffle``): rank ``rank``'s share, every ``world_size``-th clip of one
+    permutation seeded by ``seed``, in batches of ``batch_size / world_size``. With one rank
+    this is the permutation a ``RandomSampler`` seeded by ``seed`` gives."""
     r = cfg.run
     extra = ({"prefetch_factor": r.prefetch_factor, "persistent_workers": False}
              if r.num_workers > 0 else {})
-    return DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=shuffle,
+    if not shuffle:
+        return DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=False,
+                          num_workers=r.num_workers, drop_last=False, **extra)
+    share = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                               seed=seed, drop_last=False)
+    # The generator seeds the workers (and is drawn from even with none): not the order.
+    return DataLoader(dataset, batch_size=cfg.train.batch_size // world_size, sampler=share,
                       num_workers=r.num_workers, drop_last=False,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
-                      **extra)
+                      generator=torch.Generator().manual_seed(seed), **extra)
 
 
 def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLike) -> None:
@@ -114,6 +137,8 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLi
         net = model_from_config(cfg.model, in_chans=in_chans, num_classes=num_classes)
         criterion = build_training_loss(cfg.train, num_classes=num_classes,
                                         feature_dim=net.num_features, train_labels=labels)
+    if fabric.world_size > 1:
+        net = convert_sync_batchnorm(net, fabric.device)
     optimizer = make_optimizer(cfg.train, [*net.parameters(), *criterion.parameters()])
     model, optimizer = fabric.setup(net, optimizer)
     criterion = fabric.to_device(criterion)
@@ -136,21 +161,44 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLi
         epoch_seed = seed * 1000 + epoch
         torch.manual_seed(epoch_seed)
         train_set.set_epoch(epoch)
-        loader = fabric.setup_dataloaders(_loader(train_set, cfg, shuffle=True, seed=epoch_seed))
-        if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler under DDP
-            loader.sampler.set_epoch(epoch)
-        stats = train_one_epoch(model, criterion, optimizer, loader, fabric.backward)
+        loader = fabric.setup_dataloaders(
+            _loader(train_set, cfg, shuffle=True, seed=epoch_seed, rank=fabric.global_rank,
+                    world_size=fabric.world_size), use_distributed_sampler=False)
+        stats = _all_ranks(fabric, train_one_epoch(model, criterion, optimizer, loader,
+                                                   fabric.backward))
         state["epoch"] = epoch + 1
-        fabric.save(ckpt, state)  # every epoch: a killed run loses at most the current one
+        # The row first: a kill before the checkpoint redoes the epoch, and the resume drops
+        # the row (truncate_after); the other order would lose it.
         if fabric.global_rank == 0:
             epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
                              train_acc=round(stats.train_acc, 6),
                              wall_s=round(time.monotonic() - started, 2))
+        _save_state(fabric, ckpt, state)  # every epoch: a kill loses at most the current one
         bar.update(task, advance=1, status=f"loss {stats.loss:.4f}")
     bar.remove_task(task)
     if fabric.global_rank == 0:
         _evaluate(cfg, fabric, model.module, test_set, fold, store)
     fabric.barrier()
+
+
+def _save_state(fabric, path: Path, state: dict) -> None:
+    """``fabric.save`` to a temporary file (one name on every rank), moved into place by rank
+    0: Fabric's own save is atomic only when TMPDIR is on the run's file system; on another
+    one (a node's /tmp, the run on shared storage) it copies the file into place."""
+    tmp = path.with_name(f".{path.name}{TMP_MARK}save")
+    fabric.save(tmp, state)  # on every rank (it ends in a barrier); rank 0 writes
+    if fabric.global_rank == 0:
+        os.replace(tmp, path)
+
+
+def _all_ranks(fabric, stats: EpochStats) -> EpochStats:
+    """One rank's epoch statistics merged over every rank (sample-weighted)."""
+    if fabric.world_size == 1:
+        return stats
+    sums = torch.tensor([stats.loss * stats.n, stats.train_acc * stats.n, stats.n],
+                        dtype=torch.float64, device=fabric.device)
+    loss, correct, n = fabric.all_reduce(sums, reduce_op="sum").tolist()
+    return EpochStats(loss / max(n, 1), correct / max(n, 1), int(n))
 
 
 def _evaluate(cfg: KfoldConfig, fabric, net, test_set, fold, store: RunStore) -> None:

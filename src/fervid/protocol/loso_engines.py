@@ -11,6 +11,8 @@ resumable from its periodic checkpoint.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -20,7 +22,11 @@ from fervid.models import model_from_config
 from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoFolds
 from fervid.representation.loso_inputs import LosoData
-from fervid.runs.checkpoint import checkpoint_payload, input_spec_from_config
+from fervid.runs.checkpoint import (
+    checkpoint_payload,
+    input_spec_from_config,
+    load_training_state,
+)
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
 from fervid.training.fold_batched import fold_group_tag, train_fold_batched
@@ -106,14 +112,17 @@ def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[
     checkpoint = store.checkpoint_path(tag)
     result = train_fold_batched(cfg, models, data.x, data.y, folds.sample_fold, todo,
                                 num_classes=num_classes, device=device, checkpoint=checkpoint,
-                                log=EpochLog(store.log_path(tag)), progress=progress)
+                                log=EpochLog(store.log_path(tag)), progress=progress,
+                                load_state=partial(load_training_state, weights_only=False))
     for j, f in enumerate(todo):
+        if store.fold_path(f).exists():  # written before a kill: finished, kept as it is
+            continue
         index = folds.test_index(f)
         probs = result.probs[index, j]
         predictions = FoldPredictions(f, index, probs.argmax(-1), probs)
         store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
                          model=fold_model_payload(cfg, data, result.states[j]))
-    checkpoint.unlink(missing_ok=True)  # only now: a kill above rewrites the folds on resume
+    checkpoint.unlink(missing_ok=True)  # only now: a kill above writes the other folds on resume
 
 
 class _Autocast(nn.Module):

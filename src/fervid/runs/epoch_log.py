@@ -10,6 +10,7 @@ an epoch that was logged twice.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from lightning_fabric.loggers.tensorboard import (
@@ -17,6 +18,8 @@ from lightning_fabric.loggers.tensorboard import (
     _TENSORBOARDX_AVAILABLE,
     TensorBoardLogger,
 )
+
+from fervid.files import atomic_write_bytes, remove_stale_tmp
 
 #: Whether TensorBoard (or tensorboardX) can be written here.
 TENSORBOARD_AVAILABLE = bool(_TENSORBOARD_AVAILABLE or _TENSORBOARDX_AVAILABLE)
@@ -42,12 +45,20 @@ class EpochLog:
         return None if self._tb is None else Path(self._tb.log_dir)
 
     def truncate_after(self, epoch: int) -> None:
-        """Drop rows past ``epoch`` (written after the checkpoint a resume starts from)."""
+        """Drop rows past ``epoch`` (written after the checkpoint a resume starts from), and a
+        last row a kill cut short; rewritten atomically, so a kill here loses no row."""
+        remove_stale_tmp(self.path)  # one writer per log: its killed rewrites' leftovers
         if not self.path.exists():
             return
-        with self.path.open() as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
-        self._write(rows, "w")
+        text = self.path.read_text()
+        if not text.endswith("\n"):
+            text = text[:text.rfind("\n") + 1]
+        rows = [r for r in csv.DictReader(io.StringIO(text)) if int(r["epoch"]) <= epoch]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.fields, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.path, buffer.getvalue().encode())
 
     def append(self, **row) -> None:
         self._write([row], "a")

@@ -34,8 +34,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from fervid.errors import FervidError
-from fervid.files import atomic_write
+from fervid.errors import FervidError, UserPathError, path_error
+from fervid.files import atomic_write, remove_stale_tmp
 
 if TYPE_CHECKING:  # torch is imported where a model is saved: `fervid report` needs none
     import torch
@@ -53,12 +53,26 @@ def read_run_meta(run_dir: Path) -> dict:
     if not meta_path.exists():
         raise RunDirError(f"{run_dir}: not a fervid run directory (no run.json)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunDirError(f"{meta_path}: not valid JSON ({err})") from err
+    except OSError as err:
+        raise path_error(meta_path, err, "run file") from err
     if not isinstance(meta, dict):
         raise RunDirError(f"{meta_path}: expected a JSON object")
+    if "classes" in meta and not (isinstance(meta["classes"], list) and len(meta["classes"]) > 1
+                                  and all(isinstance(c, str) for c in meta["classes"])):
+        raise RunDirError(f"{meta_path}: classes {meta['classes']!r} is not a list of class "
+                          "names")
     return meta
+
+
+def require_meta(meta: dict, run_dir: Path, *keys: str) -> None:
+    """A :class:`RunDirError` naming ``run_dir/run.json`` when it lacks one of ``keys``."""
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise RunDirError(f"{Path(run_dir) / 'run.json'}: lacks {', '.join(missing)} (a "
+                          "damaged or hand-edited run.json)")
 
 
 def claim_run_dir(root: Path, info: dict, cfg: BaseModel, *,
@@ -73,6 +87,9 @@ def claim_run_dir(root: Path, info: dict, cfg: BaseModel, *,
         ``root`` holds a run of another config or data set.
     """
     meta = Path(root) / "run.json"
+    if Path(root).exists() and not Path(root).is_dir():
+        raise UserPathError(f"{root}: the run directory is a file, not a folder; choose "
+                            "another --out")
     if meta.exists():
         old = read_run_meta(root)
         if any(old.get(k) != info[k] for k in same):
@@ -81,10 +98,15 @@ def claim_run_dir(root: Path, info: dict, cfg: BaseModel, *,
             raise RunDirError(f"{root} holds a run of another config or data set ({there}; "
                               f"this run: {here}). Use another --out.")
         return False
-    Path(root).mkdir(parents=True, exist_ok=True)
-    atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
-    atomic_write(Path(root) / "config.yaml",
-                 lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        # run.json last: it marks the folder claimed, so a run killed before it starts afresh
+        # (and writes config.yaml again) rather than resuming without one.
+        atomic_write(Path(root) / "config.yaml",
+                     lambda p: p.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False)))
+        atomic_write(meta, lambda p: p.write_text(json.dumps(info, indent=2)))
+    except (FileExistsError, NotADirectoryError, PermissionError) as err:
+        raise path_error(root, err, "run directory (--out)") from err
     return True
 
 
@@ -126,11 +148,11 @@ class RunStore:
         agrees on ``same`` (a resume). Returns True when created."""
         if "protocol" not in info:
             raise ValueError("run.json must name its protocol")
-        if not claim_run_dir(self.root, info, cfg, same=same):
-            return False
-        if folds is not None:
+        created = claim_run_dir(self.root, info, cfg, same=same)
+        # Also on a resume when missing: a run killed right after run.json had none.
+        if folds is not None and (created or not (self.root / "folds.csv").exists()):
             atomic_write(self.root / "folds.csv", lambda p: folds.to_csv(p, index=False))
-        return True
+        return created
 
     def finished(self, folds: Sequence[int]) -> list[int]:
         return [f for f in folds if self.fold_path(f).exists()]
@@ -139,11 +161,14 @@ class RunStore:
                    ) -> None:
         """Write a finished fold: its model (``model``, a checkpoint payload from
         :func:`fervid.runs.checkpoint.checkpoint_payload`) first, then its predictions; a fold
-        counts as finished once its CSV exists."""
+        counts as finished once its CSV exists. Temporary files a killed writer of this fold
+        left are removed (a fold has one writer)."""
         if model is not None:
             import torch
 
+            remove_stale_tmp(self.model_path(fold))
             atomic_write(self.model_path(fold), lambda p: torch.save(model, p))
+        remove_stale_tmp(self.fold_path(fold))
         atomic_write(self.fold_path(fold), lambda p: predictions.to_csv(p, index=False))
 
     def write_wall(self, record: dict) -> None:
@@ -153,17 +178,53 @@ class RunStore:
         atomic_write(self.root / "wall" / f"{stamp}.json",
                      lambda p: p.write_text(json.dumps(record)))
 
-    def read_predictions(self) -> pd.DataFrame:
-        """Every LOSO fold file, concatenated (columns checked)."""
+    def read_predictions(self, n_classes: int | None = None) -> pd.DataFrame:
+        """Every LOSO fold file, concatenated, each checked (:func:`read_fold_file`)."""
         files = sorted((self.root / "folds").glob("fold_*.csv"))
         if not files:
             raise RunDirError(f"{self.root}: no finished folds (folds/fold_*.csv)")
-        frame = pd.concat([pd.read_csv(f, dtype={"subject": str, "clip": str}) for f in files],
-                          ignore_index=True)
-        missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
-        if missing:
-            raise RunDirError(f"{self.root}/folds: prediction files lack columns {missing}")
-        return frame
+        return pd.concat([read_fold_file(f, PREDICTION_COLUMNS, n_classes) for f in files],
+                         ignore_index=True)
+
+
+def read_fold_file(path: Path, columns: Sequence[str], n_classes: int | None = None
+                   ) -> pd.DataFrame:
+    """One ``folds/fold_NNN.csv``, checked: readable, the ``columns`` present, ``label`` and
+    ``pred`` whole numbers (in ``0..n_classes-1`` when given) and ``fold`` a whole number.
+
+    Raises
+    ------
+    RunDirError
+        Naming the file (and the line) and the problem; fold files are written whole, so a bad
+        one was damaged after the run: delete it to run that fold again.
+    """
+    redo = "delete it to run that fold again"
+    try:
+        frame = pd.read_csv(path, dtype={"subject": str, "clip": str, "dataset": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunDirError(f"{path}: unreadable fold predictions ({reason}); {redo}") from err
+    except OSError as err:
+        raise path_error(path, err, "fold file") from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path}: lacks columns {missing}; {redo}")
+    needed = [*columns, *(c for c in frame.columns if str(c).startswith("p_"))]
+    blank = frame[needed].isna().any(axis=1).to_numpy()
+    if blank.any():
+        raise RunDirError(f"{path}: line {int(blank.argmax()) + 2} is cut short or has blank "
+                          f"fields; {redo}")
+    for column in ("label", "pred", "fold"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        limit = 10**6 if column == "fold" or n_classes is None else n_classes - 1
+        bad = values.isna() | (values != values.round()) | ~values.between(0, limit)
+        if bad.any():
+            line = int(bad.to_numpy().argmax()) + 2
+            what = "a fold number" if column == "fold" else f"a class index 0..{limit}"
+            raise RunDirError(f"{path}: {column} {str(frame[column][bad].iloc[0])!r} is not "
+                              f"{what} (line {line}); {redo}")
+    frame[["label", "pred", "fold"]] = frame[["label", "pred", "fold"]].astype(int)
+    return frame
 
 
 def loso_fold_frame(result: FoldPredictions, table, classes: Sequence[str]) -> pd.DataFrame:

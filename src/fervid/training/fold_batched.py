@@ -11,19 +11,22 @@ resumes where it stopped and ends with the same results as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from fervid.config import ConfigError, LosoConfig
-from fervid.files import atomic_write
+from fervid.files import atomic_write, remove_stale_tmp
 from fervid.losses import per_fold_class_weights, per_fold_cross_entropy
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
 from fervid.progress import ProgressLike
-from fervid.training.loop import EpochLogger
+from fervid.training.loop import EpochLogger, TrainingDivergedError
 from fervid.training.setup import make_optimizer
 
 #: Compute dtypes of the batched convolution, by ``run.precision``.
@@ -58,14 +61,16 @@ class FoldBatchedResult:
 def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor,
                        y: torch.Tensor, sample_fold: torch.Tensor, todo: list[int], *,
                        num_classes: int, device: torch.device, checkpoint: Path,
-                       log: EpochLogger, progress: ProgressLike) -> FoldBatchedResult:
+                       log: EpochLogger, progress: ProgressLike,
+                       load_state: Callable[[Path], dict] | None = None) -> FoldBatchedResult:
     """Train the STSTNets ``models`` of the folds ``todo`` together.
 
     ``x`` ``(N, C, H, W)`` flow images, ``y`` ``(N,)`` labels, ``sample_fold`` ``(N,)`` the
     fold each sample is held out of. The resumable state lives in ``checkpoint``, saved after
     the last epoch too: the caller removes it once the folds are written, so a kill while
     they are written resumes by writing them again, not by training again. ``log`` gets one
-    row per epoch.
+    row per epoch. ``load_state(path)`` reads a saved state (the run store's checker of damaged
+    files; default ``torch.load``).
     """
     check_fold_batched(cfg)
     n = len(x)
@@ -82,10 +87,11 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
     torch.manual_seed(cfg.seed)  # dropout draws from the default generator
 
     start = 0
+    remove_stale_tmp(checkpoint)  # one shard trains this group: a killed save's leftovers
     if checkpoint.exists():
         # Generator states must come back on the CPU; parameters and Adam state are copied
         # to the device by load_state_dict.
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = (load_state or partial(torch.load, weights_only=False))(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         order.set_state(state["order_rng"])
@@ -115,7 +121,13 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
                 hit = (logits.argmax(-1) == y[idx, None]).float()
                 correct += float((hit * mask).sum())
                 seen += float(mask.sum())
-                total_loss += float(loss) / len(todo) * len(idx)
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"the training loss of folds {todo} became {value} in epoch "
+                        f"{epoch + 1}: the run diverged; lower train.lr, or set "
+                        "run.precision=32-true")
+                total_loss += value / len(todo) * len(idx)
         log.append(epoch=epoch + 1, loss=round(total_loss / n, 6),
                    train_acc=round(correct / max(seen, 1), 6))
         progress.update(task, advance=1, status=f"loss {total_loss / n:.4f}")
