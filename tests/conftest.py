@@ -94,3 +94,12 @@ def smic_release(tmp_path_factory):
                       (f"image{n:06d}.bmp" for n in range(onset, offset + 1)), base / "blank")
         expected[clip] = (onset, offset, emotions[int(label)])
     return root, expected
+
+
+@pytest.fixture(scope="session")
+def bad_input_world(tmp_path_factory):
+    """Valid inputs and finished tiny runs (LOSO, fit) under paths with spaces and accents,
+    shared by the bad-input tests (tests/bad_input.py)."""
+    from bad_input import World
+
+    return World(tmp_path_factory.mktemp("bad inputs é"))

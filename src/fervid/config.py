@@ -109,9 +109,11 @@ class DeviceConfig(_Strict):
     accelerator: str = "auto"
     devices: int = Field(1, ge=1)
     num_nodes: int = Field(1, ge=1)
-    #: ``32-true``; ``bf16-mixed`` (matrix products in bfloat16, accumulated, stored and
-    #: optimised in float32); ``16-mixed``.
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    #: ``auto`` (``bf16-mixed`` where the hardware computes bfloat16 natively: a GPU that
+    #: supports it, or a CPU with ``avx512_bf16``/``amx_bf16``; ``32-true`` elsewhere, see
+    #: :func:`fervid.training.setup.resolve_precision`); ``32-true``; ``bf16-mixed`` (matrix
+    #: products in bfloat16, accumulated, stored and optimised in float32); ``16-mixed``.
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
 
 
 class RunConfig(DeviceConfig):
@@ -307,12 +309,31 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value (e.g. train.epochs=10)")
         key, raw = item.split("=", 1)
+        parts = [p.strip() for p in key.strip().split(".")]
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: the key {key!r} has an empty part; write "
+                              f"key=value with a dotted key, e.g. train.epochs=10")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value of {key.strip()} is not valid "
+                              f"YAML ({_yaml_problem(e)})") from None
         node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} is also set "
+                                  f"to a single value by another override")
+        node[parts[-1]] = value
     return out
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (line and column, 1-based)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{what}{where}"
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -337,19 +358,25 @@ def load_config(path: Path | None, overrides: list[str] | None = None,
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: not a UTF-8 text file: {e}") from None
         except OSError as e:
             raise path_error(path, e, "config file") from e
+        if raw is None:
+            # An empty file is a truncated copy more often than a wish for every default.
+            raise ConfigError(f"{path}: the config file is empty (no settings); write at "
+                              f"least one, e.g. 'name: my_run'")
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(f"{path}: expected a mapping (key: value lines) at the top "
+                              f"level, found a {type(raw).__name__}")
     raw = deep_merge(raw, parse_overrides(overrides or []))
     try:
         return (schema or LosoConfig).model_validate(raw)
     except ValidationError as e:
-        problems = "\n".join(
-            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{where}: invalid config\n{problems}") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"{where}: invalid config: {problems}") from None

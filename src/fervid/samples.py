@@ -116,8 +116,8 @@ def subject_key(sample: Sample) -> str:
 class DatasetFormatError(FervidError, ValueError):
     """A release on disk does not match the official layout.
 
-    The message names the path and lists up to ten of the problems found, so one run shows what
-    is wrong instead of failing at the first missing key.
+    The message (one line) names the path and lists up to ten of the problems found, so one run
+    shows what is wrong instead of failing at the first missing key.
     """
 
     MAX_LISTED = 10
@@ -127,11 +127,11 @@ class DatasetFormatError(FervidError, ValueError):
         self.problems = list(problems)
         shown = self.problems[: self.MAX_LISTED]
         more = len(self.problems) - len(shown)
-        lines = [f"{self.path}: {len(self.problems)} problem(s)"]
-        lines += [f"  - {p}" for p in shown]
+        # One line, as the CLI prints an error: "PATH: N problem(s): a; b; ...".
+        text = f"{self.path}: {len(self.problems)} problem(s): " + "; ".join(shown)
         if more:
-            lines.append(f"  ... and {more} more")
-        super().__init__("\n".join(lines))
+            text += f"; ... and {more} more"
+        super().__init__(text)
 
     def __reduce__(self):  # picklable: a worker process sends it back to the parent
         return type(self), (self.path, self.problems)

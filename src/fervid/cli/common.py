@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from fervid.errors import FervidError
+from fervid.errors import FervidError, UserPathError
 
 console = Console()
 err = Console(stderr=True)
@@ -27,9 +29,39 @@ EXIT_USER_ERROR = 2
 EXIT_BUG = 1
 
 
+def one_line(message: object) -> str:
+    """``message`` as one line: an error is one line of output, whatever its parts hold (a
+    wrapped library message may span several)."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def print_error(message: object) -> None:
+    """Print a user error as the one red ``error:`` line (paths in it stay as written)."""
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, highlight=False,
+              soft_wrap=True)
+
+
 def fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code)
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file or lies under one.
+
+    Raises
+    ------
+    UserPathError
+        Naming the path and the file in the way.
+    """
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is" if candidate == path else f"lies under {candidate}, which is"
+                raise UserPathError(f"{path}: the output folder ({option}) {where} a file, "
+                                    "not a folder; choose another path")
+            return
 
 
 def run_app(app: typer.Typer, args: list[str] | None = None) -> None:
@@ -37,7 +69,7 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> None:
     try:
         app(args=args)
     except FervidError as e:  # raised outside a command's own handler
-        err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        print_error(e)
         sys.exit(EXIT_USER_ERROR)
     except Exception:
         traceback.print_exc()
@@ -56,3 +88,11 @@ def config_overrides(set_: list[str] | None, **shortcuts) -> list[str]:
     """``--set`` items plus the command's shortcut options (``train.epochs=...``) that were
     given: ``config_overrides(set_, **{"train.epochs": epochs})``. Shortcuts win."""
     return list(set_ or []) + [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that is a folder or lies under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserPathError(f"{path}: {option} names a folder; give a file name in it")
+    check_output_dir(path.parent, option)

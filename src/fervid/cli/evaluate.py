@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from fervid.cli.common import USER_ERRORS, SetOption, config_overrides, console, fail
+from fervid.cli.common import (
+    USER_ERRORS,
+    SetOption,
+    check_output_dir,
+    config_overrides,
+    console,
+    fail,
+)
 
 
 def evaluate(
@@ -50,6 +57,7 @@ def evaluate(
         from fervid.report.html import write_html_report
 
         try:
+            check_output_dir(out)
             m = evaluate_checkpoint(checkpoint, data_root, out, dataset, progress)
             write_html_report([out], out / "report.html")
         except USER_ERRORS as e:
@@ -77,6 +85,7 @@ def evaluate(
 
     try:
         cfg = load_config(config, config_overrides(set_))
+        check_output_dir(out)
         data = load_loso_data(cfg, data_root, progress=progress)
         report = evaluate_fold_weights(cfg, data, fold_weights, out, data_root=str(data_root),
                                        progress=progress)

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fervid.cli.common import USER_ERRORS, SetOption, config_overrides, console, fail
+from fervid.cli.common import (
+    USER_ERRORS,
+    SetOption,
+    check_output_dir,
+    config_overrides,
+    console,
+    fail,
+)
 
 
 def fit(
@@ -36,6 +43,7 @@ def fit(
     overrides = config_overrides(set_, seed=seed, **{"train.epochs": epochs})
     try:
         cfg = load_config(config, overrides, schema=FitConfig)
+        check_output_dir(out)
         images = read_face_release(cfg, data_root)
         metrics = run_holdout(cfg, images, out, data_root=str(data_root), progress=progress)
     except USER_ERRORS as e:

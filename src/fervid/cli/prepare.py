@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fervid.cli.common import check_output_dir, one_line
 from fervid.errors import FervidError
 
 PREPARE_HELP = ("Prepare model inputs from a dataset release: aligned face crops from raw frames "
@@ -115,6 +116,10 @@ def flow(
     err = Console(stderr=True)
     console = Console()
     try:
+        check_output_dir(out)
+    except FervidError as error:
+        _fail(err, "cannot prepare flow:", str(error))
+    try:
         from fervid.datasets import load_dataset
 
         table = load_dataset(dataset.value, data_root, protocol.value, sheet=sheet)
@@ -191,6 +196,7 @@ def faces(
 
     err = Console(stderr=True)
     try:
+        check_output_dir(out)
         numbers = None if clips is None else set(parse_ranges(clips, option="--clips"))
         result = prepare_faces(dataset.value, data_root, out, size=size, margin=margin,
                                template=template.value, align=align and align.value,
@@ -236,7 +242,8 @@ def _report_failures(err: Console, failed: list[tuple[str, str]], kept: str) -> 
 
 
 def _fail(err: Console, headline: str, detail: str) -> NoReturn:
-    """Print an input error without a traceback (messages hold paths: no markup) and exit 2."""
-    err.print("[bold red]error:[/] " + escape(headline), highlight=False)
-    err.print(detail, markup=False, highlight=False, soft_wrap=True)
+    """Print an input error as one line without a traceback (messages hold paths: escaped, no
+    markup) and exit 2."""
+    err.print("[bold red]error:[/] " + escape(one_line(f"{headline} {detail}")),
+              highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)

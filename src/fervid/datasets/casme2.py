@@ -14,6 +14,7 @@ import pandas as pd
 
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.sheets import (
+    check_known,
     check_protocol,
     padded_number,
     read_sheet,
@@ -63,7 +64,9 @@ def read_casme2_sheet(sheet: Path) -> pd.DataFrame:
     """
     sheet = Path(sheet)
     table = read_sheet(sheet, list(SHEET_COLUMNS.values()))
-    return tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(2, "sub"), "CASME II")
+    rows = tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(2, "sub"), "CASME II")
+    check_known(sheet, rows, "emotion", CASME2_EMOTIONS, SHEET_COLUMNS["emotion"])
+    return rows
 
 
 def casme2_labels(rows: pd.DataFrame, protocol: str) -> list[int | None]:

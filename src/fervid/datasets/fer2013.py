@@ -103,6 +103,8 @@ def read_fer2013_csv(path: Path | str) -> FaceImageSet:
         label = int(emotion)
         samples.append(Sample("fer2013", "", f"{usage}_{n - 1}", 0, 0, 0,
                               FER2013_CLASSES[label], label, (), USAGE_SPLITS[usage]))
+    if not samples and not problems:
+        problems.append("no rows below the header")
     if problems:
         raise DatasetFormatError(path, problems)
     return FaceImageSet(SampleTable(samples, FER2013_CLASSES, "7class"),

@@ -168,6 +168,8 @@ def read_coded_release(root: Path, sheet: Path, protocol: str, *, dataset: str, 
     check_protocol(protocol, protocols, dataset)
     root = require_dir(root, what)
     rows = read_sheet(sheet)
+    if rows.empty:
+        raise DatasetFormatError(sheet, ["no clip rows below the header row"])
     found, problems = samples(root, rows, labels(rows, protocol))
     if problems:
         raise DatasetFormatError(root, problems)

@@ -78,8 +78,10 @@ def read_megc2019_gt(gt_csv: Path) -> pd.DataFrame:
     gt["clip"] = [_CLIP_ID[d](c) for d, c in zip(gt["dataset"], gt["clip"], strict=True)]
     dup = gt.duplicated(["dataset", "subject", "clip"])
     if dup.any():
-        raise DatasetFormatError(gt_csv, [f"line {i + 1}: {r.dataset} {r.subject}/{r.clip} "
-                                          "is listed twice" for i, r in gt[dup].iterrows()])
+        # Index labels, not attributes: a Series row's .clip is its clip() method.
+        raise DatasetFormatError(gt_csv, [f"line {i + 1}: {r['dataset']} {r['subject']}/"
+                                          f"{r['clip']} is listed twice"
+                                          for i, r in gt[dup].iterrows()])
     return gt
 
 

@@ -142,8 +142,9 @@ def read_precomputed(folder: Path,
                  f"0..{len(classes) - 1} ({', '.join(classes)})"
                  for i, v in index.loc[bad, "label"].items()]
     dup = index.duplicated(["dataset", "subject", "clip"])
-    problems += [f"index.csv line {i + 2}: {r.dataset} {r.subject}/{r.clip} is listed twice"
-                 for i, r in index[dup].iterrows()]
+    # Index labels, not attributes: a Series row's .clip is its clip() method.
+    problems += [f"index.csv line {i + 2}: {r['dataset']} {r['subject']}/{r['clip']} is listed "
+                 "twice" for i, r in index[dup].iterrows()]
     images, more = _load_images(folder, list(index["file"]))
     problems += more
     if problems:

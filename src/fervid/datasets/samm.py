@@ -14,6 +14,7 @@ import pandas as pd
 
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.sheets import (
+    check_known,
     check_protocol,
     padded_number,
     read_sheet,
@@ -64,7 +65,9 @@ def read_samm_sheet(sheet: Path) -> pd.DataFrame:
     """
     sheet = Path(sheet)
     table = read_sheet(sheet, list(SHEET_COLUMNS.values()))
-    return tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(3), "SAMM")
+    rows = tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(3), "SAMM")
+    check_known(sheet, rows, "emotion", SAMM_EMOTIONS, SHEET_COLUMNS["emotion"])
+    return rows
 
 
 def samm_labels(rows: pd.DataFrame, protocol: str) -> list[int | None]:

@@ -189,6 +189,17 @@ def tidy_clip_rows(path: Path, sheet: pd.DataFrame, columns: dict[str, str],
     return out.reset_index(drop=True)
 
 
+def check_known(path: Path, rows: pd.DataFrame, column: str, known: Sequence[str],
+                sheet_column: str) -> None:
+    """A :class:`DatasetFormatError` naming every row of tidy ``rows`` whose ``column`` is not
+    one of ``known`` (a typo would otherwise drop the clip from every protocol in silence)."""
+    bad = rows[~rows[column].isin(known)]
+    if len(bad):
+        raise DatasetFormatError(path, [f"row {r}: {sheet_column} {v!r} is not one of "
+                                        f"{', '.join(known)}" for r, v in
+                                        bad[["excel_row", column]].itertuples(index=False)])
+
+
 def padded_number(width: int, prefix: str = "") -> Callable[[str], str]:
     """Subject text to an id: digits zero-padded to ``width`` after ``prefix``, else unchanged.
 

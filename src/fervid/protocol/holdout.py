@@ -29,7 +29,7 @@ import torch
 
 from fervid.config import ConfigError, FitConfig
 from fervid.datasets.image_folder import FaceImageSet
-from fervid.files import atomic_write
+from fervid.files import atomic_write, remove_stale_tmp
 from fervid.losses import build_training_loss
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
@@ -40,11 +40,11 @@ from fervid.representation.face_images import (
     load_face_images,
     train_face_batches,
 )
-from fervid.runs.checkpoint import checkpoint_payload
+from fervid.runs.checkpoint import checkpoint_payload, load_training_state
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore, split_prediction_frame
 from fervid.training.loop import evaluate, train_one_epoch
-from fervid.training.setup import make_optimizer, make_scheduler
+from fervid.training.setup import make_optimizer, make_scheduler, with_resolved_precision
 
 log = logging.getLogger("fervid")
 
@@ -105,6 +105,7 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     from lightning_fabric import Fabric
 
     started = time.monotonic()
+    cfg = with_resolved_precision(cfg)
     d, t = cfg.data, cfg.train
     if cfg.run.devices != 1 or cfg.run.num_nodes != 1:
         raise ConfigError("fervid fit trains on one device: set run.devices=1, run.num_nodes=1")
@@ -132,12 +133,15 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     counts = {k: len(getattr(splits, k)) for k in SPLITS}
     info = {"protocol": "holdout", "name": cfg.name,
             "fingerprint": cfg.fingerprint(precision=fabric.strategy.precision.precision),
+            "precision": fabric.strategy.precision.precision,
             "seed": cfg.seed, "classes": classes, "data_root": data_root, "samples": counts,
             "validation_split": splits.validation_source, "selection": selection}
     store.open(cfg, info, same=("fingerprint", "samples"))
     done = store.root / "metrics.json"
     if done.exists() and (store.root / "model.pt").exists():
         log.info("%s is finished; its metrics are kept (use another --out to retrain)", out)
+        # A kill between metrics.json and the end left the training state behind.
+        store.checkpoint_path("fit").unlink(missing_ok=True)
         return json.loads(done.read_text())
 
     faces = load_face_images(table, d.resize, gray=d.grayscale, pixels=images.pixels,
@@ -175,13 +179,15 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
                 fabric.backward, scheduler, lambda n: bar.advance(batches, n))
             val = _score_split(model, faces, splits.validation, d.size, t.batch_size, classes,
                                fabric)
-            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection,
-                             criterion)
+            # The row before the state: a kill between them redoes the epoch, and the resume
+            # drops the row (truncate_after); the other order would lose it.
             epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
                              train_acc=round(stats.train_acc, 6),
                              val_acc=_round(val and val["acc"]), val_uar=_round(val and val["uar"]),
                              lr=optimizer.param_groups[0]["lr"],
                              seconds=round(time.monotonic() - tick, 1))
+            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection,
+                             criterion)
             bar.update(epochs, advance=1, status=(f"loss {stats.loss:.3f}" + (
                 f" val acc {val['acc']:.3f}" if val else "")))
     chosen_epoch, chosen_state = state.chosen(selection)
@@ -202,7 +208,8 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     payload = checkpoint_payload(model.state_dict(), cfg, classes, where=store.root)
     atomic_write(store.root / "model.pt", lambda p: torch.save(payload, p))
     if frames:
-        pd.concat(frames).to_csv(store.root / "predictions.csv", index=False)
+        atomic_write(store.root / "predictions.csv",
+                     lambda p: pd.concat(frames).to_csv(p, index=False))
     atomic_write(store.root / "metrics.json",
                  lambda p: p.write_text(json.dumps(metrics, indent=2)))
     state.path.unlink(missing_ok=True)  # only now: a kill above redoes just the scoring
@@ -247,9 +254,10 @@ class _TrainingState:
 
     def restore(self, model, optimizer, scheduler, order: torch.Generator, criterion) -> int:
         """Load the saved state into the objects; returns the epochs already done (0)."""
+        remove_stale_tmp(self.path)  # left by a save a kill interrupted
         if not self.path.exists():
             return 0
-        saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        saved = load_training_state(self.path)
         model.load_state_dict(saved["model"])
         criterion.load_state_dict(saved["criterion"])  # e.g. the centres of a centre loss
         if saved.get("cuda_rng") is not None and torch.cuda.is_available():

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from fervid.config import FitConfig, KfoldConfig, LosoConfig
-from fervid.errors import FervidError
+from fervid.errors import FervidError, path_error
 from fervid.files import atomic_write
 from fervid.representation.video_clips import clip_dssi_params
 
@@ -222,12 +222,19 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         The file is not a checkpoint or describes no usable model; the message names it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt file in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy?")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise path_error(path, err, "checkpoint") from err
     except Exception as err:  # torch raises many types for a non-checkpoint file
-        raise CheckpointError(f"{path} is not a torch checkpoint: {err}") from err
+        raise CheckpointError(f"{path} is not a torch checkpoint (damaged, truncated or "
+                              f"another kind of file): {_load_reason(err)}") from err
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a checkpoint")
     if payload.get("format") == CHECKPOINT_FORMAT:
@@ -235,6 +242,12 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
                    if k not in payload]
         if missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+        wrong = [f"{key} is a {type(payload[key]).__name__}, not a {kind.__name__}"
+                 for key, kind in (("state_dict", dict), ("config", dict), ("classes", list),
+                                   ("input_spec", dict))
+                 if not isinstance(payload[key], kind)]
+        if wrong:
+            raise CheckpointError(f"{path}: damaged checkpoint: {'; '.join(wrong)}")
         parsed, schema = _parse_config(payload["config"], path, payload.get("schema"))
         state, classes = payload["state_dict"], payload["classes"]
         spec = _as_spec(payload["input_spec"])
@@ -249,6 +262,41 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     else:
         raise CheckpointError(f"{path} is neither a fervid checkpoint nor a state dict")
     return Checkpoint(path, state, parsed.model_dump(), schema, tuple(classes), spec)
+
+
+def load_training_state(path: Path | str, *, weights_only: bool = True) -> dict:
+    """The resumable training state a run saved at ``path`` (``RUN/checkpoints/NAME.pt``).
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file when it is empty, damaged or holds no dict: it was written whole, so it
+        was damaged after the run; deleting it restarts that training from its first epoch.
+    """
+    path = Path(path)
+    redo = "delete it to restart that training from its first epoch"
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the resumable training state is empty (0 bytes); {redo}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except OSError as err:
+        raise path_error(path, err, "training state") from err
+    except Exception as err:  # torch raises many types for a damaged file
+        raise CheckpointError(f"{path}: the resumable training state is damaged "
+                              f"({_load_reason(err)}); {redo}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a training state; "
+                              f"{redo}")
+    return state
+
+
+def _load_reason(err: Exception) -> str:
+    """One line of why ``torch.load`` failed: its weights-only unpickler's reason when it gives
+    one (its first line only advises unsafe loading), else its first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("WeightsUnpickler error")),
+                  lines[0] if lines else "")
+    return f"{type(err).__name__}: {reason}"[:200]
 
 
 def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
@@ -313,10 +361,17 @@ def _read_run_dir(model_path: Path) -> tuple[LosoConfig | KfoldConfig, str, list
                 f"{model_path} is a plain state dict; its config is read from the run "
                 f"directory, but {needed} does not exist")
     try:
-        raw = yaml.safe_load(config_path.read_text())
-        meta = json.loads(meta_path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{run_dir}: cannot read config.yaml / run.json: {err}") from err
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{config_path}: not valid YAML ({reason})") from err
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({err})") from err
+    if not isinstance(raw or {}, dict) or not isinstance(meta, dict):
+        bad = config_path if not isinstance(raw or {}, dict) else meta_path
+        raise CheckpointError(f"{bad}: expected a mapping at the top level")
     parsed, schema = _parse_config(raw or {}, config_path)
     classes = meta.get("classes") or getattr(parsed.data, "classes", None) or []
     return parsed, schema, list(classes)

@@ -16,7 +16,14 @@ import pandas as pd
 
 from fervid.files import atomic_write
 from fervid.metrics import save_confusion_png, score, score_predictions
-from fervid.runs.store import PREDICTION_COLUMNS, RunDirError, RunStore, read_run_meta
+from fervid.runs.store import (
+    PREDICTION_COLUMNS,
+    RunDirError,
+    RunStore,
+    read_fold_file,
+    read_run_meta,
+    require_meta,
+)
 
 
 class FoldFileError(RunDirError, ValueError):
@@ -39,12 +46,13 @@ def build_loso_results(run_dir: Path) -> LosoReport:
     """Score every finished fold of ``run_dir`` and write the merged result files."""
     run_dir = Path(run_dir)
     meta = read_run_meta(run_dir)
+    require_meta(meta, run_dir, "classes", "fingerprint", "n_folds")
     classes = meta["classes"]
     store = RunStore(run_dir)
-    frame = store.read_predictions().sort_values(["fold"], kind="stable")
+    frame = store.read_predictions(len(classes)).sort_values(["fold"], kind="stable")
     scores = score_predictions(frame, classes)
     whole = scores["whole"]
-    wall = sum(json.loads(p.read_text())["wall_s"] for p in (run_dir / "wall").glob("*.json"))
+    wall = sum(_wall_seconds(p) for p in (run_dir / "wall").glob("*.json"))
     n_folds_done = int(frame["fold"].nunique())
     metrics = {
         "name": meta.get("name"), "seed": meta.get("seed"), "fingerprint": meta["fingerprint"],
@@ -70,6 +78,16 @@ def build_loso_results(run_dir: Path) -> LosoReport:
     return LosoReport(run_dir, metrics, per_subject)
 
 
+def _wall_seconds(path: Path) -> float:
+    """``wall_s`` of one ``wall/*.json`` record; a :class:`RunDirError` naming a bad one."""
+    try:
+        seconds = json.loads(path.read_text(encoding="utf-8"))["wall_s"]
+        return float(seconds)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"{path}: not a wall-time record ({type(err).__name__}: {err}); "
+                          "delete it (the run's wall time then leaves it out)") from err
+
+
 _FOLD_COLUMNS = ("clip", "label", "pred", "fold")
 #: The two ways of averaging over folds, as ``metrics.json`` names them.
 AVERAGES = {"pooled": "pooled over folds", "mean_of_folds": "mean of folds"}
@@ -78,8 +96,8 @@ AVERAGES = {"pooled": "pooled over folds", "mean_of_folds": "mean of folds"}
 def read_fold_predictions(run_dir: Path, n_classes: int) -> pd.DataFrame:
     """Every ``folds/fold_N.csv`` of ``run_dir``, checked, in fold order.
 
-    Raises ``ValueError`` naming the file when one is unreadable, lacks a column or holds a
-    label outside ``0..n_classes-1``.
+    Raises :class:`FoldFileError` (a ``ValueError``) naming the file when one is unreadable,
+    lacks a column or holds a label outside ``0..n_classes-1``.
     """
     paths = sorted((Path(run_dir) / "folds").glob("fold_*.csv"))
     if not paths:
@@ -87,23 +105,12 @@ def read_fold_predictions(run_dir: Path, n_classes: int) -> pd.DataFrame:
     frames = []
     for path in paths:
         try:
-            frame = pd.read_csv(path, dtype={"clip": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise FoldFileError(f"{path}: unreadable fold predictions ({err})") from err
-        missing = [c for c in _FOLD_COLUMNS if c not in frame.columns]
-        if missing:
-            raise FoldFileError(f"{path}: lacks columns {missing}")
-        for column in ("label", "pred", "fold"):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            limit = n_classes - 1 if column != "fold" else 10**6
-            bad = frame[column][values.isna() | ~values.between(0, limit)]
-            if len(bad):
-                raise FoldFileError(f"{path}: {column} {str(bad.iloc[0])!r} is not "
-                                 + (f"a class index 0..{limit}" if column != "fold"
-                                    else "a fold number"))
-        frames.append(frame)
+            frames.append(read_fold_file(path, _FOLD_COLUMNS, n_classes))
+        except FoldFileError:
+            raise
+        except RunDirError as err:
+            raise FoldFileError(str(err)) from err
     predictions = pd.concat(frames, ignore_index=True)
-    predictions[["label", "pred", "fold"]] = predictions[["label", "pred", "fold"]].astype(int)
     return predictions.sort_values("fold", kind="stable").reset_index(drop=True)
 
 
@@ -135,6 +142,7 @@ def build_kfold_results(run_dir: Path) -> dict:
     confusion.png; return the metrics."""
     run_dir = Path(run_dir)
     meta = read_run_meta(run_dir)
+    require_meta(meta, run_dir, "classes")
     classes = meta["classes"]
     frame = read_fold_predictions(run_dir, len(classes))
     metrics = kfold_metrics(frame, classes, meta)

@@ -62,7 +62,11 @@ def _folds(run_dir: Path, predictions: pd.DataFrame) -> pd.DataFrame:
     path = run_dir / "folds.csv"
     if not path.exists():  # older runs: the finished folds are all that is known
         return predictions[["fold", "dataset", "subject"]].drop_duplicates(ignore_index=True)
-    folds = pd.read_csv(path, dtype={"subject": str})
+    try:
+        folds = pd.read_csv(path, dtype={"subject": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunReportError(f"{path}: unreadable fold list ({reason})") from err
     missing = {"fold", "dataset", "subject"} - set(folds.columns)
     if missing:
         raise RunReportError(f"{path}: lacks columns {sorted(missing)}")

@@ -10,6 +10,7 @@ import datetime
 from html import escape
 from pathlib import Path
 
+from fervid.errors import path_error
 from fervid.files import atomic_write
 from fervid.report.html.comparison import comparison_section
 from fervid.report.html.holdout import CROSS_DATASET, HOLDOUT, SPLIT_SECTIONS
@@ -146,5 +147,8 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     runs = [load_run(Path(d)) for d in run_dirs]
     page = render_page(runs)
     out_html = Path(out_html)
-    atomic_write(out_html, lambda p: p.write_text(page, encoding="utf-8"))
+    try:
+        atomic_write(out_html, lambda p: p.write_text(page, encoding="utf-8"))
+    except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as err:
+        raise path_error(out_html, err, "HTML report file") from err
     return out_html

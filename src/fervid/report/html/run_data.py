@@ -198,11 +198,16 @@ class RunData:
 def read_config(run_dir: Path) -> tuple[str, dict]:
     """The text of ``config.yaml`` (empty if absent) and its parsed mapping."""
     config_path = run_dir / "config.yaml"
-    config_text = config_path.read_text() if config_path.exists() else ""
     try:
-        return config_text, yaml.safe_load(config_text) or {}
-    except yaml.YAMLError as err:
-        raise RunReportError(f"{config_path}: not valid YAML ({err})") from err
+        config_text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+        config = yaml.safe_load(config_text) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunReportError(f"{config_path}: not valid YAML ({reason})") from err
+    if not isinstance(config, dict):
+        raise RunReportError(f"{config_path}: expected a mapping, found a "
+                             f"{type(config).__name__}")
+    return config_text, config
 
 
 def read_json(path: Path, *, required: bool) -> dict:
@@ -212,9 +217,12 @@ def read_json(path: Path, *, required: bool) -> dict:
             raise RunReportError(f"{path.parent}: not a fervid run directory (no {path.name})")
         return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunReportError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise RunReportError(f"{path}: expected a JSON object, found a {type(data).__name__}")
+    return data
 
 
 def read_train_logs(run_dir: Path) -> list[pd.DataFrame]:
