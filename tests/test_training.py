@@ -33,3 +33,28 @@ def test_balanced_weights_from_training_labels_only():
     # fold 1 trains on samples 0, 1, 5: classes 0, 0, 2 -> 3/(3*2) and 3/(3*1)
     torch.testing.assert_close(w[1], torch.tensor([0.5, 1.0, 1.0]))  # class 1 absent: unused
     assert class_weights(y, test_fold, [0], 3, "none") is None
+
+
+def test_a_diverged_loss_stops_training_with_a_clear_error():
+    import pytest
+
+    from fervid.models.output import ModelOutput
+    from fervid.training.loop import TrainingDivergedError, train_one_epoch
+
+    class Blows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return ModelOutput(x * self.w)
+
+    def criterion(out, y):
+        return F.cross_entropy(out.logits, y), {}
+
+    model = Blows()
+    batches = [(torch.zeros(2, 2), torch.tensor([0, 1])),
+               (torch.full((2, 2), float("nan")), torch.tensor([0, 1]))]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingDivergedError, match="nan at batch 2"):
+        train_one_epoch(model, criterion, opt, batches)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from fervid.cli.common import USER_ERRORS, SetOption, config_overrides, console, fail, run_app
+from fervid.cli.common import (
+    USER_ERRORS,
+    SetOption,
+    check_output_dir,
+    check_output_file,
+    config_overrides,
+    console,
+    fail,
+    run_app,
+)
 
 app = typer.Typer(help="fervid: facial expression recognition in video.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -45,6 +54,7 @@ def loso(
     overrides = config_overrides(set_, seed=seed, **{"train.epochs": epochs})
     try:
         cfg = load_config(config, overrides)
+        check_output_dir(out)
         data = load_loso_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
         report = run_loso(cfg, data, out, folds_spec=folds, data_root=str(data_root),
                           progress=progress)
@@ -73,7 +83,8 @@ def kfold(
     num_nodes: Annotated[int | None, typer.Option(help="Nodes (under torchrun or SLURM).")
                          ] = None,
     precision: Annotated[str | None, typer.Option(
-        help="32-true, bf16-mixed or 16-mixed.")] = None,
+        help="auto (bf16-mixed where bfloat16 is native, else 32-true), 32-true, "
+             "bf16-mixed or 16-mixed.")] = None,
     skip_missing: Annotated[bool, typer.Option(
         help="Skip missing or unreadable clips (their count is logged) instead of stopping.")
     ] = False,
@@ -95,6 +106,7 @@ def kfold(
         "data.skip_missing": "true" if skip_missing else None})
     try:
         cfg = load_config(config, extra, schema=KfoldConfig)
+        check_output_dir(out)
         chosen = None if folds is None else parse_folds(folds, 5, first=1)
         metrics = run_kfold(cfg, data_root, out, folds=chosen, progress=progress)
     except USER_ERRORS as e:
@@ -122,6 +134,8 @@ def report(
     from fervid.runs.store import read_run_meta
 
     try:
+        if html is not None:
+            check_output_file(html, "--html")
         kfold_dirs = [d for d in run_dirs if (d / "run.json").exists()
                       and read_run_meta(d).get("protocol") == "dfew_5fold"]
         for d in kfold_dirs:

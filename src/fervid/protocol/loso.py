@@ -26,7 +26,8 @@ from fervid.representation.loso_inputs import (  # noqa: F401  (re-exported for 
 )
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import RunStore
-from fervid.training.setup import cpu_has_bf16
+from fervid.training.fold_batched import fold_group_tag
+from fervid.training.setup import cpu_has_bf16, with_resolved_precision
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     from lightning_fabric import Fabric
 
     started = time.monotonic()
+    cfg = with_resolved_precision(cfg)
     folds = LosoFolds.from_table(data.table)
     chosen = parse_folds(folds_spec, len(folds))
     store = RunStore(out)
@@ -66,6 +68,10 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     finished = set(store.finished(chosen))
     if cfg.run.engine == "fold_batched":
         # A batched shard's folds train together: it is finished whole or redone whole.
+        for shard in shards:  # a kill after its last fold file left its checkpoint behind
+            if finished.issuperset(shard):
+                store.checkpoint_path(f"batched_{fold_group_tag(shard)}").unlink(
+                    missing_ok=True)
         shards = [shard for shard in shards if not finished.issuperset(shard)]
     else:
         shards = [[f for f in shard if f not in finished] for shard in shards]
@@ -106,7 +112,7 @@ def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root:
     extra = extra or {}
     info = {"protocol": "loso",
             "fingerprint": cfg.fingerprint(precision=precision, fold_groups=fold_groups),
-            "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
+            "precision": precision, "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
             "data_root": data_root, "classes": cfg.data.classes, **extra}
     pretrained = None if extra.get("trained") is False else pretrained_backbone(cfg)
     if pretrained is not None:  # a resume must start from the same file

@@ -9,12 +9,20 @@ criterion takes that output and the labels (:mod:`fervid.losses`). ``backward`` 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 from torch import nn
+
+from fervid.errors import FervidError
+
+
+class TrainingDivergedError(FervidError, FloatingPointError):
+    """The training loss became NaN or infinite: what was trained is garbage, so the run stops
+    before anything is scored or saved from it."""
 
 
 class EpochLogger(Protocol):
@@ -57,7 +65,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     """
     model.train()
     total, correct, seen = 0.0, 0, 0
-    for x, y in batches:
+    for batch, (x, y) in enumerate(batches, 1):
         out = model(x)
         loss, _ = criterion(out, y)
         optimizer.zero_grad(set_to_none=True)
@@ -70,7 +78,13 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             scheduler.step()
         if on_batch is not None:
             on_batch(len(y))
-        total += float(loss.detach()) * len(y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the training loss became {value} at batch {batch} of the "
+                "epoch: the run diverged; lower train.lr, or set run.precision=32-true "
+                "if it computes in bf16-mixed or 16-mixed")
+        total += value * len(y)
         correct += int((out.logits.argmax(1) == y).sum())
         seen += len(y)
     return EpochStats(total / max(seen, 1), correct / max(seen, 1), seen)

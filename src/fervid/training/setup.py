@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from pydantic import BaseModel
 
 from fervid.config import TrainConfig
+
+#: A run config (LOSO, k-fold, fit): anything with a ``run`` section of device settings.
+C = TypeVar("C", bound=BaseModel)
+
+log = logging.getLogger(__name__)
+
+#: Where Linux lists the CPU's feature flags.
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -35,11 +46,45 @@ def make_scheduler(train: TrainConfig, optimizer: torch.optim.Optimizer, total_s
                                                total_steps=max(total_steps, 1), pct_start=0.2)
 
 
-def cpu_has_bf16() -> bool:
+def cpu_has_bf16(*, unknown: bool = True) -> bool:
     """Whether this CPU computes bfloat16 natively (Linux flags ``avx512_bf16`` or
-    ``amx_bf16``); True where the flags cannot be read, so no false warning is given."""
+    ``amx_bf16``); ``unknown`` where the flags cannot be read (True by default, so no false
+    warning is given)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = CPUINFO.read_text()
     except OSError:
-        return True
+        return unknown
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(accelerator: str, precision: str, *, cpu_bf16: bool = True) -> str:
+    """The precision a run computes in: ``precision`` itself, or for ``auto``:
+
+    * on a CUDA GPU: ``bf16-mixed`` where it supports bfloat16, else ``32-true``;
+    * on a CPU with native bfloat16 (``avx512_bf16`` or ``amx_bf16``): ``bf16-mixed`` when
+      ``cpu_bf16`` (the fold-batched STSTNet engine: its own bfloat16 products, accumulated in
+      float32), else ``32-true``. Under Fabric's CPU autocast BatchNorm runs in bfloat16, and a
+      3-D ResNet diverged to NaN in its second epoch on such a CPU where float32 did not
+      (docs/design.md); emulated bfloat16 is about 9x slower than float32;
+    * elsewhere (MPS, a CPU without native bfloat16): ``32-true``.
+    """
+    if precision != "auto":
+        return precision
+    cuda = torch.cuda.is_available()
+    if accelerator in ("cuda", "gpu") or (accelerator == "auto" and cuda):
+        return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+    mps = getattr(torch.backends, "mps", None)
+    if accelerator == "cpu" or (accelerator == "auto" and not (mps and mps.is_available())):
+        return "bf16-mixed" if cpu_bf16 and cpu_has_bf16(unknown=False) else "32-true"
+    return "32-true"
+
+
+def with_resolved_precision(cfg: C) -> C:
+    """``cfg`` with ``run.precision`` resolved (:func:`resolve_precision`); the run records
+    the result as ``precision`` in ``run.json``."""
+    chosen = resolve_precision(cfg.run.accelerator, cfg.run.precision,
+                               cpu_bf16=getattr(cfg.run, "engine", None) == "fold_batched")
+    if chosen != cfg.run.precision:
+        log.info("run.precision auto: %s on this machine", chosen)
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"precision": chosen})})
+    return cfg
