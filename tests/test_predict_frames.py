@@ -25,8 +25,8 @@ from fervid.cli import app
 from fervid.config import FitConfig
 from fervid.errors import OptionError
 from fervid.faces import FaceBox, FaceDetection, read_video_frames
+from fervid.faces.choice import face_choice
 from fervid.faces.template68 import MEAN_SHAPE_68
-from fervid.faces.tracking import face_choice
 from fervid.models import create_model
 from fervid.predict import predict_video
 from fervid.predict.frames import FER2013_FIVE_POINTS, frame_crop, frame_inputs

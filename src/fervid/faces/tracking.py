@@ -23,8 +23,7 @@ through in bounded memory (``fervid predict``).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +32,11 @@ import pandas as pd
 
 from fervid.errors import FervidError, OptionError
 from fervid.faces.alignment import five_points, matrix_scale, similarity_matrix, template_points
+from fervid.faces.choice import FaceChooser, face_choice, pick_face
 from fervid.faces.detection import (
     NUM_LANDMARKS,
     DlibFaceDetector,
     FaceBox,
-    FaceDetection,
     FaceDetector,
     LandmarkPredictor,
 )
@@ -47,8 +46,6 @@ from fervid.files import atomic_write
 DETECTED, TRACKED, INTERPOLATED, MISSING = "detected", "tracked", "interpolated", "missing"
 #: A face is present on frames with one of these statuses.
 PRESENT = (DETECTED, TRACKED, INTERPOLATED)
-#: Picks the face a track starts on from one frame's detections (never an empty list).
-FaceChooser = Callable[[Sequence[FaceDetection]], FaceDetection]
 
 
 class NoFaceFoundError(FervidError, ValueError):
@@ -247,7 +244,7 @@ class FaceTracker:
         if box is None or index % self.detect_every == 0:
             faces = detector.detect_faces(frame)
             self._n_faces.append(len(faces))
-            found = _pick(faces, box, self.min_overlap, self._chooser)
+            found = pick_face(faces, box, self.min_overlap, self._chooser)
             if found is None:
                 self._box, self._previous = None, None
                 self._append(MISSING, _NAN_BOX, _NAN_POINTS)
@@ -326,50 +323,6 @@ def landmark_jitter(landmarks: np.ndarray, *, size: int = 112, margin: float = 0
     if not steps:
         raise ValueError("landmark jitter needs two consecutive frames with a face")
     return float(np.mean(steps))
-
-
-def face_choice(rule: str) -> FaceChooser:
-    """The function that picks a track's face from one frame's detections, by name.
-
-    Parameters
-    ----------
-    rule
-        ``largest``: the largest box; ``left:N``: the N-th face from the left (1: the leftmost;
-        the rightmost when fewer are in view), by box centre; ``at:X,Y``: the face whose box
-        centre is nearest the point (X, Y), in pixels of the full frame.
-
-    Raises
-    ------
-    OptionError
-        Any other rule (the message lists the valid forms).
-    """
-    text = rule.strip().lower()
-    if text == "largest":
-        return lambda faces: max(faces, key=lambda f: f.box.area)
-    if match := re.fullmatch(r"left:(\d+)", text):
-        n = int(match.group(1))
-        if n >= 1:
-            return lambda faces: sorted(faces, key=lambda f: f.box.center[0])[
-                min(n, len(faces)) - 1]
-    if match := re.fullmatch(r"at:(-?[\d.]+),(-?[\d.]+)", text):
-        x, y = float(match.group(1)), float(match.group(2))
-        return lambda faces: min(faces, key=lambda f: (f.box.center[0] - x) ** 2
-                                 + (f.box.center[1] - y) ** 2)
-    raise OptionError(f"unknown face choice {rule!r}: use 'largest', 'left:N' (N >= 1, the N-th "
-                      "face from the left) or 'at:X,Y' (the face nearest pixel X, Y)")
-
-
-def _pick(faces: list[FaceDetection], previous: FaceBox | None, min_overlap: float,
-          choose: FaceChooser) -> FaceDetection | None:
-    """The face continuing ``previous`` (IoU >= ``min_overlap``), else ``choose``'s; None if
-    none."""
-    if not faces:
-        return None
-    if previous is not None:
-        best = max(faces, key=lambda f: f.box.iou(previous))
-        if best.box.iou(previous) >= min_overlap:
-            return best
-    return choose(faces)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

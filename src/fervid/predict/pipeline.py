@@ -2,7 +2,7 @@
 
 :func:`predict_video` streams: one pass over the video decodes a frame, tracks the face on its
 luma plane (:class:`fervid.faces.FaceTracker`: one face, the largest by default, or the one
-``face`` names, :func:`fervid.faces.tracking.face_choice`), and a few frames later, once the
+``face`` names, :func:`fervid.faces.choice.face_choice`), and a few frames later, once the
 tracker has smoothed that frame's landmarks (:attr:`~fervid.faces.FaceTracker.lag`), aligns
 it to the checkpoint's input size and pixel mode (colour is converted only then, only for
 colour models, only on frames with a face) and hands the crop on. Memory holds the last few
@@ -39,14 +39,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fervid.errors import OptionError
 from fervid.faces import FaceTrack, FaceTracker, align_face, read_video_frames
+from fervid.faces.choice import FaceChooser
 from fervid.faces.detection import DlibFaceDetector, FaceDetector
-from fervid.faces.tracking import PRESENT, FaceChooser, landmark_jitter
+from fervid.faces.tracking import PRESENT, landmark_jitter
 from fervid.faces.video import DecodedFrame, VideoFrames
-from fervid.predict.frames import frame_crop, frame_inputs, frame_target
+from fervid.predict.frames import frame_crop, frame_target
 from fervid.predict.outputs import FrameProbsWriter, write_annotated_video
 from fervid.predict.prediction import (  # noqa: F401  (re-exported)
     STAGES,
@@ -57,19 +57,12 @@ from fervid.predict.prediction import (  # noqa: F401  (re-exported)
     write_figures,
     write_predictions,
 )
-from fervid.predict.windows import Window, sliding_windows, window_input, window_means
+from fervid.predict.sinks import Classifier, FrameSink, StageTimer, WindowSink
 from fervid.progress import progress_bar
-from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
+from fervid.runs.checkpoint import Checkpoint, load_checkpoint
 
 #: How frames are decoded for each checkpoint pixel mode.
 _PIXEL_FORMATS = {"gray": "gray", "rgb": "rgb24", "bgr": "bgr24"}
-
-
-class _Timer:
-    """Seconds spent per stage, summed over calls."""
-
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(STAGES, 0.0)
 
 
 def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
@@ -115,7 +108,7 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     face
         Which face to follow when several are in view: ``largest`` (default), ``left:N`` (the
         N-th from the left) or ``at:X,Y`` (nearest that pixel), applied when the track starts
-        or is lost (:func:`fervid.faces.tracking.face_choice`).
+        or is lost (:func:`fervid.faces.choice.face_choice`).
     min_face_fraction
         Frame models: the least fraction of a window's frames with a face for the window to
         be kept.
@@ -151,7 +144,7 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     if per_frame and not 0 < min_face_fraction <= 1:
         raise OptionError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
     out = Path(out_dir)
-    timer = _Timer()
+    timer = StageTimer()
     frames = read_video_frames(video)
     if frames.fps <= 0:
         raise PredictError(f"{video}: the frame rate is unknown, cannot cut windows in seconds")
@@ -169,15 +162,15 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     tracker = FaceTracker(detector=detector or DlibFaceDetector(upsample=0, max_side=480),
                           detect_every=detect_every, refine=refine_landmarks, choose=face,
                           chunk=_chunk(frames, spec.mode))
-    classifier = _Classifier(ckpt, onnx_path, batch_size)  # after the video opened
+    classifier = Classifier(ckpt, onnx_path, batch_size)  # after the video opened
     with ExitStack() as stack:
         if per_frame:
             csv = stack.enter_context(FrameProbsWriter(out / "frame_probs.csv", frames.fps,
                                                        ckpt.classes))
-            sink: _FrameSink | _WindowSink = _FrameSink(classifier, timer, csv)
+            sink: FrameSink | WindowSink = FrameSink(classifier, timer, csv)
         else:
             csv = None
-            sink = _WindowSink(classifier, timer, frames.fps, window_s, stride_s)
+            sink = WindowSink(classifier, timer, frames.fps, window_s, stride_s)
         times = _stream(frames, tracker, sink, crop, side, spec.channels, spec.mode, timer,
                         progress)
         track = tracker.track(fps=frames.fps, source=str(video))
@@ -225,9 +218,9 @@ def _chunk(frames: VideoFrames, mode: str) -> int:
     return int(np.clip(_HELD_BYTES // max(per_frame, 1), 1, 32))
 
 
-def _stream(frames: VideoFrames, tracker: FaceTracker, sink: _FrameSink | _WindowSink,
+def _stream(frames: VideoFrames, tracker: FaceTracker, sink: FrameSink | WindowSink,
             crop: Callable[[np.ndarray, np.ndarray], np.ndarray], side: int, channels: int,
-            mode: str, timer: _Timer, progress: bool) -> list[float | None]:
+            mode: str, timer: StageTimer, progress: bool) -> list[float | None]:
     """The one pass: decode, track, and hand each finalised frame's crop (None: no face) to
     ``sink``; returns the frames' presentation times (seconds)."""
     held: deque[np.ndarray | DecodedFrame] = deque()  # pushed, not yet finalised
@@ -294,146 +287,6 @@ def _notes(frames: VideoFrames, times: list[float | None]) -> list[str]:
                          f"{steps.max() * 1000:.0f} ms): windows and times use the mean rate, "
                          f"{frames.fps:.3g} fps")
     return notes
-
-
-#: What a classification returns: kept windows, their probabilities ``(W, K)``, skipped
-#: windows, the clip's probabilities ``(K,)`` and the per-frame ones ``(T, K)`` (or None).
-_Result = tuple[list[Window], np.ndarray, list[Window], np.ndarray, np.ndarray | None]
-
-
-class _Classifier:
-    """The checkpoint's model (torch, or onnxruntime on ``onnx_path``), built once: logits of
-    a batch of inputs."""
-
-    def __init__(self, ckpt: Checkpoint, onnx_path: Path | str | None, batch_size: int) -> None:
-        self.ckpt, self.batch_size = ckpt, batch_size
-        if onnx_path is not None:
-            from fervid.predict.onnx import OnnxClassifier
-
-            self._onnx = OnnxClassifier(onnx_path)
-        else:
-            self._onnx, self._model = None, build_model_from_checkpoint(ckpt)
-
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """``(N, n_classes) float64`` softmax of the logits of ``inputs`` (one batch)."""
-        if self._onnx is not None:
-            logits = self._onnx(inputs)
-        else:
-            with torch.inference_mode():
-                logits = self._model(torch.from_numpy(inputs)).logits.numpy()
-        return torch.from_numpy(logits).double().softmax(-1).numpy()
-
-
-class _WindowSink:
-    """Window models: crops arrive in frame order; each window is built once its last frame
-    is in (a ring buffer of one window's crops) and classified ``batch_size`` at a time."""
-
-    def __init__(self, classifier: _Classifier, timer: _Timer, fps: float, window_s: float,
-                 stride_s: float) -> None:
-        self.classifier, self.timer, self.fps = classifier, timer, fps
-        # As sliding_windows cuts them; a video shorter than one window is handled at the end.
-        self.length = max(2, round(window_s * fps))
-        self.stride = max(1, round(stride_s * fps))
-        self.ring: deque[np.ndarray | None] = deque(maxlen=self.length)
-        self.count = 0
-        self.next_start = 0
-        self.usable: list[Window] = []
-        self.skipped: list[Window] = []
-        self.inputs: list[np.ndarray] = []
-        self.probs: list[np.ndarray] = []
-
-    def add(self, crop: np.ndarray | None) -> None:
-        self.ring.append(crop)
-        self.count += 1
-        if self.count == self.next_start + self.length:
-            self._window(Window(self.next_start, self.count, self.fps))
-            self.next_start += self.stride
-
-    def _window(self, window: Window) -> None:
-        crops = list(self.ring)[-len(window):]
-        if any(c is None for c in crops):
-            self.skipped.append(window)
-            return
-        t0 = time.perf_counter()
-        self.inputs.append(window_input(np.stack(crops), self.classifier.ckpt.input_spec))
-        self.timer.seconds["representation"] += time.perf_counter() - t0
-        self.usable.append(window)
-        if len(self.inputs) == self.classifier.batch_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.inputs:
-            t0 = time.perf_counter()
-            self.probs.append(self.classifier.probabilities(np.stack(self.inputs)))
-            self.timer.seconds["model"] += time.perf_counter() - t0
-            self.inputs = []
-
-    def finish(self, track: FaceTrack, video: Path | str, window_s: float) -> _Result:
-        n = len(track)
-        if n < 2:
-            raise PredictError(f"{video}: {n} frame decoded; a window needs at least 2")
-        if n < self.length:  # shorter than one window: one window over all of it
-            self._window(Window(0, n, self.fps))
-        self._flush()
-        if not self.usable:
-            raise PredictError(f"{video}: no {window_s:g} s window has a face in every frame "
-                               f"(face in {track.present_fraction:.0%} of {n} frames)")
-        probs = np.concatenate(self.probs)
-        return self.usable, probs, self.skipped, probs.mean(axis=0), None
-
-
-class _FrameSink:
-    """Frame models: each face crop is classified alone, ``batch_size`` at a time, and the
-    rows of the frames done so far go to ``frame_probs.csv`` at once."""
-
-    def __init__(self, classifier: _Classifier, timer: _Timer, csv: FrameProbsWriter) -> None:
-        self.classifier, self.timer, self.csv = classifier, timer, csv
-        self.n_classes = len(classifier.ckpt.classes)
-        self.rows: list[np.ndarray] = []  # finished frames' probabilities, NaN: no face
-        self.count = 0
-        self.crops: list[np.ndarray] = []
-        self.waiting: list[int] = []  # frames of ``crops``
-        self.done = 0  # frames whose row is known (all before the first waiting face)
-        self.written = 0
-
-    def add(self, crop: np.ndarray | None) -> None:
-        if crop is not None:
-            self.crops.append(crop)
-            self.waiting.append(self.count)
-        self.count += 1
-        if len(self.crops) == self.classifier.batch_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        end = self.count
-        block = np.full((end - self.done, self.n_classes), np.nan)
-        if self.crops:
-            t0 = time.perf_counter()
-            inputs = frame_inputs(np.stack(self.crops), self.classifier.ckpt.input_spec)
-            t1 = time.perf_counter()
-            block[np.array(self.waiting) - self.done] = self.classifier.probabilities(inputs)
-            self.timer.seconds["representation"] += t1 - t0
-            self.timer.seconds["model"] += time.perf_counter() - t1
-        self.rows.append(block)
-        self.csv.write(block)
-        self.done, self.crops, self.waiting = end, [], []
-
-    def finish(self, track: FaceTrack, fps: float, window_s: float, stride_s: float,
-               min_face_fraction: float) -> _Result:
-        self._flush()
-        frame_probs = np.concatenate(self.rows)
-        present = track.present
-        faces = np.flatnonzero(present)
-        # A one-frame input (a still GIF) is one window of one frame.
-        windows = (sliding_windows(len(present), fps, window_s, stride_s) if len(present) >= 2
-                   else [Window(0, len(present), fps)])
-        usable, probs, skipped = window_means(frame_probs, present, windows, min_face_fraction)
-        return usable, probs, skipped, frame_probs[faces].mean(axis=0), frame_probs
-
-
-#: What a classification returns: kept windows, their probabilities ``(W, K)``, skipped
-#: windows, the clip's probabilities ``(K,)`` and the per-frame ones ``(T, K)`` (or None).
-_Result = tuple[list[Window], np.ndarray, list[Window], np.ndarray, np.ndarray | None]
 
 
 def _jitter(track: FaceTrack) -> dict[str, float] | None:
