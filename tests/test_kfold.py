@@ -226,3 +226,17 @@ def test_ddp_on_two_cpu_ranks_trains_through_model_output(release, tmp_path):
     frame = pd.read_csv(out / "folds" / "fold_001.csv", dtype={"clip": str})
     assert len(frame) == 3 and (out / "models" / "fold_001.pt").exists()
     assert len(pd.read_csv(out / "train_logs" / "fold_001.csv")) == 1
+
+
+def test_a_run_from_before_the_batch_order_rule_is_not_resumed(release, tmp_path):
+    from fervid.runs.store import RunDirError
+
+    cfg = config()
+    out = tmp_path / "run"
+    run_kfold(cfg, release, out, folds=[1], progress=False)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["batch_order"] == kfold_module.BATCH_ORDER
+    del meta["batch_order"]  # as an earlier fervid wrote it
+    (out / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(RunDirError, match="batch_order None"):
+        run_kfold(cfg, release, out, folds=[1, 2], progress=False)

@@ -43,6 +43,11 @@ from fervid.training.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
 
+#: How training batches are drawn (``run.json``; a resume must match): each epoch one
+#: permutation seeded by (seed, fold, epoch), rank r taking every W-th clip of it. Runs made
+#: before this rule (no ``batch_order``) drew their order otherwise, so they are not resumed.
+BATCH_ORDER = "seeded-permutation-rank-strided"
+
 
 def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] | None = None,
               progress: bool = True) -> dict | None:
@@ -85,8 +90,10 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
                          "fingerprint": cfg.fingerprint(
                              precision=fabric.strategy.precision.precision),
                          "precision": fabric.strategy.precision.precision,
+                         "batch_order": BATCH_ORDER,
                          "seed": cfg.seed, "name": cfg.name, "classes": list(cfg.data.classes),
-                         "skipped_clips": list(split.missing)})
+                         "skipped_clips": list(split.missing)},
+                   same=("fingerprint", "batch_order"))
     fabric.barrier()
     with progress_bar(progress and fabric.global_rank == 0) as bar:
         fold_task = bar.add_task("folds", total=len(folds), status="")
