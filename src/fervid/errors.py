@@ -35,3 +35,13 @@ def path_error(path: str | Path, err: OSError, what: str = "file") -> UserPathEr
     :class:`PathNotFoundError`."""
     cls = PathNotFoundError if isinstance(err, FileNotFoundError) else UserPathError
     return cls(f"{path}: cannot use this {what}: {err.strerror or err}")
+
+
+def library_reason(err: Exception) -> str:
+    """One line of why a library call failed, for a message that names the file: the
+    exception's type and its first line, or for ``torch.load`` its weights-only unpickler's
+    reason (its first line only advises unsafe loading); at most 200 characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("WeightsUnpickler error")),
+                  lines[0] if lines else "")
+    return f"{type(err).__name__}: {reason}"[:200]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fervid.config import ConfigError
+from fervid.errors import library_reason
 
 log = logging.getLogger("fervid")
 
@@ -87,7 +88,7 @@ def _read_state(path: Path) -> tuple[dict, str]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
-        raise ConfigError(f"{path}: not a torch file: {err}") from err
+        raise ConfigError(f"{path}: not a torch file: {library_reason(err)}") from err
     if isinstance(payload, dict) and payload.get("format", "").startswith("fervid-checkpoint"):
         state = payload.get("state_dict", {})
         for prefix in _TRUNK_PREFIXES:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fervid.config import LosoConfig
-from fervid.errors import FervidError, PathNotFoundError, path_error
+from fervid.errors import FervidError, PathNotFoundError, library_reason, path_error
 from fervid.models import model_from_config
 from fervid.models.pretrained import state_mismatch
 from fervid.progress import progress_bar
@@ -98,9 +98,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except OSError as err:
         raise path_error(path, err, "weight file") from err
     except Exception as err:  # torch raises many types for a file it cannot read
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise FoldWeightsError(f"{path}: not readable as PyTorch weights "
-                               f"({type(err).__name__}: {first})") from err
+                               f"({library_reason(err)})") from err
     if isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT:
         payload = payload.get("state_dict")  # a fervid fold model: its weights
     if not (isinstance(payload, Mapping) and payload

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from fervid.config import FitConfig, KfoldConfig, LosoConfig
-from fervid.errors import FervidError, path_error
+from fervid.errors import FervidError, library_reason, path_error
 from fervid.files import atomic_write
 from fervid.representation.video_clips import clip_dssi_params
 
@@ -234,7 +234,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise path_error(path, err, "checkpoint") from err
     except Exception as err:  # torch raises many types for a non-checkpoint file
         raise CheckpointError(f"{path} is not a torch checkpoint (damaged, truncated or "
-                              f"another kind of file): {_load_reason(err)}") from err
+                              f"another kind of file): {library_reason(err)}") from err
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a checkpoint")
     if payload.get("format") == CHECKPOINT_FORMAT:
@@ -283,20 +283,11 @@ def load_training_state(path: Path | str, *, weights_only: bool = True) -> dict:
         raise path_error(path, err, "training state") from err
     except Exception as err:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: the resumable training state is damaged "
-                              f"({_load_reason(err)}); {redo}") from err
+                              f"({library_reason(err)}); {redo}") from err
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a training state; "
                               f"{redo}")
     return state
-
-
-def _load_reason(err: Exception) -> str:
-    """One line of why ``torch.load`` failed: its weights-only unpickler's reason when it gives
-    one (its first line only advises unsafe loading), else its first line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    reason = next((line for line in lines if line.startswith("WeightsUnpickler error")),
-                  lines[0] if lines else "")
-    return f"{type(err).__name__}: {reason}"[:200]
 
 
 def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
