@@ -77,3 +77,15 @@ def write_dfew_tree(root: Path, split_dir: Path, clip_numbers: set[int],
             for k in range(1, min(frame_counts[number], max_frames) + 1):
                 place(k, folder / f"{clip_id}_{k:05d}.jpg")
     return root
+
+
+def fold1_release(root: Path, annotations: Path, *, n_train: int = 6, n_test: int = 3,
+                  max_frames: int = 12) -> Path:
+    """A tiny DFEW tree of fold 1's first ``n_train`` training and ``n_test`` test clips, from
+    the real split files and frame counts in ``annotations`` (``../shared/data/annotations/
+    dfew``)."""
+    split_dir = annotations / "EmoLabel_DataSplit"
+    counts = real_frame_counts(annotations / "clip_224x224_frame_counts.csv")
+    train = [n for n, _ in real_rows(split_dir, "train", 1)][:n_train]
+    test = [n for n, _ in real_rows(split_dir, "test", 1)][:n_test]
+    return write_dfew_tree(root, split_dir, set(train + test), counts, max_frames=max_frames)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shared_path
-from dfew_fixture import real_frame_counts, real_rows, write_dfew_tree
+from dfew_fixture import fold1_release
 from fervid.cli import app
 from fervid.config import KfoldConfig
 from fervid.protocol import kfold as kfold_module
@@ -21,13 +21,8 @@ NETWORKS = ["c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet1
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    split_dir = shared_path("annotations", "dfew", "EmoLabel_DataSplit")
-    counts = real_frame_counts(shared_path("annotations", "dfew",
-                                           "clip_224x224_frame_counts.csv"))
-    train = [n for n, _ in real_rows(split_dir, "train", 1)][:6]
-    test = [n for n, _ in real_rows(split_dir, "test", 1)][:3]
-    root = tmp_path_factory.mktemp("dfew") / "DFEW"
-    return write_dfew_tree(root, split_dir, set(train + test), counts, max_frames=12)
+    return fold1_release(tmp_path_factory.mktemp("dfew") / "DFEW",
+                         shared_path("annotations", "dfew"))
 
 
 def config(name: str = "r3d_18", **train) -> KfoldConfig:

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from PIL import Image
 
 from conftest import shared_path
-from dfew_fixture import real_frame_counts, real_rows, write_dfew_tree
+from dfew_fixture import fold1_release
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
@@ -41,13 +41,8 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    split_dir = shared_path("annotations", "dfew", "EmoLabel_DataSplit")
-    counts = real_frame_counts(shared_path("annotations", "dfew",
-                                           "clip_224x224_frame_counts.csv"))
-    train = [n for n, _ in real_rows(split_dir, "train", 1)][:6]
-    test = [n for n, _ in real_rows(split_dir, "test", 1)][:3]
-    root = tmp_path_factory.mktemp("dfew") / "DFEW"
-    write_dfew_tree(root, split_dir, set(train + test), counts, max_frames=12)
+    root = fold1_release(tmp_path_factory.mktemp("dfew") / "DFEW",
+                         shared_path("annotations", "dfew"))
     # The fixture's clips all show the same frames, so any subset of them has the same
     # BatchNorm statistics: give each clip its own brightness and noise, so that the
     # statistics of half a batch differ from those of the whole one.
