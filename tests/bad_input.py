@@ -6,15 +6,18 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from fervid.cli import app
 from fervid.cli.common import EXIT_USER_ERROR, run_app
+from fervid.errors import FervidError
 from generated import make_precomputed
 
 #: A real (tiny) PNG, for "a PNG named .pt" and friends.
@@ -61,6 +64,15 @@ def assert_one_line_error(result: Outcome, *, must_name: object, says: str = "")
     assert str(must_name) in line, f"{must_name!r} not named in:\n{shown}"
     assert says.lower() in line.lower(), f"{says!r} not said in:\n{shown}"
     return line
+
+
+def assert_refused(call: Callable[[], object], *, must_name: object, says: str = "") -> str:
+    """``call()`` raises a :class:`~fervid.errors.FervidError` whose message passes
+    :func:`assert_user_error_text`; returns the message."""
+    with pytest.raises(FervidError) as err:
+        call()
+    assert_user_error_text(str(err.value), must_name=must_name, says=says)
+    return str(err.value)
 
 
 def assert_user_error_text(message: str, *, must_name: object, says: str = "") -> None:
