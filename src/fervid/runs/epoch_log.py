@@ -61,17 +61,17 @@ class EpochLog:
         atomic_write_bytes(self.path, buffer.getvalue().encode())
 
     def append(self, **row) -> None:
-        self._write([row], "a")
+        self._append([row])
         if self._tb is not None:
             scalars = {f"train/{k}": float(v) for k, v in row.items()
                        if k != "epoch" and isinstance(v, int | float)}
             self._tb.log_metrics(scalars, step=int(row["epoch"]))
             self._tb.experiment.flush()  # readable while the run goes on, and after a kill
 
-    def _write(self, rows, mode):
-        new = mode == "w" or not self.path.exists()
+    def _append(self, rows):
+        new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open(mode, newline="") as f:
+        with self.path.open("a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.fields)
             if new:
                 w.writeheader()
