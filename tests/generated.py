@@ -10,11 +10,13 @@ import pandas as pd
 
 
 def make_precomputed(folder: Path, *, n_subjects: int = 6, per_subject: int = 8, size: int = 28,
-                     seed: int = 0, signal: float = 60.0) -> Path:
+                     seed: int = 0, signal: float = 60.0, n_datasets: int = 1) -> Path:
     """A precomputed-input folder (index.csv + PNGs) whose 3 classes differ by a blob's place.
 
     Each image is noise plus a bright blob in the top-left (class 0), centre (1) or
     bottom-right (2); ``signal`` is the blob's strength, so tests can make it easy or hard.
+    Subjects belong to dataset ``gen`` (or, with ``n_datasets`` > 1, ``gen0``, ``gen1``, ...
+    in turn).
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,8 @@ def make_precomputed(folder: Path, *, n_subjects: int = 6, per_subject: int = 8,
             img = rng.normal(100, 25, (size, size, 3)) + blob[..., None]
             name = f"s{s:02d}_c{i:02d}.png"
             cv2.imwrite(str(folder / name), np.clip(img, 0, 255).astype(np.uint8))
-            rows.append({"dataset": "gen", "subject": f"s{s:02d}", "clip": f"c{i:02d}",
+            dataset = "gen" if n_datasets == 1 else f"gen{s % n_datasets}"
+            rows.append({"dataset": dataset, "subject": f"s{s:02d}", "clip": f"c{i:02d}",
                          "label": label, "file": name})
     pd.DataFrame(rows).to_csv(folder / "index.csv", index=False)
     return folder

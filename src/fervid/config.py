@@ -21,9 +21,13 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     #: ``ststnet`` / ``off_apexnet`` take flow images (``data.format: precomputed``);
     #: ``smastn`` takes DSSI stacks (``dssi``); ``apex_resnet`` the apex frame (``apex``);
-    #: ``global_di_resnet`` one global dynamic image (``global_di``).
-    name: Literal["ststnet", "off_apexnet", "smastn", "apex_resnet", "global_di_resnet",
-                  "frame_resnet"] = "ststnet"
+    #: ``global_di_resnet`` one global dynamic image (``global_di``); ``htnet`` flow images
+    #: (its four facial regions from a fixed template, see :mod:`fervid.models.htnet`).
+    #: ``logistic_regression`` / ``linear_svm``: scikit-learn linear models on the flattened
+    #: inputs, standardised inside each fold (``run.engine: linear``).
+    name: Literal["ststnet", "off_apexnet", "htnet", "smastn", "apex_resnet",
+                  "global_di_resnet", "frame_resnet", "logistic_regression",
+                  "linear_svm"] = "ststnet"
     drop_rate: float = Field(0.5, ge=0.0, lt=1.0)
     #: The 2D backbone of SMA-STN and the single-image baselines.
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
@@ -40,6 +44,10 @@ class ModelConfig(_Strict):
     temporal_attention: bool = True
     #: Append the global dynamic image's feature to the clip feature.
     use_global: bool = True
+    #: Linear models: the inverse regularisation strength C, and the values
+    #: ``train.select: inner_val`` chooses C from inside each fold.
+    c: float = Field(0.01, gt=0)
+    c_grid: list[float] = Field(default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1])
 
 
 class DssiConfig(_Strict):
@@ -56,7 +64,10 @@ class DssiConfig(_Strict):
 class DataConfig(_Strict):
     #: ``precomputed``: a folder with index.csv + images (see ``fervid prepare flow``).
     #: ``dssi`` / ``apex`` / ``global_di``: computed from a release's frames (``dataset``).
-    format: Literal["precomputed", "dssi", "apex", "global_di"] = "precomputed"
+    #: ``handcrafted``: MEGC2019's LBP-TOP / HOOF feature files (``features`` names the set).
+    format: Literal["precomputed", "dssi", "apex", "global_di", "handcrafted"] = "precomputed"
+    #: ``handcrafted`` only: the feature set, e.g. ``LBPTOP_TIM10_333_8`` or ``HOOF_TIM10_8``.
+    features: str | None = None
     #: The release read for frame-based formats: ``casme2``, ``samm``, ``smic`` (``--data-root``
     #: is its frame folder) or ``megc2019`` (``--data-root`` holds the parts named in ``paths``).
     dataset: Literal["casme2", "samm", "smic", "megc2019", "ckplus"] | None = None
@@ -78,6 +89,10 @@ class DataConfig(_Strict):
     channels: list[int] | None = None
     #: Multiplier on the stored 0..255 values. STSTNet's authors fed raw values (1.0).
     scale: float = 1.0
+    #: Which model input channel (after ``channels``) holds the horizontal flow u, for
+    #: ``train.flow_flip`` (mirroring a flow field negates u). The shared flow images store
+    #: strain, v, u: channel 2 with all three channels, 0 with ``channels: [2, 1]``.
+    flow_u_channel: int | None = Field(None, ge=0)
 
 
 class TrainConfig(_Strict):
@@ -101,6 +116,27 @@ class TrainConfig(_Strict):
     ec_stfl_variant: Literal["eq9", "code2024"] = "eq9"
     #: DE-Loss margin (on L2-normalised features).
     de_margin: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    #: Mirror each training sample left-right with probability 1/2, flow-aware: the u
+    #: channel (``data.flow_u_channel``) is negated about the middle of its stored range.
+    flow_flip: bool = False
+    #: Average the weights at the end of each of the last N epochs (stochastic weight
+    #: averaging; BatchNorm statistics recomputed on the fold's training data); 0: off.
+    average_last: int = Field(0, ge=0)
+
+
+class LosoTrainConfig(TrainConfig):
+    #: The model kept in each LOSO fold: ``last`` (the last epoch, or ``model.c``), or
+    #: ``inner_val``: the epoch count (deep models) or C from ``model.c_grid`` (linear
+    #: models) that scores best on a leave-subjects-out split of that fold's training
+    #: subjects; deep models then train again on all of them. The test subject never
+    #: chooses.
+    select: Literal["last", "inner_val"] = "last"
+    #: ``inner_val``: the fraction of a fold's training subjects held out for validation
+    #: (linear models: the number of inner folds is ``round(1 / fraction)``).
+    select_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    #: ``inner_val`` for deep models: epochs between validation checks.
+    select_every: int = Field(10, ge=1)
 
 
 class DeviceConfig(_Strict):
@@ -121,7 +157,8 @@ class RunConfig(DeviceConfig):
     #: on how folds are grouped (``--folds``, workers), deterministically;
     #: ``sequential``: one fold after another, any model; each fold's result depends on
     #: (seed, fold) only.
-    engine: Literal["fold_batched", "sequential"] = "fold_batched"
+    #: ``linear``: scikit-learn models (``logistic_regression``, ``linear_svm``).
+    engine: Literal["fold_batched", "sequential", "linear"] = "fold_batched"
     #: Samples per fused step of the batched STSTNet (keeps conv maps in cache).
     chunk: int = Field(4, ge=1)
     #: Seconds between resumable checkpoints of a batched run.
@@ -131,17 +168,28 @@ class RunConfig(DeviceConfig):
     workers: int = Field(1, ge=1)
     #: Torch intra-op threads per process (0: torch's default, or 1 per worker when workers > 1).
     threads: int = Field(0, ge=0)
+    #: Keep each fold's test predictions every N epochs (and the last) in ``traces/``, for
+    #: the report's "test-selected (not a valid result)" row; 0: off. Never chooses a model.
+    trace_every: int = Field(0, ge=0)
 
 
 class LosoConfig(_Strict):
-    """One LOSO experiment."""
+    """One LOSO experiment, or (with ``members``) an ensemble of several trained in each fold.
+    """
 
     name: str = "loso"
     seed: int = 0
+    #: What a fold holds out: one ``subject`` (LOSO) or one ``dataset`` (MEGC2019's
+    #: hold-out-database protocol: train on two parts of the composite set, test the third).
+    group: Literal["subject", "dataset"] = "subject"
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: LosoTrainConfig = Field(default_factory=LosoTrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    #: Ensemble members: each a partial config (``name`` plus the sections it changes) laid
+    #: over this one; every member runs the same folds into ``RUN/members/<name>``, and the
+    #: run's predictions average their class probabilities (no label is used).
+    members: list[dict] = Field(default_factory=list)
 
     def fingerprint(self, *, precision: str | None = None, fold_groups: int | None = None
                     ) -> str:
@@ -242,7 +290,6 @@ class FitTrainConfig(TrainConfig):
     #: ``onecycle``: the learning rate rises to ``lr`` over the first 20% of the steps, then
     #: anneals (cosine) to nearly zero; ``constant``.
     schedule: Literal["constant", "onecycle"] = "onecycle"
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     #: Nesterov momentum for ``optimizer: sgd``.
     nesterov: bool = False
     #: The model kept: the epoch of best validation accuracy (``best_validation``; needs a
@@ -279,6 +326,16 @@ PLACEMENT_FIELDS = ("accelerator", "devices", "num_nodes", "workers", "threads",
                     "checkpoint_every_s", "num_workers", "prefetch_factor")
 
 
+#: Fields added after runs were first written, with their defaults: left out of the
+#: fingerprint while at the default, so a run made before they existed still resumes.
+LATER_FIELDS = {"group": "subject", "members": [], "model.c": 0.01,
+                "model.c_grid": [0.001, 0.003, 0.01, 0.03, 0.1], "data.features": None,
+                "data.flow_u_channel": None, "train.label_smoothing": 0.0,
+                "train.flow_flip": False, "train.average_last": 0, "train.select": "last",
+                "train.select_fraction": 0.25, "train.select_every": 10,
+                "run.trace_every": 0}
+
+
 def fingerprint(cfg: BaseModel, *, precision: str | None = None,
                 fold_groups: int | None = None) -> str:
     """The one rule both protocols hash a run by (``run.json``'s ``fingerprint``): a resumed
@@ -289,6 +346,11 @@ def fingerprint(cfg: BaseModel, *, precision: str | None = None,
     split into (processes × local workers), since a group trains as one batched model.
     """
     d = cfg.model_dump()
+    for path, default in LATER_FIELDS.items():  # see LATER_FIELDS
+        section, _, key = path.rpartition(".")
+        node = d.get(section, {}) if section else d
+        if key in node and node[key] == default:
+            del node[key]
     run = {k: v for k, v in d.pop("run").items() if k not in PLACEMENT_FIELDS}
     if precision is not None:
         run["precision"] = precision

@@ -36,6 +36,10 @@ def loso(
         help="Folds to run, e.g. 0-33 or 0-3,10 (default all); shards merge with "
              "`fervid report`.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Overrides train.epochs.")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="What a fold holds out: subject (LOSO, the default) or dataset (MEGC2019's "
+             "hold-out-database protocol: train on two parts of the composite set, test on "
+             "the third). Overrides the config's group.")] = None,
     set_: SetOption = None,
     cache_dir: Annotated[Path | None, typer.Option(
         help="Where computed DSSI results are cached (default $FERVID_CACHE or "
@@ -51,13 +55,21 @@ def loso(
     from fervid.protocol.loso import load_loso_data, run_loso
     from fervid.report.loso import print_report
 
-    overrides = config_overrides(set_, seed=seed, **{"train.epochs": epochs})
+    overrides = config_overrides(set_, seed=seed, group=group, **{"train.epochs": epochs})
     try:
         cfg = load_config(config, overrides)
         check_output_dir(out)
-        data = load_loso_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
-        report = run_loso(cfg, data, out, folds_spec=folds, data_root=str(data_root),
-                          progress=progress)
+        if cfg.members:
+            from fervid.protocol.ensemble import run_members
+
+            report = run_members(
+                cfg, out, lambda member: load_loso_data(member, data_root, cache_dir=cache_dir,
+                                                        progress=progress),
+                folds_spec=folds, data_root=str(data_root), progress=progress)
+        else:
+            data = load_loso_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
+            report = run_loso(cfg, data, out, folds_spec=folds, data_root=str(data_root),
+                              progress=progress)
     except USER_ERRORS as e:
         raise fail(str(e)) from None
     if report is not None:
@@ -113,6 +125,29 @@ def kfold(
         raise fail(str(e)) from None
     if metrics is not None:
         print_kfold_report(metrics, console)
+
+
+@app.command()
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="Finished `fervid loso` runs of the same folds and classes (seeds, methods).")],
+    out: Annotated[Path, typer.Option(help="Run directory of the ensemble.")],
+) -> None:
+    """Average the class probabilities of LOSO runs, sample by sample, into one run.
+
+    No label is used, so the ensemble is as honest as its members. RUN_E holds the same files
+    as any run (fold files, metrics.json, predictions.csv, per_subject.csv, confusion.png) and
+    reports like one; when every member kept traces at the same epochs, so does the ensemble.
+    """
+    from fervid.protocol.ensemble import ensemble_runs
+    from fervid.report.loso import print_report
+
+    try:
+        check_output_dir(out)
+        report = ensemble_runs(run_dirs, out)
+    except USER_ERRORS as e:
+        raise fail(str(e)) from None
+    print_report(report, console)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pathlib import Path
 from fervid.datasets.casme2 import CASME2_EMOTIONS, CASME2_PROTOCOLS, read_casme2
 from fervid.datasets.ckplus import CKPLUS_PROTOCOLS, ckplus_subject_folds, read_ckplus
 from fervid.datasets.megc2019 import read_megc2019, read_megc2019_gt
+from fervid.datasets.megc2019_handcrafted import FEATURE_SETS, HandcraftedSet, read_handcrafted
 from fervid.datasets.precomputed import PrecomputedSet, read_precomputed
 from fervid.datasets.samm import SAMM_EMOTIONS, SAMM_PROTOCOLS, read_samm
 from fervid.datasets.sheets import AnnotationWarning
@@ -79,8 +80,9 @@ def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None
 
 
 __all__ = [
-    "CASME2_EMOTIONS", "CKPLUS_PROTOCOLS", "DATASET_NAMES", "PROTOCOLS", "SAMM_EMOTIONS",
-    "AnnotationWarning", "PrecomputedSet", "ckplus_subject_folds", "load_dataset", "read_casme2",
-    "read_ckplus", "read_megc2019", "read_megc2019_gt", "read_precomputed", "read_samm",
-    "read_smic", "read_smic_hs_e_sheet",
+    "CASME2_EMOTIONS", "CKPLUS_PROTOCOLS", "DATASET_NAMES", "FEATURE_SETS", "PROTOCOLS",
+    "SAMM_EMOTIONS", "AnnotationWarning", "HandcraftedSet", "PrecomputedSet",
+    "ckplus_subject_folds", "load_dataset", "read_casme2", "read_ckplus", "read_handcrafted",
+    "read_megc2019", "read_megc2019_gt", "read_precomputed", "read_samm", "read_smic",
+    "read_smic_hs_e_sheet",
 ]

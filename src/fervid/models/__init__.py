@@ -6,15 +6,17 @@
 from __future__ import annotations
 
 # Importing the model modules registers their builders.
+from fervid.models import htnet as _htnet  # noqa: F401
 from fervid.models import off_apexnet as _off_apexnet  # noqa: F401
 from fervid.models import smastn as _smastn  # noqa: F401
 from fervid.models import ststnet as _ststnet  # noqa: F401
 from fervid.models import video as _video  # noqa: F401
+from fervid.models.htnet import HTNet
 from fervid.models.off_apexnet import OffApexNet
 from fervid.models.output import ModelOutput
 from fervid.models.registry import create_model, model_from_config, model_names, register_model
 from fervid.models.smastn import SMASTN, SingleImageResNet
 from fervid.models.ststnet import STSTNet
 
-__all__ = ["SMASTN", "ModelOutput", "OffApexNet", "STSTNet", "SingleImageResNet",
+__all__ = ["SMASTN", "HTNet", "ModelOutput", "OffApexNet", "STSTNet", "SingleImageResNet",
            "create_model", "model_from_config", "model_names", "register_model"]

@@ -8,14 +8,14 @@ import time
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from fervid.config import LosoConfig
+from fervid.config import ConfigError, LosoConfig
 from fervid.models import model_from_config
+from fervid.models.linear import LINEAR_MODELS
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.folds import LosoFolds, parse_folds
-from fervid.protocol.loso_engines import train_batched, train_sequential
+from fervid.protocol.loso_engines import train_batched, train_linear, train_sequential
 from fervid.protocol.workers import run_in_workers
 from fervid.representation.loso_inputs import (  # noqa: F401  (re-exported for callers)
     LosoData,
@@ -26,7 +26,7 @@ from fervid.representation.loso_inputs import (  # noqa: F401  (re-exported for 
 )
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import RunStore
-from fervid.training.fold_batched import fold_group_tag
+from fervid.training.fold_batched import check_fold_batched, fold_group_tag
 from fervid.training.setup import cpu_has_bf16, with_resolved_precision
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
 
     started = time.monotonic()
     cfg = with_resolved_precision(cfg)
-    folds = LosoFolds.from_table(data.table)
+    check_loso_config(cfg)
+    folds = LosoFolds.from_table(data.table, cfg.group)
     chosen = parse_folds(folds_spec, len(folds))
     store = RunStore(out)
     fabric = Fabric(accelerator=cfg.run.accelerator, devices=cfg.run.devices,
@@ -100,6 +101,33 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     return build_loso_results(out)
 
 
+def check_loso_config(cfg: LosoConfig) -> None:
+    """Raise :class:`ConfigError` for a model, engine and option that do not go together."""
+    linear = cfg.model.name in LINEAR_MODELS
+    if linear != (cfg.run.engine == "linear"):
+        raise ConfigError(f"model {cfg.model.name!r} with run.engine={cfg.run.engine}: the "
+                          f"linear models ({', '.join(LINEAR_MODELS)}) run on run.engine=linear, "
+                          "and only they do")
+    if cfg.data.format == "handcrafted" and not linear:
+        raise ConfigError("data.format=handcrafted holds feature vectors, not images: use a "
+                          f"linear model ({', '.join(LINEAR_MODELS)})")
+    if linear:
+        epochs_only = [name for name, on in (
+            ("run.trace_every", cfg.run.trace_every), ("train.flow_flip", cfg.train.flow_flip),
+            ("train.average_last", cfg.train.average_last),
+            ("train.label_smoothing", cfg.train.label_smoothing)) if on]
+        if epochs_only:
+            raise ConfigError(f"{', '.join(epochs_only)}: a linear model trains no epochs")
+    if cfg.run.engine == "fold_batched":
+        check_fold_batched(cfg)
+    if cfg.train.flow_flip and cfg.data.flow_u_channel is None:
+        raise ConfigError("train.flow_flip needs data.flow_u_channel: the input channel that "
+                          "holds the horizontal flow u")
+    if cfg.train.average_last > cfg.train.epochs:
+        raise ConfigError(f"train.average_last={cfg.train.average_last} is more than "
+                          f"train.epochs={cfg.train.epochs}")
+
+
 def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root: str, *,
                   precision: str, fold_groups: int | None = None, extra: dict | None = None
                   ) -> None:
@@ -113,16 +141,13 @@ def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root:
     info = {"protocol": "loso",
             "fingerprint": cfg.fingerprint(precision=precision, fold_groups=fold_groups),
             "precision": precision, "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
-            "data_root": data_root, "classes": cfg.data.classes, **extra}
+            "data_root": data_root, "classes": cfg.data.classes, "group": folds.group,
+            **extra}
     pretrained = None if extra.get("trained") is False else pretrained_backbone(cfg)
     if pretrained is not None:  # a resume must start from the same file
         info["pretrained"] = pretrained
-    subjects = folds.subjects
-    table = pd.DataFrame({"fold": range(len(subjects)),
-                          "dataset": [s.split("/", 1)[0] for s in subjects],
-                          "subject": [s.split("/", 1)[1] for s in subjects]})
     same = ("fingerprint", "n_folds", *extra, *(["pretrained"] if pretrained else []))
-    store.open(cfg, info, same=same, folds=table)
+    store.open(cfg, info, same=same, folds=folds.table())
 
 
 def pretrained_backbone(cfg: LosoConfig) -> dict | None:
@@ -141,6 +166,8 @@ def _train_shard(cfg: LosoConfig, data: LosoData, folds: LosoFolds, store: RunSt
                  fabric=None) -> None:
     if cfg.run.engine == "fold_batched":
         train_batched(cfg, data, folds, shard, store, device, progress)
+    elif cfg.run.engine == "linear":
+        train_linear(cfg, data, folds, shard, store, progress)
     else:
         if fabric is None:  # in a worker process: a single-device Fabric of its own
             from lightning_fabric import Fabric

@@ -1,4 +1,4 @@
-"""The two ways LOSO trains its folds, each writing every finished fold to the run store.
+"""The three ways LOSO trains its folds, each writing every finished fold to the run store.
 
 ``sequential``: one fold after another through the shared loop (:mod:`fervid.training.loop`),
 any model; every fold is seeded from (seed, fold) alone, so its result does not depend on which
@@ -7,12 +7,17 @@ it was training.
 
 ``fold_batched``: a group of folds' STSTNets trained at once (:mod:`fervid.training.fold_batched`),
 resumable from its periodic checkpoint.
+
+``linear``: a scikit-learn linear model per fold (:mod:`fervid.models.linear`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -21,7 +26,14 @@ from fervid.losses import ClassificationWithFeatureLoss, build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike
 from fervid.protocol.folds import LosoFolds
+from fervid.protocol.selection import (
+    best_choice,
+    inner_group_folds,
+    inner_validation_subjects,
+    selection_score,
+)
 from fervid.representation.loso_inputs import LosoData
+from fervid.representation.optical_flow import mirror_flow
 from fervid.runs.checkpoint import (
     checkpoint_payload,
     input_spec_from_config,
@@ -29,6 +41,7 @@ from fervid.runs.checkpoint import (
 )
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
+from fervid.samples import subject_key
 from fervid.training.fold_batched import fold_group_tag, train_fold_batched
 from fervid.training.loop import evaluate, tensor_batches, tensor_eval_batches, train_one_epoch
 from fervid.training.setup import fold_seed, make_optimizer
@@ -59,48 +72,190 @@ def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
 
 def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
                      store: RunStore, fabric, progress: ProgressLike) -> None:
-    """Train and evaluate each fold in ``todo`` in turn, through Lightning Fabric."""
+    """Train and evaluate each fold in ``todo`` in turn, through Lightning Fabric.
+
+    ``train.select: inner_val`` first trains on the fold's training subjects less a validation
+    share of them, checks the validation score every ``train.select_every`` epochs, then trains
+    again on all the training subjects for the best epoch count. ``run.trace_every`` keeps the
+    test predictions every N epochs (never used to choose).
+    """
     num_classes = len(data.classes)
-    epochs, bs = cfg.train.epochs, cfg.train.batch_size
     x, y = data.x.to(fabric.device), data.y.to(fabric.device)
     views = None if data.train_views is None else data.train_views.to(fabric.device)
+    subjects = [subject_key(s) for s in data.table]
+    bs = cfg.train.batch_size
     fold_task = progress.add_task("folds", total=len(todo), status="")
     for f in todo:
-        train_idx = folds.train_index(f).to(fabric.device)
+        train_idx = folds.train_index(f)
         test_idx = folds.test_index(f)
-        model = init_fold_model(cfg, f, data.in_chans, num_classes)
-        criterion = fabric.to_device(fold_criterion(cfg, f, model, num_classes,
-                                                    data.y[folds.sample_fold != f]))
-        optimizer = make_optimizer(cfg.train, [*model.parameters(), *criterion.parameters()])
-        if fabric.world_size == 1:
-            model, optimizer = fabric.setup(model, optimizer)
-        else:
-            # Ranks train different folds: a DDP wrapper would average their gradients.
-            if cfg.run.precision == "16-mixed":
-                raise ConfigError("run.precision=16-mixed needs a single device per LOSO "
-                                  "process; use bf16-mixed or 32-true with several devices")
-            model = _Autocast(fabric.to_device(model), fabric)
-        order = torch.Generator().manual_seed(fold_seed(cfg.seed, f))
-        torch.manual_seed(fold_seed(cfg.seed, f))
-        log = EpochLog(store.log_path(f"fold_{f:03d}"))
-        log.truncate_after(0)
-        epoch_task = progress.add_task(f"fold {f} ({folds.subjects[f]})", total=epochs,
-                                       status="")
-        for epoch in range(epochs):
-            stats = train_one_epoch(model, criterion, optimizer,
-                                    tensor_batches(x, y, train_idx, bs, order, views),
-                                    fabric.backward)
-            log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
-                       train_acc=round(stats.train_acc, 6))
-            progress.update(epoch_task, advance=1, status=f"loss {stats.loss:.4f}")
-        progress.remove_task(epoch_task)
+        fit = partial(_fit_fold, cfg, f, x, y, views, fabric, progress, num_classes)
+        epochs, selection = cfg.train.epochs, None
+        if cfg.train.select == "inner_val":
+            held = set(inner_validation_subjects([subjects[i] for i in train_idx.tolist()],
+                                                 cfg.train.select_fraction,
+                                                 fold_seed(cfg.seed, f)))
+            is_val = torch.tensor([subjects[i] in held for i in train_idx.tolist()])
+            val_idx = train_idx[is_val]
+            scores: dict[int, float] = {}
+
+            def check(epoch: int, model, val_idx=val_idx, scores=scores) -> None:
+                probs = evaluate(model, tensor_eval_batches(x, val_idx, bs)).probs
+                scores[epoch] = selection_score(data.y[val_idx].tolist(),
+                                                probs.argmax(-1).tolist(), data.classes)
+
+            inner = fit(train_idx[~is_val], cfg.train.epochs,
+                        store.log_path(f"fold_{f:03d}_inner"), every=cfg.train.select_every,
+                        probe=check, label=f"fold {f} inner")
+            check(cfg.train.epochs, inner)  # the last epoch is a candidate too
+            epochs = best_choice(scores, sorted(scores))
+            selection = {"choice": {"epochs": epochs}, "validation_subjects": sorted(held),
+                         "score": "(UF1 + UAR) / 2 over the validation subjects",
+                         "scores": {str(e): round(v, 6) for e, v in sorted(scores.items())}}
+        trace: list[tuple[int, torch.Tensor]] = []
+
+        def keep(epoch: int, model, test_idx=test_idx, trace=trace) -> None:
+            trace.append((epoch, evaluate(model, tensor_eval_batches(x, test_idx, bs)).probs))
+
+        model = fit(train_idx, epochs, store.log_path(f"fold_{f:03d}"),
+                    every=cfg.run.trace_every, probe=keep if cfg.run.trace_every else None,
+                    label=f"fold {f} ({folds.subjects[f]})")
         result = evaluate(model, tensor_eval_batches(x, test_idx, bs))
         predictions = FoldPredictions(f, test_idx, result.probs.argmax(-1), result.probs,
                                       result.extras.get("segment_weights"))
-        store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
-                         model=fold_model_payload(cfg, data, model.state_dict()))
+        frame = loso_fold_frame(predictions, data.table, data.classes)
+        traced = None
+        if cfg.run.trace_every:
+            trace.append((epochs, result.probs))
+            traced = trace_frame(f, test_idx, trace, data.table, data.classes)
+        store.write_fold(f, frame, model=fold_model_payload(cfg, data, model.state_dict()),
+                         selection=selection, trace=traced)
         progress.update(fold_task, advance=1, status=folds.subjects[f])
     progress.remove_task(fold_task)
+
+
+def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
+              views: torch.Tensor | None, fabric, progress: ProgressLike, num_classes: int,
+              train_idx: torch.Tensor, epochs: int, log_path, *, every: int = 0,
+              probe: Callable[[int, nn.Module], None] | None = None, label: str = "") -> nn.Module:
+    """Fold ``fold``'s model trained from its (seed, fold) initialisation on ``train_idx`` for
+    ``epochs`` epochs; ``probe(epoch, model)`` after every ``every``-th epoch but the last.
+    Returns the model of the last epoch, or the weight average of ``train.average_last``."""
+    bs = cfg.train.batch_size
+    train_idx = train_idx.to(fabric.device)
+    model = init_fold_model(cfg, fold, x.shape[-3], num_classes)
+    criterion = fabric.to_device(fold_criterion(cfg, fold, model, num_classes,
+                                                y[train_idx].cpu()))
+    optimizer = make_optimizer(cfg.train, [*model.parameters(), *criterion.parameters()])
+    if fabric.world_size == 1:
+        model, optimizer = fabric.setup(model, optimizer)
+    else:
+        # Ranks train different folds: a DDP wrapper would average their gradients.
+        if cfg.run.precision == "16-mixed":
+            raise ConfigError("run.precision=16-mixed needs a single device per LOSO "
+                              "process; use bf16-mixed or 32-true with several devices")
+        model = _Autocast(fabric.to_device(model), fabric)
+    order = torch.Generator().manual_seed(fold_seed(cfg.seed, fold))
+    flips = torch.Generator().manual_seed(fold_seed(cfg.seed, fold) + 2)
+    torch.manual_seed(fold_seed(cfg.seed, fold))
+    averaged = None
+    if cfg.train.average_last:
+        from torch.optim.swa_utils import AveragedModel
+
+        averaged = AveragedModel(model, use_buffers=False)
+    log = EpochLog(log_path)
+    log.truncate_after(0)
+    task = progress.add_task(label, total=epochs, status="")
+    for epoch in range(epochs):
+        batches = tensor_batches(x, y, train_idx, bs, order, views)
+        if cfg.train.flow_flip:
+            batches = _flipped(batches, cfg, flips)
+        stats = train_one_epoch(model, criterion, optimizer, batches, fabric.backward)
+        if averaged is not None and epoch >= epochs - cfg.train.average_last:
+            averaged.update_parameters(model)
+        log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
+                   train_acc=round(stats.train_acc, 6))
+        progress.update(task, advance=1, status=f"loss {stats.loss:.4f}")
+        if probe is not None and every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
+            probe(epoch + 1, model)
+    progress.remove_task(task)
+    if averaged is None:
+        return model
+    from torch.optim.swa_utils import update_bn
+
+    # The averaged weights need their own BatchNorm statistics: one pass over the training
+    # samples (no flip, in order), as torch's SWA recipe does.
+    update_bn(tensor_eval_batches(x, train_idx, bs), averaged, device=fabric.device)
+    return averaged.module
+
+
+def _flipped(batches, cfg: LosoConfig, generator: torch.Generator):
+    """``train.flow_flip``: each training sample mirrored with probability 1/2."""
+    top = 255.0 * cfg.data.scale
+    for xb, yb in batches:
+        pick = (torch.rand(len(xb), generator=generator) < 0.5).to(xb.device)
+        if pick.any():
+            xb = xb.clone()
+            xb[pick] = mirror_flow(xb[pick], cfg.data.flow_u_channel, top)
+        yield xb, yb
+
+
+def trace_frame(fold: int, index: torch.Tensor, trace: list[tuple[int, torch.Tensor]], table,
+                classes) -> pd.DataFrame:
+    """A fold's ``traces/fold_NNN.csv``: its fold-file rows once per traced epoch, with an
+    ``epoch`` column first."""
+    frames = []
+    for epoch, probs in trace:
+        rows = loso_fold_frame(FoldPredictions(fold, index, probs.argmax(-1), probs), table,
+                               classes)
+        rows.insert(0, "epoch", epoch)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def train_linear(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
+                 store: RunStore, progress: ProgressLike) -> None:
+    """Fit a scikit-learn linear model (:mod:`fervid.models.linear`) in each fold of ``todo``
+    on the flattened inputs; ``train.select: inner_val`` chooses C from ``model.c_grid`` by
+    leave-subjects-out folds of the training subjects."""
+    from fervid.models.linear import class_scores, linear_estimator
+
+    num_classes = len(data.classes)
+    x = data.x.reshape(len(data.x), -1).double().numpy()
+    y = data.y.numpy()
+    subjects = np.array([subject_key(s) for s in data.table])
+    task = progress.add_task("folds", total=len(todo), status="")
+    for f in todo:
+        tr, te = folds.train_index(f).numpy(), folds.test_index(f)
+        seed = fold_seed(cfg.seed, f)
+        build = partial(linear_estimator, cfg.model, class_weights=cfg.train.class_weights,
+                        seed=seed)
+        c, selection = cfg.model.c, None
+        if cfg.train.select == "inner_val":
+            c, selection = _choose_c(build, x[tr], y[tr], subjects[tr], cfg, seed,
+                                     data.classes)
+        estimator = build(c=c).fit(x[tr], y[tr])
+        probs = torch.from_numpy(class_scores(estimator, x[te.numpy()], num_classes)).float()
+        predictions = FoldPredictions(f, te, probs.argmax(-1), probs)
+        store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
+                         selection=selection)
+        progress.update(task, advance=1, status=folds.subjects[f])
+    progress.remove_task(task)
+
+
+def _choose_c(build, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: LosoConfig,
+              seed: int, classes) -> tuple[float, dict]:
+    """C from ``model.c_grid`` by pooled inner leave-subjects-out predictions."""
+    masks = inner_group_folds(subjects, cfg.train.select_fraction, seed)
+    scores = {}
+    for c in sorted(cfg.model.c_grid):
+        preds = np.zeros(len(y), dtype=int)
+        for val in masks:
+            preds[val] = build(c=c).fit(x[~val], y[~val]).predict(x[val])
+        scores[c] = selection_score(y, preds, classes)
+    c = best_choice(scores, sorted(scores))
+    return c, {"choice": {"c": c}, "inner_folds": len(masks),
+               "score": "(UF1 + UAR) / 2 of the pooled inner-fold predictions",
+               "scores": {str(k): round(v, 6) for k, v in scores.items()}}
 
 
 def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
@@ -120,8 +275,13 @@ def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[
         index = folds.test_index(f)
         probs = result.probs[index, j]
         predictions = FoldPredictions(f, index, probs.argmax(-1), probs)
+        traced = None
+        if cfg.run.trace_every:
+            traced = trace_frame(f, index, [*((e, p[index]) for e, p in result.trace),
+                                            (cfg.train.epochs, probs)],
+                                 data.table, data.classes)
         store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
-                         model=fold_model_payload(cfg, data, result.states[j]))
+                         model=fold_model_payload(cfg, data, result.states[j]), trace=traced)
     checkpoint.unlink(missing_ok=True)  # only now: a kill above writes the other folds on resume
 
 

@@ -23,6 +23,11 @@ def results_table(report: LosoReport) -> Table:
         for name, d in m["per_dataset"].items():
             table.add_row(name, str(d["n_samples"]),
                           *(f"{d[k]:.4f}" for k in ("uf1", "uar", "acc", "f1_macro")))
+    selected = m.get("test_selected")
+    if selected:  # beside the honest figure, never instead of it
+        table.add_row(selected["label"], str(selected["n_samples"]),
+                      *(f"{selected[k]:.4f}" for k in ("uf1", "uar", "acc", "f1_macro")),
+                      style="red")
     table.caption = "classes: " + ", ".join(m["classes"])
     return table
 

@@ -19,7 +19,8 @@ from fervid.samples import SampleTable
 class LosoData:
     """Model inputs of a LOSO run.
 
-    ``x`` ``(N, C, H, W)`` (images) or ``(N, K+1, C, H, W)`` (DSSI stacks), float32 or float16
+    ``x`` ``(N, C, H, W)`` (images), ``(N, K+1, C, H, W)`` (DSSI stacks) or ``(N, D)``
+    (hand-crafted feature vectors, for linear models), float32 or float16
     (cast per batch), ``y`` ``(N,)`` long class indices, and the sample table they came from
     (same order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of
     every input: each training epoch draws one per sample; evaluation always uses ``x``.
@@ -68,12 +69,28 @@ def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
     return LosoData(x, y, pre.table)
 
 
+def load_handcrafted_data(cfg: LosoConfig, folder: Path) -> LosoData:
+    """MEGC2019's hand-crafted features (``data.features``, e.g. ``LBPTOP_TIM10_333_8``) as
+    ``(N, D)`` vectors."""
+    from fervid.datasets.megc2019_handcrafted import FEATURE_SETS, read_handcrafted
+
+    if cfg.data.features is None:
+        raise ConfigError("data.format=handcrafted needs data.features, one of "
+                          f"{', '.join(FEATURE_SETS)}")
+    found = read_handcrafted(Path(folder), cfg.data.features, classes=tuple(cfg.data.classes))
+    y = torch.tensor([s.label for s in found.table], dtype=torch.long)
+    return LosoData(torch.from_numpy(found.features).float(), y, found.table)
+
+
 def load_loso_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
                    progress: bool = True) -> LosoData:
-    """The inputs ``cfg.data`` asks for: precomputed images, or DSSI / global DI / apex frames
-    computed from a release under ``data_root`` (cached under ``cache_dir``)."""
+    """The inputs ``cfg.data`` asks for: precomputed images, hand-crafted features, or DSSI /
+    global DI / apex frames computed from a release under ``data_root`` (cached under
+    ``cache_dir``)."""
     if cfg.data.format == "precomputed":
         return load_precomputed_data(cfg, data_root)
+    if cfg.data.format == "handcrafted":
+        return load_handcrafted_data(cfg, data_root)
     return load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
 
 

@@ -265,3 +265,13 @@ def ststnet_input_from_files(onset: Path | str, apex: Path | str, size: int = 28
         raise FrameSizeError(f"onset {onset} is {a.shape[1]}x{a.shape[0]} but apex {apex} is "
                              f"{b.shape[1]}x{b.shape[0]}")
     return ststnet_input(a, b, size, params=params, channels=channels)
+
+
+def mirror_flow(x, u_channel: int, top: float):
+    """Flow images ``x`` ``(..., C, H, W)`` (a tensor) mirrored left-right, as the flow of the
+    mirrored face: the horizontal flow u (channel ``u_channel``) changes sign, v and the strain
+    do not. Channels stored min-max scaled to ``0..top`` (:func:`minmax_uint8`) negate as
+    ``top - u``, since the scaling maps -u's range onto the same ``0..top``."""
+    out = x.flip(-1)
+    out[..., u_channel, :, :] = top - out[..., u_channel, :, :]
+    return out

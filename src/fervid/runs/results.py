@@ -66,6 +66,9 @@ def build_loso_results(run_dir: Path) -> LosoReport:
         # Where the models came from, when not trained by this run (e.g. fold weights).
         **{k: meta[k] for k in PROVENANCE_FIELDS if k in meta},
     }
+    selected = test_selected_scores(store, sorted(frame["fold"].unique()), classes)
+    if selected is not None:
+        metrics["test_selected"] = selected
     per_subject = pd.DataFrame(scores["per_subject"]).sort_values(["acc", "n"],
                                                                   ascending=[True, False])
     atomic_write(run_dir / "predictions.csv",
@@ -76,6 +79,35 @@ def build_loso_results(run_dir: Path) -> LosoReport:
                        title=f"{meta.get('name')} seed {meta.get('seed')}: UF1 {whole.uf1:.4f}"
                              f"  UAR {whole.uar:.4f}")
     return LosoReport(run_dir, metrics, per_subject)
+
+
+#: How the report labels the figure of :func:`test_selected_scores`, wherever it shows it.
+TEST_SELECTED_LABEL = "test-selected (not a valid result)"
+
+
+def test_selected_scores(store: RunStore, folds: list[int], classes: list[str]) -> dict | None:
+    """What keeping each fold's best epoch *by its own test accuracy* would have scored, from
+    the run's ``traces/`` (``run.trace_every``); None unless every finished fold has a trace.
+
+    This is how much of the published code reports, and it is not a valid result: it is shown
+    beside the honest figure only to measure the inflation. Ties go to the later epoch (the
+    ``>=`` of the usual best-so-far loop).
+    """
+    paths = [store.trace_path(f) for f in folds]
+    if not paths or not all(p.exists() for p in paths):
+        return None
+    chosen, epochs = [], {}
+    for fold, path in zip(folds, paths, strict=True):
+        trace = read_fold_file(path, ["epoch", *PREDICTION_COLUMNS], len(classes))
+        acc = (trace["label"] == trace["pred"]).groupby(trace["epoch"]).mean()
+        best = int(acc[acc == acc.max()].index.max())
+        epochs[int(fold)] = best
+        chosen.append(trace[trace["epoch"] == best])
+    scores = score_predictions(pd.concat(chosen, ignore_index=True), classes)
+    whole = scores["whole"]
+    return {"label": TEST_SELECTED_LABEL, "uf1": whole.uf1, "uar": whole.uar, "acc": whole.acc,
+            "f1_macro": whole.f1_macro, "n_samples": whole.n_samples,
+            "per_dataset": scores["per_dataset"], "epochs": epochs}
 
 
 def _wall_seconds(path: Path) -> float:

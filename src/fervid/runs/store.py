@@ -10,6 +10,10 @@ The same layout for every protocol (LOSO, DFEW k-fold):
     ``models/fold_NNN.pt``: that fold's model, a self-describing checkpoint
       (:mod:`fervid.runs.checkpoint`: weights, config, classes, input spec), written before
       the fold file;
+    ``selection/fold_NNN.json``: with ``train.select: inner_val``, what each fold chose and
+      the validation scores it chose by (training subjects only);
+    ``traces/fold_NNN.csv``: with ``run.trace_every``, the fold's test predictions every N
+      epochs (``epoch`` plus the fold file's columns), for the test-selected row only;
     ``checkpoints/``: resumable state of unfinished training;
     ``train_logs/*.csv``: loss and train accuracy per epoch;
     ``wall/*.json``: the wall time of each invocation.
@@ -133,6 +137,12 @@ class RunStore:
     def model_path(self, fold: int) -> Path:
         return self.root / "models" / f"fold_{fold:03d}.pt"
 
+    def selection_path(self, fold: int) -> Path:
+        return self.root / "selection" / f"fold_{fold:03d}.json"
+
+    def trace_path(self, fold: int) -> Path:
+        return self.root / "traces" / f"fold_{fold:03d}.csv"
+
     def checkpoint_path(self, name: str) -> Path:
         """Resumable training state ``checkpoints/NAME.pt``."""
         return self.root / "checkpoints" / f"{name}.pt"
@@ -157,12 +167,19 @@ class RunStore:
     def finished(self, folds: Sequence[int]) -> list[int]:
         return [f for f in folds if self.fold_path(f).exists()]
 
-    def write_fold(self, fold: int, predictions: pd.DataFrame, model: dict | None = None
-                   ) -> None:
+    def write_fold(self, fold: int, predictions: pd.DataFrame, model: dict | None = None, *,
+                   selection: dict | None = None, trace: pd.DataFrame | None = None) -> None:
         """Write a finished fold: its model (``model``, a checkpoint payload from
-        :func:`fervid.runs.checkpoint.checkpoint_payload`) first, then its predictions; a fold
-        counts as finished once its CSV exists. Temporary files a killed writer of this fold
-        left are removed (a fold has one writer)."""
+        :func:`fervid.runs.checkpoint.checkpoint_payload`), ``selection`` and ``trace`` first,
+        then its predictions; a fold counts as finished once its CSV exists. Temporary files a
+        killed writer of this fold left are removed (a fold has one writer)."""
+        if selection is not None:
+            remove_stale_tmp(self.selection_path(fold))
+            atomic_write(self.selection_path(fold),
+                         lambda p: p.write_text(json.dumps(selection, indent=2)))
+        if trace is not None:
+            remove_stale_tmp(self.trace_path(fold))
+            atomic_write(self.trace_path(fold), lambda p: trace.to_csv(p, index=False))
         if model is not None:
             import torch
 

@@ -41,6 +41,14 @@ def check_fold_batched(cfg: LosoConfig) -> None:
     if cfg.run.precision not in DTYPES:
         raise ConfigError(f"run.engine=fold_batched supports run.precision 32-true or "
                           f"bf16-mixed, not {cfg.run.precision!r}")
+    unsupported = [name for name, on in (
+        ("train.select=inner_val", cfg.train.select == "inner_val"),
+        ("train.flow_flip", cfg.train.flow_flip), ("train.average_last", cfg.train.average_last),
+        ("train.label_smoothing", cfg.train.label_smoothing),
+        ("train.feature_loss", cfg.train.feature_loss != "none")) if on]
+    if unsupported:
+        raise ConfigError(f"run.engine=fold_batched does not support {', '.join(unsupported)}; "
+                          "use run.engine=sequential")
 
 
 def fold_group_tag(todo: list[int]) -> str:
@@ -52,10 +60,13 @@ def fold_group_tag(todo: list[int]) -> str:
 @dataclass(frozen=True)
 class FoldBatchedResult:
     """``probs`` ``(N, F, C)``: every sample's class probabilities under each of the F trained
-    folds' models (CPU); ``states[j]``: the plain STSTNet state dict of fold ``todo[j]``."""
+    folds' models (CPU); ``states[j]``: the plain STSTNet state dict of fold ``todo[j]``;
+    ``trace``: with ``run.trace_every`` N, ``(epoch, probs (n, C))`` every N epochs before the
+    last, each sample under its own fold's model (rows of samples of other folds are 0)."""
 
     probs: torch.Tensor
     states: list[dict]
+    trace: list[tuple[int, torch.Tensor]]
 
 
 def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor,
@@ -86,7 +97,7 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
     order = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout draws from the default generator
 
-    start = 0
+    start, trace = 0, []
     remove_stale_tmp(checkpoint)  # one shard trains this group: a killed save's leftovers
     if checkpoint.exists():
         # Generator states must come back on the CPU; parameters and Adam state are copied
@@ -99,6 +110,7 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         start = state["epoch"]
+        trace = state.get("trace", [])
     log.truncate_after(start)
 
     epochs, bs = cfg.train.epochs, cfg.train.batch_size
@@ -132,18 +144,30 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
                    train_acc=round(correct / max(seen, 1), 6))
         progress.update(task, advance=1, status=f"loss {total_loss / n:.4f}")
         done = epoch + 1
+        every = cfg.run.trace_every
+        if every and done % every == 0 and done < epochs:
+            own = _all_probs(model, patches, bs)[torch.arange(n), test_fold.clamp_min(0).cpu()]
+            trace.append((done, own * (test_fold >= 0).cpu()[:, None]))
+            model.train()
         # The last epoch is always saved (see the docstring).
         if done == epochs or time.monotonic() - last_save >= cfg.run.checkpoint_every_s:
-            _save(checkpoint, model, optimizer, order, done, device)
+            _save(checkpoint, model, optimizer, order, done, device, trace)
             last_save = time.monotonic()
 
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(patches[s:s + bs]).logits for s in range(0, n, bs)])
-        probs = logits.softmax(-1).cpu()
+    probs = _all_probs(model, patches, bs)
     states = [model.fold_state_dict(j) for j in range(len(todo))]
     progress.remove_task(task)
-    return FoldBatchedResult(probs, states)
+    return FoldBatchedResult(probs, states, trace)
+
+
+def _all_probs(model: FoldBatchedSTSTNet, patches: torch.Tensor, bs: int) -> torch.Tensor:
+    """``(N, F, C)`` class probabilities of every sample under every fold's model (eval mode,
+    on the CPU); draws nothing from any generator."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(patches[s:s + bs]).logits
+                            for s in range(0, len(patches), bs)])
+    return logits.softmax(-1).cpu()
 
 
 def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
@@ -165,8 +189,8 @@ def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
 
 
 def _save(path: Path, model, optimizer, order: torch.Generator, epoch: int,
-          device: torch.device) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+          device: torch.device, trace: list) -> None:
+    state = {"trace": trace, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
              "epoch": epoch}

@@ -42,6 +42,10 @@ def metrics_section(run: RunData, benchmark: Benchmark | None) -> str:
     if len(m.get("per_dataset", {})) > 1:
         for name, d in m["per_dataset"].items():
             rows.append([escape(name), fmt(d["n_samples"]), *(fmt(d[k]) for k in LOSO_METRICS)])
+    selected = m.get("test_selected")
+    if selected:  # beside the honest figure, never instead of it
+        rows.append([f'<span class="warn">{escape(selected["label"])}</span>',
+                     fmt(selected["n_samples"]), *(fmt(selected[k]) for k in LOSO_METRICS)])
     done = "" if m.get("complete", True) else (
         f' <span class="warn">partial: {m["n_folds"]} of {m["n_folds_total"]} folds</span>')
     note = (f"<p>{fmt(m['n_folds'])} folds, classes {escape(', '.join(run.classes))}{done}. "
