@@ -154,7 +154,7 @@ def test_linear_engine_learns_and_records_inner_choice(tmp_path, data):
     ({"model": {"name": "logistic_regression"}, "run": {"engine": "fold_batched"}},
      "run.engine=linear"),
     ({"model": {"name": "ststnet"}, "run": {"engine": "linear"}}, "run.engine=linear"),
-    ({**LINEAR, "run": {"engine": "linear", "trace_every": 2}}, "trains no epochs"),
+    ({**LINEAR, "train": {"label_smoothing": 0.1}}, "trains no epochs"),
     ({**STSTNET, "train": {"flow_flip": True, "batch_size": 32}}, "fold_batched does not"),
     ({"model": {"name": "ststnet"}, "train": {"flow_flip": True},
       "run": {"engine": "sequential"}}, "data.flow_u_channel"),
@@ -166,3 +166,22 @@ def test_options_that_do_not_fit_are_refused(tmp_path, data, body, message):
                      "--out", str(tmp_path / "run"))
     assert result.exit_code == 2, result.output
     assert message in result.output.replace("\n", "")
+
+
+def test_members_traces_average_into_a_test_selected_row(tmp_path, data):
+    """A traced deep member and an untraced linear one: the ensemble's trace uses the linear
+    member's final probabilities at every traced epoch."""
+    body = {**STSTNET, "run": {"engine": "fold_batched", "trace_every": 2},
+            "members": [{"name": "linear", **LINEAR}, {"name": "ststnet"}]}
+    run = tmp_path / "run"
+    _loso(_config(tmp_path, body), data, run)
+    trace = pd.read_csv(run / "traces" / "fold_000.csv")
+    assert sorted(trace["epoch"].unique()) == [2, 4, 5]
+    deep = pd.read_csv(run / "members" / "ststnet" / "traces" / "fold_000.csv")
+    linear = pd.read_csv(run / "members" / "linear" / "folds" / "fold_000.csv")
+    probs = ["p_negative", "p_positive", "p_surprise"]
+    at2 = trace[trace["epoch"] == 2].reset_index(drop=True)
+    expect = (deep[deep["epoch"] == 2].reset_index(drop=True)[probs] + linear[probs]) / 2
+    np.testing.assert_allclose(at2[probs], expect, atol=2e-6)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test_selected"]["acc"] >= m["acc"]

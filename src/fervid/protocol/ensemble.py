@@ -163,15 +163,33 @@ def average_into(store: RunStore, run_dirs: Sequence[Path], info: dict) -> None:
         frames = [read_fold_file(s.fold_path(fold), [*PREDICTION_COLUMNS, *probs], len(classes))
                   for s in member_stores]
         mean = _average(frames, probs, run_dirs, store.fold_path(fold).name)
-        traces = [s.trace_path(fold) for s in member_stores]
-        trace = None
-        if all(t.exists() for t in traces):
-            tframes = [read_fold_file(t, ["epoch", *PREDICTION_COLUMNS, *probs], len(classes))
-                       for t in traces]
-            if all(set(t["epoch"]) == set(tframes[0]["epoch"]) for t in tframes):
-                trace = _average(tframes, probs, run_dirs, store.trace_path(fold).name,
-                                 key=["epoch", *_KEY])
-        store.write_fold(fold, mean, trace=trace)
+        store.write_fold(fold, mean, trace=_average_traces(member_stores, frames, fold, probs,
+                                                           run_dirs, len(classes)))
+
+
+def _average_traces(member_stores: list[RunStore], frames: list[pd.DataFrame], fold: int,
+                    probs: list[str], run_dirs: Sequence[Path], n_classes: int
+                    ) -> pd.DataFrame | None:
+    """The members' traces of ``fold`` averaged at the epochs every traced member kept; a
+    member that trains no epochs (a linear model) counts with its final probabilities at
+    each. None when no member kept a trace, or the traced ones share no epoch."""
+    paths = [s.trace_path(fold) for s in member_stores]
+    traced = {i: read_fold_file(p, ["epoch", *PREDICTION_COLUMNS, *probs], n_classes)
+              for i, p in enumerate(paths) if p.exists()}
+    if not traced:
+        return None
+    epochs = sorted(set.intersection(*(set(t["epoch"]) for t in traced.values())))
+    if not epochs:
+        return None
+    parts = []
+    for i, frame in enumerate(frames):
+        if i in traced:
+            t = traced[i]
+            parts.append(t[t["epoch"].isin(epochs)])
+        else:
+            parts.append(pd.concat([frame.assign(epoch=e) for e in epochs], ignore_index=True))
+    return _average(parts, probs, run_dirs, member_stores[0].trace_path(fold).name,
+                    key=["epoch", *_KEY])
 
 
 def _average(frames: list[pd.DataFrame], probs: list[str], run_dirs: Sequence[Path],

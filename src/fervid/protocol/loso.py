@@ -112,8 +112,10 @@ def check_loso_config(cfg: LosoConfig) -> None:
         raise ConfigError("data.format=handcrafted holds feature vectors, not images: use a "
                           f"linear model ({', '.join(LINEAR_MODELS)})")
     if linear:
+        # run.trace_every is no error: a linear model has no epochs to trace (an ensemble's
+        # trace counts its final probabilities at every epoch).
         epochs_only = [name for name, on in (
-            ("run.trace_every", cfg.run.trace_every), ("train.flow_flip", cfg.train.flow_flip),
+            ("train.flow_flip", cfg.train.flow_flip),
             ("train.average_last", cfg.train.average_last),
             ("train.label_smoothing", cfg.train.label_smoothing)) if on]
         if epochs_only:
