@@ -140,6 +140,9 @@ def test_trace_changes_nothing_and_adds_the_test_selected_row(tmp_path, data, en
     assert set(sel["epochs"].values()) <= {3, 6, 8}
     assert m["uf1"] == honest["uf1"]  # the honest figure is untouched
     assert "test-selected" in result.output  # the row, beside the honest one
+    html = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", str(traced), "--html", str(html)]).exit_code == 0
+    assert "test-selected (not a valid result)" in html.read_text()
 
 
 def test_test_selected_keeps_each_folds_best_epoch(tmp_path):

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fervid.config import LosoConfig
+from fervid.config import ConfigError, LosoConfig
 from fervid.errors import FervidError, PathNotFoundError, library_reason, path_error
 from fervid.models import model_from_config
 from fervid.models.pretrained import state_mismatch
@@ -154,6 +154,9 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
     from lightning_fabric import Fabric
 
     started = time.monotonic()
+    if cfg.group != "subject" or cfg.members:
+        raise ConfigError("--fold-weights scores one released model per held-out subject: "
+                          "it takes neither group=dataset nor members")
     folds = LosoFolds.from_table(data.table)
     paths = fold_weight_files(folds, weights_dir)  # before the run directory is created
     store = RunStore(out)
