@@ -13,8 +13,9 @@ from fervid.runs.results import LosoReport
 def results_table(report: LosoReport) -> Table:
     m = report.metrics
     done = "" if m["complete"] else f" ({m['n_folds']}/{m['n_folds_total']} folds done)"
+    held = " (one dataset held out each)" if m.get("group") == "dataset" else ""
     table = Table(title=f"{m['name']} seed {m['seed']}: {m['n_samples']} samples, "
-                        f"{m['n_folds']} folds{done}, {m['wall_s']:.0f} s")
+                        f"{m['n_folds']} folds{held}{done}, {m['wall_s']:.0f} s")
     for col in ("set", "n", "UF1", "UAR", "Acc", "macro-F1"):
         table.add_column(col, justify="left" if col == "set" else "right")
     table.add_row("all", str(m["n_samples"]), *(f"{m[k]:.4f}" for k in (

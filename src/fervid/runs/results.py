@@ -60,6 +60,7 @@ def build_loso_results(run_dir: Path) -> LosoReport:
         "uf1": whole.uf1, "uar": whole.uar, "acc": whole.acc, "f1_macro": whole.f1_macro,
         "n_samples": whole.n_samples, "n_folds": n_folds_done,
         "n_folds_total": meta["n_folds"], "complete": n_folds_done == meta["n_folds"],
+        "group": meta.get("group", "subject"),
         "wall_s": round(wall, 2),
         "per_dataset": scores["per_dataset"],
         "per_class_recall": whole.per_class_recall, "per_class_f1": whole.per_class_f1,

@@ -48,8 +48,14 @@ def metrics_section(run: RunData, benchmark: Benchmark | None) -> str:
                      fmt(selected["n_samples"]), *(fmt(selected[k]) for k in LOSO_METRICS)])
     done = "" if m.get("complete", True) else (
         f' <span class="warn">partial: {m["n_folds"]} of {m["n_folds_total"]} folds</span>')
-    note = (f"<p>{fmt(m['n_folds'])} folds, classes {escape(', '.join(run.classes))}{done}. "
-            "UF1 and UAR as MEGC2019 defines them (counts summed over folds).</p>")
+    held = (" (hold-out-database: each fold holds out one whole dataset)"
+            if run.meta.get("group") == "dataset" else "")
+    note = (f"<p>{fmt(m['n_folds'])} folds{held}, classes {escape(', '.join(run.classes))}"
+            f"{done}. UF1 and UAR as MEGC2019 defines them (counts summed over folds).</p>")
+    if selected:
+        note += ("<p>The test-selected row keeps each fold's epoch of best <em>test</em> "
+                 "accuracy (from the run's traces), as much of the published code reports. It "
+                 "is not a valid result, shown only to measure the inflation.</p>")
     return section("metrics", "Metrics", note + table(
         ["set", "n", *(METRIC_NAMES[k] for k in LOSO_METRICS)], rows))
 
