@@ -208,8 +208,10 @@ def loso_config(folder: Path, **run) -> Path:
 
 @pytest.mark.parametrize(("engine", "seed"), [("fold_batched", 3), ("sequential", 5)])
 def test_loso(launcher, flow_set, tmp_path, engine, seed):
-    run = ({"engine": "fold_batched", "chunk": 4, "checkpoint_every_s": 1e-9}  # every epoch
-           if engine == "fold_batched" else {"engine": "sequential"})
+    # Traced (run.trace_every), so the kept test predictions must survive the kills too.
+    run = ({"engine": "fold_batched", "chunk": 4, "checkpoint_every_s": 1e-9,  # every epoch
+            "trace_every": 2} if engine == "fold_batched"
+           else {"engine": "sequential", "trace_every": 2})
     cfg = loso_config(tmp_path, **run)
     story = kill_twice_then_finish(
         launcher, lambda out: ["loso", "--config", cfg, "--data-root", flow_set, "--out", out,
