@@ -439,6 +439,10 @@ def load_config(path: Path | None, overrides: list[str] | None = None,
     try:
         return (schema or LosoConfig).model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{where}: invalid config: {problems}") from None
+        raise ConfigError(f"{where}: invalid config: {validation_problems(e)}") from None
+
+
+def validation_problems(error: ValidationError) -> str:
+    """A pydantic error in one line: ``field.path: message; ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                     for err in error.errors())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from fervid.config import ConfigError, LosoConfig, deep_merge
+from fervid.config import ConfigError, LosoConfig, deep_merge, validation_problems
 from fervid.errors import FervidError
 from fervid.protocol.folds import LosoFolds
 from fervid.representation.loso_inputs import LosoData
@@ -63,9 +63,8 @@ def member_configs(cfg: LosoConfig) -> list[LosoConfig]:
         try:
             out.append(LosoConfig.model_validate(deep_merge(base, member)))
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                                 for err in e.errors())
-            raise ConfigError(f"members[{i}] ({name}): invalid member: {problems}") from None
+            raise ConfigError(f"members[{i}] ({name}): invalid member: "
+                              f"{validation_problems(e)}") from None
     return out
 
 
@@ -130,8 +129,8 @@ def _check_members(run_dirs: Sequence[Path], metas: list[dict]) -> pd.DataFrame:
     first, meta0 = run_dirs[0], metas[0]
     for d, meta in zip(run_dirs[1:], metas[1:], strict=True):
         for key in ("protocol", "classes", "n_folds", "group"):
-            if meta.get(key, "subject" if key == "group" else None) != meta0.get(
-                    key, "subject" if key == "group" else None):
+            default = "subject" if key == "group" else None  # runs before --group had none
+            if meta.get(key, default) != meta0.get(key, default):
                 raise EnsembleError(f"{d}: its {key} ({meta.get(key)}) differs from {first}'s "
                                     f"({meta0.get(key)}); an ensemble averages runs of the "
                                     "same folds and classes")
