@@ -13,7 +13,7 @@ from fervid.models.registry import UnknownModelError
 from fervid.models.video import VIDEO_MODELS
 
 #: One input per network, at the smallest size each takes.
-INPUTS = {"ststnet": (2, 3, 28, 28), "off_apexnet": (2, 2, 28, 28),
+INPUTS = {"ststnet": (2, 3, 28, 28), "off_apexnet": (2, 2, 28, 28), "htnet": (2, 3, 28, 28),
           "smastn": (2, 3, 1, 32, 32), "apex_resnet": (2, 1, 32, 32),
           "global_di_resnet": (2, 1, 32, 32), "frame_resnet": (2, 1, 40, 40),
           **{n: (2, 3, 8, 32, 32) for n in VIDEO_MODELS}}
