@@ -162,6 +162,21 @@ def test_output_in_a_read_only_folder(world, command, tmp_path):
     assert_one_line_error(result, must_name=locked / "run")
 
 
+@pytest.mark.parametrize("where", ["parent_is_a_file", "under_a_file", "is_a_folder"])
+def test_export_onnx_path_that_cannot_be_a_file(world, where, tmp_path):
+    blocker = tmp_path / "taken"
+    if where == "is_a_folder":
+        blocker.mkdir()
+        onnx = blocker
+    else:
+        blocker.write_text("keep me")
+        onnx = blocker / "m.onnx" if where == "parent_is_a_file" else blocker / "sub" / "m.onnx"
+    result = fervid("export", world.fit_run / "model.pt", "--onnx", onnx)
+    line = assert_one_line_error(result, must_name=onnx)
+    assert str(blocker) in line and "--onnx" in line
+    assert blocker.is_dir() if where == "is_a_folder" else blocker.read_text() == "keep me"
+
+
 # --- Data roots of the wrong kind -------------------------------------------------------
 
 def test_data_root_that_is_a_file(world, tmp_path):
@@ -245,3 +260,68 @@ def test_broken_fold_weights(world, case, tmp_path):
     result = fervid("evaluate", "--config", world.loso_cfg, "--fold-weights", weights,
                     "--data-root", world.flow, "--out", tmp_path / "out", "--no-progress")
     assert_one_line_error(result, must_name=weights)
+
+
+# --- dssi: --apex is a frame number, as in the file names and the sheet ---------------------
+
+def _numbered_frames(folder: Path, numbers, name: str = "reg_img{}.jpg") -> Path:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for n in numbers:
+        cv2.imwrite(str(folder / name.format(n)), rng.integers(0, 256, (32, 32, 3), np.uint8))
+    return folder
+
+
+def test_dssi_apex_is_the_frame_number_in_the_names(tmp_path, monkeypatch):
+    import fervid.representation.dssi as dssi_module
+
+    frames = _numbered_frames(tmp_path / "sub01 EP02", range(50, 61))  # CASME II: apex 59
+    seen = []
+    real = dssi_module.dssi_from_sample
+
+    def spy(sample, *args, **kwargs):
+        seen.append(sample.frames[sample.apex_position].name)
+        return real(sample, *args, **kwargs)
+
+    monkeypatch.setattr(dssi_module, "dssi_from_sample", spy)
+    out = tmp_path / "dssi.png"
+    result = fervid("dssi", frames, "--out", out, "--apex", 59)
+    assert result.code == 0, result.output
+    assert seen == ["reg_img59.jpg"] and out.is_file()
+
+
+@pytest.mark.parametrize("numbers, apex, says", [
+    (range(50, 61), 5, "numbered 50 to 60"),
+    (range(50, 61), 61, "numbered 50 to 60"),
+    ([1, 2, 3, 7, 9], 5, "numbered 1 to 9 (1-3, 7, 9)"),
+])
+def test_dssi_apex_that_no_frame_has(tmp_path, numbers, apex, says):
+    frames = _numbered_frames(tmp_path / "clip", numbers)
+    result = fervid("dssi", frames, "--out", tmp_path / "dssi.png", "--apex", apex)
+    line = assert_one_line_error(result, must_name=frames, says=says)
+    assert f"--apex {apex} " in line
+    assert not (tmp_path / "dssi.png").exists()
+
+
+def test_dssi_frames_not_named_by_number(tmp_path):
+    frames = _numbered_frames(tmp_path / "clip", ["a", "b", "c"], name="face_{}.jpg")
+    result = fervid("dssi", frames, "--out", tmp_path / "dssi.png", "--apex", 1)
+    assert_one_line_error(result, must_name=frames, says="numbered image files")
+
+
+@pytest.mark.parametrize("where", ["parent_is_a_file", "is_a_folder"])
+def test_dssi_out_path_that_cannot_be_a_file(tmp_path, where):
+    frames = _numbered_frames(tmp_path / "clip", range(1, 11))
+    blocker = tmp_path / "taken"
+    if where == "is_a_folder":
+        blocker.mkdir()
+        out = blocker
+    else:
+        blocker.write_text("keep me")
+        out = blocker / "dssi.png"
+    result = fervid("dssi", frames, "--out", out)
+    line = assert_one_line_error(result, must_name=out)
+    assert "--out" in line

@@ -219,35 +219,53 @@ def demo(
 
 @app.command()
 def dssi(
-    frames_dir: Annotated[Path, typer.Argument(help="A folder of one clip's frames (onset to "
-                                                    "offset), sorted by the number in the name.")],
+    frames_dir: Annotated[Path, typer.Argument(
+        help="A folder of one clip's frames (onset to offset), each named by its frame "
+             "number (img59.jpg, reg_img59.jpg, 059.png), sorted by that number.")],
     out: Annotated[Path, typer.Option(help="PNG to write.")],
     apex: Annotated[int | None, typer.Option(
-        help="Position of the apex among the frames (0-based; default the middle).")] = None,
+        help="Frame number of the apex, as in the file names and the dataset's sheet (59 "
+             "picks img59.jpg); not a position in the list. Default: the middle frame.")]
+    = None,
     protocol: Annotated[str, typer.Option(help="phase or uniform.")] = "phase",
     segments_per_phase: Annotated[int, typer.Option()] = 2,
     n_segments: Annotated[int, typer.Option()] = 4,
     frames_per_segment: Annotated[int, typer.Option()] = 4,
     mode: Annotated[str, typer.Option(help="rgb, bgr or gray.")] = "rgb",
 ) -> None:
-    """Draw the DSSI of one clip: K local dynamic images and the global one."""
-    from fervid.datasets.frames import numbered_images
+    """Draw the DSSI of one clip: K local dynamic images and the global one.
+
+    The frames are the folder's image files whose names end in a number; a folder without
+    such names is refused. Exit status: 0 written; 2 unusable input (no folder, fewer than two
+    numbered frames, an --apex number no frame has, an --out path that cannot be a file).
+    """
+    from fervid.datasets.frames import NUMBERED_IMAGE, describe_numbers, numbered_images
+    from fervid.errors import OptionError
     from fervid.report.dssi_gallery import save_dssi_figure
     from fervid.representation.dssi import DssiParams, dssi_from_sample
     from fervid.samples import Sample
 
     try:
+        check_output_file(out, "--out")
         frames = numbered_images(frames_dir)
+        numbers = [int(NUMBERED_IMAGE.fullmatch(f.name).group(1)) for f in frames]
         if apex is None:
-            apex = len(frames) // 2
-        sample = Sample("frames", "-", frames_dir.name, 0, apex, len(frames) - 1, "", None,
-                        tuple(frames))
+            apex = numbers[len(frames) // 2]
+        if apex not in numbers:
+            gaps = "" if numbers[-1] - numbers[0] + 1 == len(numbers) else (
+                f" ({describe_numbers(numbers)})")
+            raise OptionError(f"{frames_dir}: --apex {apex} is not a frame number of this "
+                              f"folder; its {len(numbers)} frames are numbered {numbers[0]} "
+                              f"to {numbers[-1]}{gaps}")
+        sample = Sample("frames", "-", frames_dir.name, 0, numbers.index(apex),
+                        len(frames) - 1, "", None, tuple(frames))
         params = DssiParams(protocol=protocol, segments_per_phase=segments_per_phase,
                             n_segments=n_segments, frames_per_segment=frames_per_segment,
                             mode=mode)
         result = dssi_from_sample(sample, params)
-        save_dssi_figure(result, out, title=f"{frames_dir.name}: {len(frames)} frames, apex "
-                                            f"{apex}, {protocol}")
+        save_dssi_figure(result, out, title=f"{frames_dir.name}: {len(frames)} frames "
+                                            f"({describe_numbers(numbers)}), apex {apex}, "
+                                            f"{protocol}")
     except USER_ERRORS as e:
         raise fail(str(e)) from None
     console.print(f"wrote {out}")

@@ -55,13 +55,20 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
         Naming the path and the file in the way.
     """
     path = Path(path)
-    for candidate in (path, *path.parents):
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        where = "is" if blocker == path else f"lies under {blocker}, which is"
+        raise UserPathError(f"{path}: the output folder ({option}) {where} a file, "
+                            "not a folder; choose another path")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above ``folder``, when it is not a folder (a file,
+    so nothing can be made under it); ``None`` when that path is a folder or nothing exists."""
+    for candidate in (folder, *folder.parents):
         if candidate.exists():
-            if not candidate.is_dir():
-                where = "is" if candidate == path else f"lies under {candidate}, which is"
-                raise UserPathError(f"{path}: the output folder ({option}) {where} a file, "
-                                    "not a folder; choose another path")
-            return
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def run_app(app: typer.Typer, args: list[str] | None = None) -> None:
@@ -91,8 +98,17 @@ def config_overrides(set_: list[str] | None, **shortcuts) -> list[str]:
 
 
 def check_output_file(path: Path, option: str) -> None:
-    """Refuse, before any work, an output file that is a folder or lies under a file."""
+    """Refuse, before any work, an output file that is a folder or lies under a file.
+
+    Raises
+    ------
+    UserPathError
+        Naming the path and, when one is in the way, the file above it.
+    """
     path = Path(path)
     if path.is_dir():
         raise UserPathError(f"{path}: {option} names a folder; give a file name in it")
-    check_output_dir(path.parent, option)
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise UserPathError(f"{path}: {option} lies under {blocker}, which is a file, not a "
+                            "folder; choose another path")

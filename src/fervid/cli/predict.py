@@ -84,11 +84,15 @@ def export(
 
     The file is kept only if onnxruntime reproduces the torch logits within 1e-4 on a random
     input of the checkpoint's input shape. `fervid predict --onnx` runs it.
+
+    Exit status: 0 written; 2 unusable input or output (a broken checkpoint, an --onnx path
+    that is a folder, lies under a file or cannot be written).
     """
-    from fervid.cli.common import USER_ERRORS, console, fail
+    from fervid.cli.common import USER_ERRORS, check_output_file, console, fail
     from fervid.predict.onnx import MAX_ABS_DIFF, export_onnx
 
     try:
+        check_output_file(onnx, "--onnx")
         diff = export_onnx(checkpoint, onnx, opset=opset)
     except USER_ERRORS as e:
         raise fail(str(e)) from None

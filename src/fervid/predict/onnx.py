@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fervid.errors import FervidError, PathNotFoundError
+from fervid.errors import FervidError, PathNotFoundError, path_error
 from fervid.files import atomic_write
 from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint, load_checkpoint
 
@@ -76,6 +76,8 @@ def export_onnx(checkpoint: Path | str | Checkpoint, onnx_path: Path | str, *,
     ------
     ExportMismatchError
         The difference exceeds :data:`MAX_ABS_DIFF` (the file is not kept).
+    UserPathError
+        ``onnx_path`` cannot be written (a folder, under a file, no permission).
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     model = LogitsOnly(build_model_from_checkpoint(ckpt)).eval()
@@ -99,7 +101,12 @@ def export_onnx(checkpoint: Path | str | Checkpoint, onnx_path: Path | str, *,
                 f"(> {MAX_ABS_DIFF:g}) on a random input of shape {shape}")
         write.diff = diff
 
-    atomic_write(onnx_path, write)
+    try:
+        atomic_write(onnx_path, write)
+    except FervidError:
+        raise
+    except OSError as err:  # the folder cannot be made or written: the user's path, named
+        raise path_error(onnx_path, err, "ONNX output file") from err
     return write.diff
 
 
