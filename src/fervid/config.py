@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fervid.errors import FervidError, path_error
 from fervid.samples import PROTOCOL_CLASSES
@@ -16,6 +24,34 @@ from fervid.samples import PROTOCOL_CLASSES
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: Where the names a config field must be one of come from, by kind (``"dataset"``): the
+#: registry that owns them installs a lookup ``source(protocol) -> names`` when it is imported
+#: (:mod:`fervid.datasets.registry`). Config comes before the registries in the stage order, so
+#: it asks them through this table instead of importing them.
+_NAME_SOURCES: dict[str, Callable[[str], list[str]]] = {}
+
+
+def register_name_source(kind: str, source: Callable[[str], list[str]]) -> None:
+    """Install the lookup of the registered ``kind`` names (see ``_NAME_SOURCES``)."""
+    _NAME_SOURCES[kind] = source
+
+
+def registered_name(kind: str, value: str | None, protocol: str) -> str | None:
+    """``value`` when it is a registered ``kind`` name usable under ``protocol``.
+
+    Before the registry is imported nothing is checked here; the registry's own lookup, which
+    every reader goes through, refuses the name with the same message then.
+    """
+    source = _NAME_SOURCES.get(kind)
+    if value is None or source is None:
+        return value
+    names = source(protocol)
+    if value not in names:
+        raise ValueError(f"unknown {kind} {value!r} for {protocol}; registered: "
+                         f"{', '.join(names)}")
+    return value
 
 
 class ModelConfig(_Strict):
@@ -68,9 +104,10 @@ class DataConfig(_Strict):
     format: Literal["precomputed", "dssi", "apex", "global_di", "handcrafted"] = "precomputed"
     #: ``handcrafted`` only: the feature set, e.g. ``LBPTOP_TIM10_333_8`` or ``HOOF_TIM10_8``.
     features: str | None = None
-    #: The release read for frame-based formats: ``casme2``, ``samm``, ``smic`` (``--data-root``
-    #: is its frame folder) or ``megc2019`` (``--data-root`` holds the parts named in ``paths``).
-    dataset: Literal["casme2", "samm", "smic", "megc2019", "ckplus"] | None = None
+    #: The release read for frame-based formats: a registered dataset that supports LOSO
+    #: (:mod:`fervid.datasets.registry`). ``--data-root`` is its frame folder, or for a
+    #: composite set (MEGC2019) the folder holding the parts named in ``paths``.
+    dataset: str | None = None
     #: The dataset's protocol (``5class``, ``3class``, ``all``).
     protocol: str = "5class"
     #: Coding sheet (casme2, samm), relative to ``--data-root`` unless absolute.
@@ -93,6 +130,11 @@ class DataConfig(_Strict):
     #: ``train.flow_flip`` (mirroring a flow field negates u). The shared flow images store
     #: strain, v, u: channel 2 with all three channels, 0 with ``channels: [2, 1]``.
     flow_u_channel: int | None = Field(None, ge=0)
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, value: str | None) -> str | None:
+        return registered_name("dataset", value, "loso")
 
 
 class TrainConfig(_Strict):
@@ -261,9 +303,10 @@ class FitModelConfig(ModelConfig):
 class FitDataConfig(_Strict):
     """Still faces of a release (``--data-root``) and how they are fed."""
 
-    #: ``fer2013`` (``fer2013.csv`` or the image-folder release), ``image_folder``
-    #: (``<class>/<image>``, faces already cropped), ``ckplus`` (each sequence's last frame).
-    dataset: Literal["fer2013", "image_folder", "ckplus"] = "fer2013"
+    #: A registered dataset that supports the hold-out protocol (still faces): FER2013
+    #: (``fer2013.csv`` or the image-folder release), an image folder (``<class>/<image>``,
+    #: faces already cropped) or CK+ (each sequence's last frame).
+    dataset: str = "fer2013"
     #: Side images are resized to first, pixels.
     resize: int = Field(48, ge=8)
     #: Side of the model input: training takes random ``size`` crops, evaluation the centre.
@@ -277,6 +320,11 @@ class FitDataConfig(_Strict):
     #: to choose the epoch (whole subjects when the release names them, else per class;
     #: seeded); 0 trains on all and keeps the last epoch.
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, value: str) -> str:
+        return registered_name("dataset", value, "holdout")
 
     @model_validator(mode="after")
     def _crop_fits(self):

@@ -35,7 +35,8 @@ def evaluate(
         help="A self-describing checkpoint (e.g. RUN/models/fold_000.pt) to score on "
              "--data-root (cross-dataset).")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="With --checkpoint: the data set --data-root holds.")] = None,
+        help="With --checkpoint: the data set --data-root holds, a registered dataset with "
+             "still faces (default: the one the model was trained on).")] = None,
     fold_weights: Annotated[Path | None, typer.Option(
         help="With --config: a folder of one PyTorch state dict per held-out subject, "
              "<subject>.pth (e.g. ../shared/data/ststnet_weights); each scores its own "
@@ -53,10 +54,14 @@ def evaluate(
         if config is not None or fold_weights is not None or set_:
             raise fail("--checkpoint scores a self-describing checkpoint on its own: give "
                        "either --checkpoint, or --config with --fold-weights")
+        from fervid.datasets.registry import dataset_spec
         from fervid.protocol.cross_dataset import evaluate_checkpoint
         from fervid.report.html import write_html_report
 
         try:
+            if dataset is not None:  # an unknown name: one line listing the registered ones
+                dataset_spec(dataset, lambda s: s.read_faces is not None,
+                             "with --checkpoint (it has no still faces)")
             check_output_dir(out)
             m = evaluate_checkpoint(checkpoint, data_root, out, dataset, progress)
             write_html_report([out], out / "report.html")

@@ -27,20 +27,6 @@ EXIT_BAD_INPUT = 2
 MAX_FAILURES_SHOWN = 20
 
 
-class DatasetName(str, Enum):
-    casme2 = "casme2"
-    samm = "samm"
-    smic = "smic"
-
-
-class FaceDatasetName(str, Enum):
-    casme2 = "casme2"
-    samm = "samm"
-    smic = "smic"
-    dfew = "dfew"
-    ckplus = "ckplus"
-
-
 class TemplateName(str, Enum):
     five = "5point"
     sixty_eight = "68point"
@@ -61,6 +47,28 @@ class ProtocolName(str, Enum):
     three = "3class"
     five = "5class"
     all = "all"
+
+
+def _dataset(name: str, usable, purpose: str) -> str:
+    """The registered dataset ``name`` (matched case-insensitively) that ``usable`` accepts.
+
+    Raises
+    ------
+    UnknownDatasetError
+        One line naming it and the valid names.
+    """
+    from fervid.datasets.registry import dataset_names, dataset_spec
+
+    name = name.strip()
+    if name not in dataset_names() and name.lower() in dataset_names():
+        name = name.lower()
+    return dataset_spec(name, usable, purpose).name
+
+
+#: The ``--dataset`` option; the names are those of the dataset table
+#: (:mod:`fervid.datasets.registry`), checked when the command runs.
+DATASET_HELP = ("Which release --data-root holds: a registered dataset name ({which}; an "
+                "unknown name is refused with the list).")
 
 
 @prepare_app.callback()
@@ -94,8 +102,8 @@ FLOW_HELP = (
 
 @prepare_app.command("flow", help=FLOW_HELP)
 def flow(
-    dataset: Annotated[DatasetName, typer.Option(
-        help="Which release --data-root holds.", case_sensitive=False)],
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP.format(
+        which="one whose clips are read from one folder"))],
     data_root: DataRootOption,
     out: OutOption,
     sheet: Annotated[Path | None, typer.Option(
@@ -116,21 +124,22 @@ def flow(
     err = Console(stderr=True)
     console = Console()
     try:
+        dataset = _dataset(dataset, lambda s: s.reads_one_root, "by prepare flow")
         check_output_dir(out)
     except FervidError as error:
         _fail(err, "cannot prepare flow:", str(error))
     try:
         from fervid.datasets import load_dataset
 
-        table = load_dataset(dataset.value, data_root, protocol.value, sheet=sheet)
+        table = load_dataset(dataset, data_root, protocol.value, sheet=sheet)
     except FervidError as error:
-        _fail(err, f"cannot read {dataset.value} from {data_root}:", str(error))
+        _fail(err, f"cannot read {dataset} from {data_root}:", str(error))
     try:
         result = prepare_flow(table, out, size=size, workers=workers, progress=progress)
     except (FervidError, OSError) as error:
         _fail(err, f"cannot prepare {out}:", str(error))
 
-    _summary(console, f"prepare flow: {dataset.value} ({protocol.value}) -> {result.index}",
+    _summary(console, f"prepare flow: {dataset} ({protocol.value}) -> {result.index}",
              [("clips written", result.written), ("already done", result.skipped),
               ("outside the protocol", result.unlabelled), ("failed", len(result.failed))])
     _report_failures(err, result.failed, "finished images are kept")
@@ -158,8 +167,8 @@ FACES_HELP = (
 
 @prepare_app.command("faces", help=FACES_HELP)
 def faces(
-    dataset: Annotated[FaceDatasetName, typer.Option(
-        help="Which release --data-root holds.", case_sensitive=False)],
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP.format(
+        which="one with a raw layout to prepare"))],
     data_root: DataRootOption,
     out: OutOption,
     size: Annotated[int, typer.Option(
@@ -196,14 +205,19 @@ def faces(
 
     err = Console(stderr=True)
     try:
+        dataset = _dataset(dataset, lambda s: s.prepare is not None,
+                           "by prepare faces (it registers no raw layout)")
+    except FervidError as error:
+        _fail(err, "cannot prepare faces:", str(error))
+    try:
         check_output_dir(out)
         numbers = None if clips is None else set(parse_ranges(clips, option="--clips"))
-        result = prepare_faces(dataset.value, data_root, out, size=size, margin=margin,
+        result = prepare_faces(dataset, data_root, out, size=size, margin=margin,
                                template=template.value, align=align and align.value,
                                detector=detector.value, detect_every=detect_every,
                                clips=numbers, workers=workers, progress=progress)
     except (FervidError, OSError) as error:
-        _fail(err, f"cannot prepare faces of {dataset.value} from {data_root} into {out}:",
+        _fail(err, f"cannot prepare faces of {dataset} from {data_root} into {out}:",
               str(error))
 
     rows = [("clips written", result.written), ("already done", result.skipped),
@@ -213,7 +227,7 @@ def faces(
                      result.frames_without_face))
     if result.frames:
         rows.append(("frames/s", f"{result.frames / result.seconds:.1f}"))
-    _summary(Console(), f"prepare faces: {dataset.value} -> {result.out}", rows)
+    _summary(Console(), f"prepare faces: {dataset} -> {result.out}", rows)
     _report_failures(err, result.failed, "finished clips are kept")
 
 

@@ -18,44 +18,63 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fervid.datasets.casme2 import CASME2_EMOTIONS, CASME2_PROTOCOLS, read_casme2
+# isort: off
+# Each reader file registers its release (fervid.datasets.registry) when imported; this order is
+# the order the table lists the names in.
+from fervid.datasets import casme2, samm, smic, ckplus  # noqa: F401
+from fervid.datasets import megc2019, dfew, fer2013, image_folder  # noqa: F401
+# isort: on
+from fervid.datasets import megc2019_handcrafted, precomputed  # noqa: F401
+from fervid.datasets.casme2 import CASME2_EMOTIONS, read_casme2
 from fervid.datasets.ckplus import CKPLUS_PROTOCOLS, ckplus_subject_folds, read_ckplus
 from fervid.datasets.megc2019 import read_megc2019, read_megc2019_gt
 from fervid.datasets.megc2019_handcrafted import FEATURE_SETS, HandcraftedSet, read_handcrafted
 from fervid.datasets.precomputed import PrecomputedSet, read_precomputed
-from fervid.datasets.samm import SAMM_EMOTIONS, SAMM_PROTOCOLS, read_samm
+from fervid.datasets.registry import (
+    DatasetSpec,
+    ReadRequest,
+    dataset_names,
+    dataset_spec,
+    dataset_specs,
+    register_dataset,
+)
+from fervid.datasets.samm import SAMM_EMOTIONS, read_samm
 from fervid.datasets.sheets import AnnotationWarning
-from fervid.datasets.smic import SMIC_PROTOCOLS, read_smic, read_smic_hs_e_sheet
+from fervid.datasets.smic import read_smic, read_smic_hs_e_sheet
 from fervid.errors import OptionError
 from fervid.samples import SampleTable
 
-#: Names :func:`load_dataset` accepts.
-DATASET_NAMES: tuple[str, ...] = ("casme2", "samm", "smic", "ckplus")
+
+def _reads_one_root(spec: DatasetSpec) -> bool:
+    return spec.reads_one_root
+
+
+#: Names :func:`load_dataset` accepts: the built-in releases whose clips are read from one
+#: folder (and maybe a sheet). Readers registered later are looked up all the same.
+DATASET_NAMES: tuple[str, ...] = tuple(
+    s.name for s in dataset_specs(load_plugins=False) if _reads_one_root(s))
 
 #: Dataset name -> protocol name -> class names.
 PROTOCOLS: dict[str, dict[str, tuple[str, ...]]] = {
-    "casme2": CASME2_PROTOCOLS, "samm": SAMM_PROTOCOLS, "smic": SMIC_PROTOCOLS,
-    "ckplus": CKPLUS_PROTOCOLS}
-
-_SHEET_NAMES = {"casme2": "CASME2-coding-20140508.xlsx", "samm": "SAMM_Micro_FACS_Codes_v2.xlsx"}
+    s.name: dict(s.classes) for s in dataset_specs(load_plugins=False) if s.name in DATASET_NAMES}
 
 
 def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None) -> SampleTable:
-    """Read one dataset by name.
+    """Read one dataset by name: its registered reader (:mod:`fervid.datasets.registry`).
 
     Parameters
     ----------
-    name : {'casme2', 'samm', 'smic', 'ckplus'}
-        The dataset.
+    name : str
+        The dataset: one of :data:`DATASET_NAMES`, or a registered reader of your own.
     root : Path
         Its frame folder (see :func:`read_casme2`, :func:`read_samm`, :func:`read_smic`), or
-        for ``ckplus`` the folder holding ``cohn-kanade-images/`` and ``Emotion/``
+        for CK+ the folder holding ``cohn-kanade-images/`` and ``Emotion/``
         (:func:`read_ckplus`).
     protocol : str
-        One of ``PROTOCOLS[name]``.
+        One of its class protocols (``PROTOCOLS[name]``).
     sheet : Path, optional
-        The coding sheet; required for ``casme2`` and ``samm``, refused for ``smic`` and
-        ``ckplus``.
+        The coding sheet: required where the spec names one (CASME II, SAMM), refused where
+        labels come from elsewhere (SMIC, CK+).
 
     Raises
     ------
@@ -64,25 +83,20 @@ def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None
     DatasetFormatError
         From the reader.
     """
-    if name not in DATASET_NAMES:
-        raise OptionError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    if name in ("smic", "ckplus"):
-        if sheet is not None:
-            where = "its folders" if name == "smic" else "its Emotion/ files"
-            raise OptionError(f"{name} has no coding sheet (labels come from {where}); "
-                              "do not pass sheet")
-        reader = read_smic if name == "smic" else read_ckplus
-        return reader(Path(root), protocol)
-    if sheet is None:
-        raise OptionError(f"{name} needs its coding sheet ({_SHEET_NAMES[name]}): pass sheet=")
-    reader = read_casme2 if name == "casme2" else read_samm
-    return reader(Path(root), Path(sheet), protocol)
+    spec = dataset_spec(name, _reads_one_root, "by load_dataset (it reads clips from one folder)")
+    if spec.sheet is None and sheet is not None:
+        raise OptionError(f"{name} has no coding sheet (labels come from "
+                          f"{spec.labels_from or 'its files'}); do not pass sheet")
+    if spec.sheet is not None and sheet is None:
+        raise OptionError(f"{name} needs its coding sheet ({spec.sheet}): pass sheet=")
+    return spec.read(ReadRequest(Path(root), protocol, None if sheet is None else Path(sheet)))
 
 
 __all__ = [
     "CASME2_EMOTIONS", "CKPLUS_PROTOCOLS", "DATASET_NAMES", "FEATURE_SETS", "PROTOCOLS",
-    "SAMM_EMOTIONS", "AnnotationWarning", "HandcraftedSet", "PrecomputedSet",
-    "ckplus_subject_folds", "load_dataset", "read_casme2", "read_ckplus", "read_handcrafted",
+    "SAMM_EMOTIONS", "AnnotationWarning", "DatasetSpec", "HandcraftedSet", "PrecomputedSet",
+    "ReadRequest", "ckplus_subject_folds", "dataset_names", "dataset_spec", "dataset_specs",
+    "load_dataset", "register_dataset", "read_casme2", "read_ckplus", "read_handcrafted",
     "read_megc2019", "read_megc2019_gt", "read_precomputed", "read_samm", "read_smic",
     "read_smic_hs_e_sheet",
 ]

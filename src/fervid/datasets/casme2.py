@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
+from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
     check_known,
     check_protocol,
@@ -23,6 +25,8 @@ from fervid.datasets.sheets import (
 from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 
 DATASET = "casme2"
+SHEET = "CASME2-coding-20140508.xlsx"
+FPS = 200.0
 
 #: The sheet columns the reader needs (the two blank columns of the sheet are ignored).
 SHEET_COLUMNS = {"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame",
@@ -143,3 +147,23 @@ def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTabl
     return read_coded_release(root, sheet, protocol, dataset="casme2", what="CASME II",
                               protocols=CASME2_PROTOCOLS, read_sheet=read_casme2_sheet,
                               labels=casme2_labels, samples=casme2_samples)
+
+
+def find_casme2_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
+    """``root/subXX/<clip>/img{N}.jpg`` (raw) or ``reg_img{N}.jpg`` (cropped), for
+    ``fervid prepare faces``; the output is named as the cropped release (``reg_img{N}.jpg``)."""
+    jobs = []
+    for clip in (c for s in subdirs(root, r"sub\d+") for c in subdirs(s)):
+        raw = folder_job(root, out_dir, clip, RAW_FRAME, lambda n: "reg_" + n, FPS)
+        jobs.append(raw or folder_job(root, out_dir, clip, CROPPED_FRAME, fps=FPS))
+    return jobs
+
+
+def _read(request: ReadRequest) -> SampleTable:
+    return read_casme2(request.root, request.sheet, request.protocol)
+
+
+register_dataset(DatasetSpec(
+    name=DATASET, subject="sub01", layouts=("raw", "cropped"), protocols=("loso",), read=_read,
+    classes=CASME2_PROTOCOLS, sheet=SHEET, fps=FPS,
+    prepare=PrepareHook(find_casme2_clips, "subXX/<clip>/img{N}.jpg")))

@@ -28,17 +28,22 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from fervid.datasets.class_names import BASIC_CLASSES, require_class
+from fervid.datasets.clip_jobs import ClipJob, folder_job
 from fervid.datasets.frames import describe_numbers, index_frames
+from fervid.datasets.image_folder import FaceImageSet
+from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import AnnotationWarning, check_protocol, require_dir
 from fervid.errors import OptionError
 from fervid.samples import DatasetFormatError, Sample, SampleTable
 
 DATASET = "ckplus"
+FPS = 30.0
 
 IMAGES_DIR = "cohn-kanade-images"
 EMOTION_DIR = "Emotion"
@@ -350,3 +355,60 @@ def ckplus_facs(root: Path, sample: Sample) -> list[tuple[int, float]] | None:
         raise DatasetFormatError(path, ["needs rows of 'AU intensity' with whole AU codes"])
     return [(int(au), intensity) for au, intensity in zip(values[::2], values[1::2],
                                                           strict=True)]
+
+
+def ckplus_clip_jobs(root: Path, out_dir: Path) -> list[ClipJob | None]:
+    """One ``fervid prepare faces`` job per CK+ sequence folder (None for one without frames);
+    key ``S052/001``, every sequence, labelled or not.
+
+    Its frames go to ``out_dir/cohn-kanade-images/S052/001/`` with their names; its
+    ``Emotion/`` and ``FACS/`` folders are copied with it and its ``Landmarks/`` files
+    rewritten in crop pixels, where the release has them.
+
+    Raises
+    ------
+    DatasetFormatError
+        ``root`` has no ``cohn-kanade-images/`` folder.
+    """
+    images = root / IMAGES_DIR
+    if not images.is_dir():
+        raise DatasetFormatError(root, [f"no {IMAGES_DIR}/ folder: pass the CK+ folder "
+                                        f"that holds {IMAGES_DIR}/ and Emotion/"])
+    jobs: list[ClipJob | None] = []
+    for subject, sequence in ckplus_sequences(root):
+        job = folder_job(images, out_dir / IMAGES_DIR, images / subject / sequence, FRAME,
+                         fps=FPS)
+        if job is None:
+            jobs.append(None)
+            continue
+        copies = tuple((root / d / subject / sequence, out_dir / d / subject / sequence)
+                       for d in (EMOTION_DIR, FACS_DIR)
+                       if (root / d / subject / sequence).is_dir())
+        marks = landmark_files(root, subject, sequence)
+        landmarks = landmarks_out = None
+        if marks:
+            numbers = [int(FRAME.fullmatch(f.name).group(1)) for f in job.frames]
+            landmarks = tuple(marks.get(n) for n in numbers)
+            landmarks_out = out_dir / LANDMARKS_DIR / subject / sequence
+        jobs.append(replace(job, copies=copies, landmarks=landmarks,
+                            landmarks_out=landmarks_out))
+    return jobs
+
+
+def read_ckplus_faces(root: Path) -> FaceImageSet:
+    """The labelled sequences of :func:`read_ckplus` as still faces: each one's last (apex)
+    frame, no split (``fervid fit``)."""
+    table = read_ckplus(root).labelled()
+    return FaceImageSet(SampleTable(
+        [replace(s, frames=s.frames[-1:], onset=s.offset, apex=s.offset) for s in table],
+        table.classes, table.protocol))
+
+
+def _read(request: ReadRequest) -> SampleTable:
+    return read_ckplus(request.root, request.protocol)
+
+
+register_dataset(DatasetSpec(
+    name=DATASET, subject="S052", layouts=("raw",), protocols=("loso", "holdout"), read=_read,
+    read_faces=read_ckplus_faces, classes=CKPLUS_PROTOCOLS, labels_from="its Emotion/ files",
+    fps=FPS, prepare=PrepareHook(ckplus_clip_jobs, f"{IMAGES_DIR}/SXXX/NNN/SXXX_NNN_<N>.png")))

@@ -24,10 +24,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.clip_jobs import ClipJob
+from fervid.datasets.registry import DatasetSpec, PrepareHook, register_dataset
 from fervid.errors import OptionError, PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError
 
 logger = logging.getLogger(__name__)
+
+DATASET = "dfew"
+#: The frame source ``fervid prepare faces`` writes (``Clip/clip_224x224``), whatever the size.
+PREPARED_SOURCE = "clip_224x224"
 
 #: The seven classes in the release's label order: CSV label ``k`` is ``DFEW_CLASSES[k - 1]``.
 DFEW_CLASSES: tuple[str, ...] = ("happy", "sad", "neutral", "angry", "surprise", "disgust",
@@ -312,3 +318,34 @@ def _numbered(entries: Sequence[os.DirEntry[str]], pattern: re.Pattern[str]) -> 
         if match:
             found.append((int(match.group(1)), Path(entry.path)))
     return [path for _, path in sorted(found)]
+
+
+def find_dfew_clips(root: Path, out_dir: Path, clips: set[int] | None = None
+                    ) -> list[ClipJob | None]:
+    """``root/Clip/original/NNNNN.mp4``, only the numbers in ``clips`` when given, for
+    ``fervid prepare faces``; each goes to ``out_dir/Clip/clip_224x224/NNNNN/``.
+
+    Raises
+    ------
+    PathNotFoundError
+        No ``Clip/original`` folder.
+    OptionError
+        ``clips`` names videos that are absent.
+    """
+    videos = root / "Clip" / "original"
+    if not videos.is_dir():
+        raise PathNotFoundError(f"{videos}: DFEW video folder not found (pass the DFEW "
+                                "folder holding Clip/original/)")
+    found = {int(p.stem): p for p in videos.glob("*.mp4") if p.stem.isdigit()}
+    absent = sorted((clips or set()) - set(found))
+    if absent:
+        raise OptionError(f"{len(absent)} requested clip(s) have no video in {videos}: "
+                          f"{', '.join(f'{n:05d}' for n in absent[:10])}")
+    return [ClipJob(f"{n:05d}", found[n], out_dir / "Clip" / PREPARED_SOURCE / f"{n:05d}")
+            for n in sorted(found) if clips is None or n in clips]
+
+
+register_dataset(DatasetSpec(
+    name=DATASET, subject="", layouts=("video", "cropped"), protocols=("kfold",),
+    read_splits=read_dfew, classes={"7class": DFEW_CLASSES},
+    prepare=PrepareHook(find_dfew_clips, "Clip/original/NNNNN.mp4", takes_clip_numbers=True)))

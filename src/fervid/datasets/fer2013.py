@@ -19,6 +19,7 @@ import numpy as np
 
 from fervid.datasets.class_names import BASIC_CLASSES
 from fervid.datasets.image_folder import FaceImageSet, read_face_folders
+from fervid.datasets.registry import DatasetSpec, register_dataset
 from fervid.errors import PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError, Sample, SampleTable
 
@@ -109,3 +110,8 @@ def read_fer2013_csv(path: Path | str) -> FaceImageSet:
         raise DatasetFormatError(path, problems)
     return FaceImageSet(SampleTable(samples, FER2013_CLASSES, "7class"),
                         pixels[:len(samples)])
+
+
+register_dataset(DatasetSpec(
+    name="fer2013", subject="", layouts=("csv", "images"), protocols=("holdout",),
+    read_faces=read_fer2013, classes={"7class": FER2013_CLASSES}))

@@ -1,4 +1,5 @@
-"""Choosing and calling a release reader from a config's ``data`` section."""
+"""Calling a release's registered reader (:mod:`fervid.datasets.registry`) from a config's
+``data`` section."""
 
 from __future__ import annotations
 
@@ -8,36 +9,36 @@ from pathlib import Path
 import numpy as np
 
 from fervid.config import ConfigError, FitConfig, LosoConfig
+from fervid.datasets.registry import ReadRequest, dataset_names, dataset_spec
+from fervid.errors import OptionError
 from fervid.samples import SampleTable
 
 
 def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     """The labelled clips of the release ``cfg.data.dataset`` under ``data_root``."""
-    from fervid.datasets import load_dataset, read_megc2019
-
     d, root = cfg.data, Path(data_root)
     if d.dataset is None:
-        raise ConfigError(f"data.format={d.format} reads frames: set data.dataset (casme2, samm, "
-                          f"smic, megc2019 or ckplus)")
-    if d.dataset == "megc2019":
-        keys = ("gt", "casme2", "casme2_sheet", "samm", "samm_sheet", "smic")
-        missing = [k for k in keys if k not in d.paths]
-        if missing:
-            raise ConfigError(f"data.dataset=megc2019 needs data.paths for {missing} "
-                              f"(relative to --data-root {root})")
-        p = {k: root / d.paths[k] for k in keys}
-        table = read_megc2019(p["gt"], p["casme2"], p["casme2_sheet"], p["samm"],
-                              p["samm_sheet"], p["smic"])
-    elif d.dataset == "ckplus":
-        # --data-root is the CK+ folder holding cohn-kanade-images/ and Emotion/.
-        if d.sheet is not None:
-            raise ConfigError("data.dataset=ckplus has no coding sheet (labels come from its "
-                              "Emotion/ files): remove data.sheet")
-        table = load_dataset("ckplus", root, d.protocol)
-    else:
-        sheet = None if d.sheet is None else root / d.sheet
-        table = load_dataset(d.dataset, root, d.protocol, sheet)
-    table = table.labelled()
+        raise ConfigError(f"data.format={d.format} reads frames: set data.dataset (one of "
+                          f"{', '.join(dataset_names('loso'))})")
+    try:
+        spec = dataset_spec(d.dataset, lambda s: "loso" in s.protocols and s.read is not None,
+                            "for LOSO")
+    except OptionError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
+    missing = [k for k in spec.parts if k not in d.paths]
+    if missing:
+        raise ConfigError(f"data.dataset={d.dataset} needs data.paths for {missing} "
+                          f"(relative to --data-root {root})")
+    if spec.sheet is None and d.sheet is not None and not spec.parts:
+        raise ConfigError(f"data.dataset={d.dataset} has no coding sheet (labels come from "
+                          f"{spec.labels_from or 'its files'}): remove data.sheet")
+    if spec.sheet is not None and d.sheet is None:
+        raise ConfigError(f"data.dataset={d.dataset} needs its coding sheet ({spec.sheet}): "
+                          f"set data.sheet")
+    sheet = None if spec.sheet is None else root / d.sheet
+    # --data-root is the release's folder, or for a composite set the folder holding its parts.
+    paths = {k: root / d.paths[k] for k in spec.parts}
+    table = spec.read(ReadRequest(root, d.protocol, sheet, paths)).labelled()
     if tuple(d.classes) != table.classes:
         raise ConfigError(f"data.classes {list(d.classes)} differ from the classes of "
                           f"{d.dataset} {d.protocol}: {list(table.classes)}; set data.classes "
@@ -47,25 +48,19 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
 
 def read_face_release(cfg: FitConfig, data_root: Path):
     """The labelled still faces ``cfg.data`` names under ``data_root``, as a
-    :class:`~fervid.datasets.image_folder.FaceImageSet`: FER2013 (with its splits), an image folder,
-    (split by split when it holds train/ validation/ test/) or CK+ (each sequence's last, apex
-    frame; no split). ``data.classes``, when set, keeps the
-    faces of those classes, in that label order."""
-    from fervid.datasets.fer2013 import read_fer2013
-    from fervid.datasets.image_folder import FaceImageSet, read_face_folders
+    :class:`~fervid.datasets.image_folder.FaceImageSet`, from the release's registered
+    ``read_faces``: FER2013 (with its splits), an image folder (split by split when it holds
+    train/ validation/ test/) or CK+ (each sequence's last, apex frame; no split).
+    ``data.classes``, when set, keeps the faces of those classes, in that label order."""
+    from fervid.datasets.image_folder import FaceImageSet
 
     d, root = cfg.data, Path(data_root)
-    if d.dataset == "fer2013":
-        images = read_fer2013(root)
-    elif d.dataset == "image_folder":
-        images = FaceImageSet(read_face_folders(root))
-    else:
-        from fervid.datasets.ckplus import read_ckplus
-
-        table = read_ckplus(root).labelled()
-        images = FaceImageSet(SampleTable(
-            [replace(s, frames=s.frames[-1:], onset=s.offset, apex=s.offset) for s in table],
-            table.classes, table.protocol))
+    try:
+        spec = dataset_spec(d.dataset, lambda s: s.read_faces is not None,
+                            "for still faces (fervid fit)")
+    except OptionError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
+    images = spec.read_faces(root)
     if d.classes is None:
         return images
     classes = tuple(d.classes)

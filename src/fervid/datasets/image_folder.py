@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fervid.datasets.class_names import VOCABULARY, require_class
+from fervid.datasets.registry import DatasetSpec, register_dataset
 from fervid.errors import PathNotFoundError
 from fervid.samples import DatasetFormatError, Sample, SampleTable
 
@@ -126,3 +127,13 @@ def read_face_folders(root: Path | str, *, dataset: str = "image_folder",
     tables = [read_image_folder(folder, dataset=dataset, split=split, classes=classes)
               for folder, split in splits.items()]
     return SampleTable.concat(tables)
+
+
+def read_image_folder_faces(root: Path | str) -> FaceImageSet:
+    """:func:`read_face_folders` as a :class:`FaceImageSet` (``fervid fit``)."""
+    return FaceImageSet(read_face_folders(root))
+
+
+register_dataset(DatasetSpec(
+    name="image_folder", subject="", layouts=("images",), protocols=("holdout",),
+    read_faces=read_image_folder_faces))

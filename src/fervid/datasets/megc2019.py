@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.datasets import casme2, samm
+from fervid.datasets import casme2, samm, smic
+from fervid.datasets.registry import DatasetSpec, ReadRequest, register_dataset
 from fervid.datasets.sheets import AnnotationWarning, as_ints, padded_number, require_dir
 from fervid.datasets.smic import find_hs, scan_smic, smic_clip_id, smic_subject_id
 from fervid.errors import path_error
@@ -24,9 +25,9 @@ from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleT
 GT_COLUMNS = ["dataset", "subject", "clip", "label"]
 
 #: Per dataset: the subject id the readers use for a ground-truth subject, and the clip id.
-_SUBJECT_ID = {"casme2": padded_number(2, "sub"), "samm": padded_number(3),
-               "smic": smic_subject_id}
-_CLIP_ID = {"casme2": str, "samm": str, "smic": smic_clip_id}
+_SUBJECT_ID = {casme2.DATASET: padded_number(2, "sub"), samm.DATASET: padded_number(3),
+               smic.DATASET: smic_subject_id}
+_CLIP_ID = {casme2.DATASET: str, samm.DATASET: str, smic.DATASET: smic_clip_id}
 
 
 def read_megc2019_gt(gt_csv: Path) -> pd.DataFrame:
@@ -87,8 +88,9 @@ def read_megc2019_gt(gt_csv: Path) -> pd.DataFrame:
 
 #: Dataset -> (display name, sheet reader, protocol labels, frame resolver).
 _SHEET_DATASETS = {
-    "casme2": ("CASME II", casme2.read_casme2_sheet, casme2.casme2_labels, casme2.casme2_samples),
-    "samm": ("SAMM", samm.read_samm_sheet, samm.samm_labels, samm.samm_samples),
+    casme2.DATASET: ("CASME II", casme2.read_casme2_sheet, casme2.casme2_labels,
+                     casme2.casme2_samples),
+    samm.DATASET: ("SAMM", samm.read_samm_sheet, samm.samm_labels, samm.samm_samples),
 }
 
 
@@ -162,14 +164,14 @@ def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root
     gt = read_megc2019_gt(gt_csv)
     found: dict[tuple[str, str, str], Sample] = {}
     problems: list[str] = []
-    for dataset in ("casme2", "samm", "smic"):
+    for dataset in (casme2.DATASET, samm.DATASET, smic.DATASET):
         wanted = gt[gt.dataset == dataset]
         if wanted.empty:  # a shortened ground truth need not name every release
             continue
-        if dataset == "smic":
+        if dataset == smic.DATASET:
             samples, more = _smic_part(smic_root, wanted)
         else:
-            root, sheet = (casme2_root, casme2_sheet) if dataset == "casme2" else \
+            root, sheet = (casme2_root, casme2_sheet) if dataset == casme2.DATASET else \
                 (samm_root, samm_sheet)
             samples, more = _sheet_part(dataset, root, sheet, wanted)
         found.update(((dataset, s.subject, s.clip), s) for s in samples)
@@ -191,3 +193,23 @@ def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root
                       f"ground truth (the ground truth is used): {'; '.join(disagree)}",
                       AnnotationWarning, stacklevel=2)
     return SampleTable(table, classes, "3class")
+
+
+#: ``data.paths`` keys: where the ground truth and the three releases lie under --data-root.
+PARTS = ("gt", casme2.DATASET, f"{casme2.DATASET}_sheet", samm.DATASET, f"{samm.DATASET}_sheet",
+         smic.DATASET)
+
+
+def _read(request: ReadRequest) -> SampleTable:
+    p = request.paths
+    return read_megc2019(p["gt"], p[casme2.DATASET], p[f"{casme2.DATASET}_sheet"],
+                         p[samm.DATASET], p[f"{samm.DATASET}_sheet"], p[smic.DATASET])
+
+
+# Its flow images (``data.format: precomputed``, :mod:`fervid.datasets.precomputed`) and
+# LBP-TOP / HOOF features (``handcrafted``, :mod:`fervid.datasets.megc2019_handcrafted`) are
+# read from their own folders by format, not through this entry.
+register_dataset(DatasetSpec(
+    name="megc2019", subject="sub01, 006 or s01 (its parts' ids)",
+    layouts=("raw", "cropped", "precomputed", "handcrafted"), protocols=("loso",), read=_read,
+    classes={"3class": PROTOCOL_CLASSES["3class"]}, parts=PARTS))

@@ -44,6 +44,7 @@ import numpy as np
 import scipy.io
 
 from fervid.config import ConfigError
+from fervid.datasets import casme2, samm, smic
 from fervid.datasets.sheets import padded_number
 from fervid.datasets.smic import smic_clip_id, smic_subject_id
 from fervid.errors import library_reason
@@ -67,8 +68,10 @@ LABEL_FILE = "Apex_Cropped_images.txt"
 #: Per dataset: the subject id and the clip id fervid uses for the ones in the file names
 #: (the same conversions as :func:`fervid.datasets.read_megc2019_gt`).
 _SUBJECT_ID: dict[str, Callable[[str], str]] = {
-    "casme2": padded_number(2, "sub"), "samm": padded_number(3), "smic": smic_subject_id}
-_CLIP_ID: dict[str, Callable[[str], str]] = {"casme2": str, "samm": str, "smic": smic_clip_id}
+    casme2.DATASET: padded_number(2, "sub"), samm.DATASET: padded_number(3),
+    smic.DATASET: smic_subject_id}
+_CLIP_ID: dict[str, Callable[[str], str]] = {casme2.DATASET: str, samm.DATASET: str,
+                                             smic.DATASET: smic_clip_id}
 
 #: ``<key>-<apex frame>.<ext> <label>``; the frame holds no ``-``, the key may.
 _LINE = re.compile(r"(?P<key>.+)-(?P<frame>[^-/\\]+)\.[A-Za-z0-9]+")

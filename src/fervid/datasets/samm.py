@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
+from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
     check_known,
     check_protocol,
@@ -23,6 +25,8 @@ from fervid.datasets.sheets import (
 from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 
 DATASET = "samm"
+SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
+FPS = 200.0
 
 #: The sheet columns the reader needs; the header is on Excel row 14, below 13 preamble rows.
 SHEET_COLUMNS = {"subject": "Subject", "clip": "Filename", "onset": "Onset Frame",
@@ -118,3 +122,19 @@ def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
     return read_coded_release(root, sheet, protocol, dataset="samm", what="SAMM",
                               protocols=SAMM_PROTOCOLS, read_sheet=read_samm_sheet,
                               labels=samm_labels, samples=samm_samples)
+
+
+def find_samm_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
+    """``root/NNN/<clip>/NNN_{N}.jpg``, for ``fervid prepare faces`` (names kept)."""
+    return [folder_job(root, out_dir, clip, FRAME, fps=FPS)
+            for s in subdirs(root, r"\d+") for clip in subdirs(s)]
+
+
+def _read(request: ReadRequest) -> SampleTable:
+    return read_samm(request.root, request.sheet, request.protocol)
+
+
+register_dataset(DatasetSpec(
+    name=DATASET, subject="006", layouts=("raw",), protocols=("loso",), read=_read,
+    classes=SAMM_PROTOCOLS, sheet=SHEET, fps=FPS,
+    prepare=PrepareHook(find_samm_clips, "NNN/<clip>/NNN_{N}.jpg")))

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import describe_numbers, index_frames
+from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
     AnnotationWarning,
     as_ints,
@@ -27,6 +29,7 @@ from fervid.datasets.sheets import (
 from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
 
 DATASET = "smic"
+FPS = 100.0
 
 #: Protocol name -> class names; SMIC only has the three folder classes.
 SMIC_PROTOCOLS: dict[str, tuple[str, ...]] = {"3class": PROTOCOL_CLASSES["3class"]}
@@ -226,3 +229,23 @@ def read_smic_hs_e_sheet(path: Path) -> pd.DataFrame:
     columns = ["subject", "clip", "emotion", "onset", "offset", "video_first", "video_last",
                "onset2", "offset2", "onset3", "offset3"]
     return out[columns].reset_index(drop=True)
+
+
+def find_smic_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
+    """The micro clips :func:`read_smic` loads, ``[HS/]s<N>/micro/<emotion>/<clip>/image{N}.bmp``,
+    for ``fervid prepare faces`` (names kept)."""
+    hs = find_hs(root)
+    return [folder_job(root, out_dir, clip, FRAME, fps=FPS)
+            for s in subdirs(hs, r"s\d+") for e in SMIC_PROTOCOLS["3class"]
+            if (s / "micro" / e).is_dir() for clip in subdirs(s / "micro" / e)
+            if CLIP_DIR.fullmatch(clip.name)]
+
+
+def _read(request: ReadRequest) -> SampleTable:
+    return read_smic(request.root, request.protocol)
+
+
+register_dataset(DatasetSpec(
+    name=DATASET, subject="s01", layouts=("raw", "cropped"), protocols=("loso",), read=_read,
+    classes=SMIC_PROTOCOLS, labels_from="its folders", fps=FPS,
+    prepare=PrepareHook(find_smic_clips, "s<N>/micro/<emotion>/<clip>/image{N}.bmp")))
