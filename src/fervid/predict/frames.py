@@ -10,7 +10,8 @@ standardised per image. A video face goes the same way:
 2. that crop is shrunk to R×R with area averaging, as ``load_face_images`` resizes training
    faces;
 3. the centre S×S is cut and standardised with the training code itself
-   (:func:`fervid.representation.face_images.centre_crop`, ``standardize_faces``).
+   (:func:`fervid.representation.input_spec.build_input`, whose ``face_input`` evaluation
+   batches use too).
 
 Face geometry: FER2013 faces are framed tighter and higher than fervid's 5-point template
 (eye distance 0.36 of the image against 0.26 at margin 0.1), so a ``fer2013`` model gets
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from fervid.faces import five_points, template_points
 from fervid.faces.alignment import similarity_matrix
-from fervid.representation.face_images import centre_crop, standardize_faces
-from fervid.runs.checkpoint import Checkpoint, InputSpec
+from fervid.representation.input_spec import InputSpec, build_input
+from fervid.runs.checkpoint import Checkpoint
 
 #: Eye centres, nose tip and mouth corners (image-left first) of the mean FER2013 face, in
 #: unit image coordinates. Measured: dlib's 68 landmarks on 987 random FER2013 training faces
@@ -91,12 +91,11 @@ def frame_inputs(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     crops
         ``(N, R, R, C)`` uint8 faces from :func:`frame_crop`.
     spec
-        The checkpoint's frame :class:`~fervid.runs.checkpoint.InputSpec`.
+        The checkpoint's frame :class:`~fervid.representation.input_spec.InputSpec`.
 
     Returns
     -------
     numpy.ndarray
         ``(N, C, S, S)`` float32.
     """
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
-    return standardize_faces(centre_crop(x, spec.size)).numpy()
+    return build_input(spec, crops).numpy()

@@ -7,11 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fervid.errors import OptionError
-from fervid.representation.clip_inputs import dssi_stack
-from fervid.representation.dssi import dssi
-from fervid.representation.dynamic_image import standardize
-from fervid.representation.temporal_sampling import sample_indices
-from fervid.runs.checkpoint import InputSpec
+from fervid.representation.input_spec import InputSpec, build_input
 
 
 @dataclass(frozen=True)
@@ -66,27 +62,17 @@ def window_input(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     crops
         ``(T, S, S, C)`` uint8 crops of the window, in the checkpoint's pixel mode and size.
     spec
-        The checkpoint's :class:`~fervid.runs.checkpoint.InputSpec`. The window is the clip: onset
-        its first frame, offset its last, apex its middle (unknown in raw video).
+        The checkpoint's :class:`~fervid.representation.input_spec.InputSpec`. The window is
+        the clip: onset its first frame, offset its last, apex its middle (unknown in raw
+        video).
 
     Returns
     -------
     numpy.ndarray
-        float32, ``spec.example_shape()``.
+        float32, ``spec.example_shape()``: built by
+        :func:`~fervid.representation.input_spec.build_input`, as training builds its inputs.
     """
-    frames = crops
-    if spec.num_frames is not None:  # models trained on a fixed number of sampled frames
-        frames = crops[sample_indices(len(crops), spec.num_frames, "uniform")]
-    if spec.representation == "clip":
-        clip = frames.astype(np.float32).transpose(3, 0, 1, 2)  # (C, T, S, S)
-        return clip / 127.5 - 1.0
-    if spec.representation == "apex":
-        apex = frames[len(frames) // 2].astype(np.float32)
-        return standardize(apex[None]).transpose(0, 3, 1, 2)[0]
-    last = len(frames) - 1
-    result = dssi(frames, 0, last // 2, last, **spec.dssi)
-    stack = dssi_stack(result, spec.size)
-    return stack if spec.representation == "dssi" else stack[-1]
+    return build_input(spec, crops).numpy()
 
 
 def window_means(frame_probs: np.ndarray, present: np.ndarray, windows: list[Window],

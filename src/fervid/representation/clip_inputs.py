@@ -3,7 +3,8 @@
 A :class:`~fervid.samples.SampleTable` goes in; tensors ready for a LOSO engine come out.
 Dynamic images are computed at the frames' resolution (through :class:`DssiCache`, so a clip's
 JPEGs are decoded once per protocol and view, never again in later epochs, folds or runs),
-then resized to the model's square input and standardised per image (methods.md §1).
+then resized to the model's square input and standardised per image (methods.md §1) by the
+pieces of :func:`fervid.representation.input_spec.build_input`, as ``fervid predict`` does.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 
 from fervid.progress import NoProgress, ProgressLike
-from fervid.representation.dssi import DssiCache, DssiParams, DssiResult, _read_frame
-from fervid.representation.dynamic_image import standardize
+from fervid.representation.dssi import DssiCache, DssiParams, _read_frame
+from fervid.representation.input_spec import (  # noqa: F401  (dssi_stack: re-exported)
+    InputSpec,
+    apex_input,
+    dssi_input,
+    dssi_stack,
+)
 from fervid.samples import Sample, SampleError, SampleTable
 
 InputFormat = Literal["dssi", "global_di", "apex"]
@@ -38,30 +43,9 @@ class ClipInputs:
     train_views: torch.Tensor | None
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    """``(H, W, C)`` float32 → ``(size, size, C)``; area averaging when shrinking."""
-    h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
-    out = cv2.resize(image, (size, size), interpolation=interp)
-    return out[..., None] if out.ndim == 2 else out
-
-
-def _stack(images: list[np.ndarray], size: int) -> np.ndarray:
-    """Images ``(H, W, C)`` → standardised ``(n, C, size, size)`` float32."""
-    resized = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
-                        for im in images])
-    return standardize(resized).transpose(0, 3, 1, 2)
-
-
-def dssi_stack(result: DssiResult, size: int) -> np.ndarray:
-    """A DSSI result as one model input ``(K+1, C, size, size)``: locals then the global DI."""
-    return _stack([*result.local, result.global_], size)
-
-
 def apex_image(sample: Sample, size: int, mode: str) -> np.ndarray:
     """The apex frame as a standardised ``(C, size, size)`` input."""
-    frame = _read_frame(sample.frames[sample.apex_position], mode, sample.key)
-    return _stack([frame.astype(np.float32)], size)[0]
+    return apex_input(_read_frame(sample.frames[sample.apex_position], mode, sample.key), size)
 
 
 def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: int,
@@ -98,6 +82,7 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
         raise SampleError("no clips to compute inputs for (the table is empty)")
     progress = progress or NoProgress()
     cache = DssiCache(cache_dir)
+    spec = InputSpec(input_format, size, params.mode)
     views = train_views if input_format == "dssi" else 0
     task = progress.add_task(f"{input_format} inputs", total=len(table), status="")
     xs, vs = [], []
@@ -105,8 +90,7 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
         if input_format == "apex":
             xs.append(apex_image(sample, size, params.mode))
         else:
-            stack = dssi_stack(cache.get_or_compute(sample, params), size)
-            xs.append(stack if input_format == "dssi" else stack[-1])
+            xs.append(dssi_input(cache.get_or_compute(sample, params), spec))
             vs.append([dssi_stack(cache.get_or_compute(sample, params, view=v, seed=seed),
                                   size) for v in range(views)])
         progress.update(task, advance=1, status=sample.key)

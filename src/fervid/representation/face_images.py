@@ -19,6 +19,10 @@ import torch
 from fervid.progress import progress_bar
 from fervid.representation.dynamic_image import standardize
 from fervid.representation.frame_loading import FrameReadError
+from fervid.representation.input_spec import (  # noqa: F401  (centre_crop: re-exported)
+    centre_crop,
+    face_input,
+)
 from fervid.samples import SampleTable
 
 
@@ -76,12 +80,6 @@ def standardize_faces(x: torch.Tensor) -> torch.Tensor:
     return standardize(x)
 
 
-def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``(B, C, R, R)`` → the central ``(B, C, size, size)``."""
-    top = (x.shape[-1] - size) // 2
-    return x[..., top:top + size, top:top + size]
-
-
 def train_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int, size: int,
                        generator: torch.Generator, *, hflip: bool = True
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -104,6 +102,8 @@ def train_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int,
 
 def eval_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int, size: int
                       ) -> Iterator[torch.Tensor]:
-    """Centre crops of ``faces.x[index]`` in order, standardised, in batches."""
+    """Centre crops of ``faces.x[index]`` in order, standardised, in batches
+    (:func:`~fervid.representation.input_spec.face_input`, as ``fervid predict`` builds a frame
+    model's input)."""
     for s in range(0, len(index), batch_size):
-        yield standardize_faces(centre_crop(faces.x[index[s:s + batch_size]], size))
+        yield face_input(faces.x[index[s:s + batch_size]], size)

@@ -3,8 +3,10 @@
 Each item samples ``num_frames`` positions (``fervid.representation.temporal_sampling``), loads
 only those frames at the model's size (``fervid.representation.frame_loading``) and returns a
 float tensor: ``(C, T, S, S)`` scaled to [-1, 1] for the 3D/recurrent networks, or a DSSI stack
-``(K+1, C, S, S)`` (standardised per image) for SMA-STN. Training randomness comes from
-``(seed, epoch, item)``, so results do not depend on the number of loader workers.
+``(K+1, C, S, S)`` (standardised per image) for SMA-STN, both built by
+:func:`fervid.representation.input_spec.build_input`, as ``fervid predict`` builds a window's
+input. Training randomness comes from ``(seed, epoch, item)``, so results do not depend on the
+number of loader workers.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from torch.utils.data import Dataset
 
 from fervid.config import VideoDataConfig
 from fervid.datasets.dfew import DfewClip
-from fervid.representation.clip_inputs import dssi_stack
-from fervid.representation.dssi import dssi
 from fervid.representation.frame_loading import (
     count_video_frames,
     load_clip,
     load_video_frames,
 )
+from fervid.representation.input_spec import InputSpec, build_input
 from fervid.representation.temporal_sampling import sample_indices, tim_positions
 
 #: DSSI over a sampled clip: K uniform segments of this many frames each (16 frames → K = 4).
@@ -36,6 +37,16 @@ def clip_dssi_params(num_frames: int) -> dict:
     return {"protocol": "uniform", "segments_per_phase": 1,
             "n_segments": max(1, num_frames // DSSI_FRAMES_PER_SEGMENT),
             "frames_per_segment": DSSI_FRAMES_PER_SEGMENT}
+
+
+def clip_input_spec(data: VideoDataConfig) -> InputSpec:
+    """What a model trained on ``data`` takes: ``clip`` ``(C, T, S, S)`` or a DSSI stack
+    ``(K+1, C, S, S)`` over ``data.num_frames`` sampled frames."""
+    mode = "gray" if data.grayscale else "rgb"
+    if data.representation == "dssi":
+        return InputSpec("dssi", data.size, mode, clip_dssi_params(data.num_frames),
+                         data.num_frames)
+    return InputSpec("clip", data.size, mode, {}, data.num_frames)
 
 
 class DfewClipDataset(Dataset):
@@ -57,6 +68,7 @@ class DfewClipDataset(Dataset):
                  seed: int = 0):
         self.clips, self.data, self.train, self.seed = list(clips), data, train, seed
         self.epoch = 0
+        self.spec = clip_input_spec(data)
         self._lengths: dict[int, int] = {}
 
     def set_epoch(self, epoch: int) -> None:
@@ -98,11 +110,4 @@ class DfewClipDataset(Dataset):
         frames = np.asarray(self.frames(i), dtype=np.float32)  # (T, S, S, 3)
         if self.data.grayscale:
             frames = frames.mean(-1, keepdims=True)
-        if self.data.representation == "dssi":
-            t = len(frames)
-            result = dssi(frames, 0, t // 2, t - 1, **clip_dssi_params(t))
-            x = torch.from_numpy(np.ascontiguousarray(dssi_stack(result, self.data.size)))
-        else:
-            x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))
-            x = x / 127.5 - 1.0
-        return x, self.clips[i].label
+        return build_input(self.spec, frames), self.clips[i].label

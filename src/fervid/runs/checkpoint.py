@@ -12,7 +12,8 @@ A checkpoint file (``torch.save`` of a dict, loadable with ``weights_only=True``
 ``classes``
     class names in label order (index ``i`` is the model's output ``i``);
 ``input_spec``
-    what the model takes (:class:`InputSpec`).
+    what the model takes (:class:`~fervid.representation.input_spec.InputSpec`, re-exported
+    here).
 
 LOSO and k-fold runs write their fold models ``RUN_DIR/models/fold_*.pt`` in this form. A plain
 state dict from older runs is read too, its config and classes taken from
@@ -22,7 +23,7 @@ state dict from older runs is read too, its config and classes taken from
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -34,13 +35,19 @@ from torch import nn
 from fervid.config import FitConfig, KfoldConfig, LosoConfig
 from fervid.errors import FervidError, library_reason, path_error
 from fervid.files import atomic_write
-from fervid.representation.video_clips import clip_dssi_params
+
+# InputSpec and its representations live with the builder of the inputs they describe; they
+# are re-exported here for the code that imports them from the checkpoint module.
+from fervid.representation.input_spec import (  # noqa: F401  (re-exported)
+    REPRESENTATIONS,
+    InputSpec,
+    InputSpecError,
+    Representation,
+)
+from fervid.representation.video_clips import clip_input_spec
 
 #: Value of the ``format`` key of a self-describing checkpoint.
 CHECKPOINT_FORMAT = "fervid-checkpoint-1"
-
-Representation = Literal["dssi", "apex", "global_di", "clip", "flow", "frame"]
-REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow", "frame")
 #: Checkpoint ``schema`` → the config class it holds.
 SCHEMAS: dict[str, type[BaseModel]] = {"loso": LosoConfig, "kfold": KfoldConfig,
                                        "holdout": FitConfig}
@@ -48,72 +55,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {"loso": LosoConfig, "kfold": KfoldConfig,
 
 class CheckpointError(FervidError, ValueError):
     """A checkpoint file that is missing pieces or does not describe a usable model."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model takes, so that an input can be built from raw frames.
-
-    Attributes
-    ----------
-    representation
-        ``dssi``: ``(K+1, C, S, S)`` K local dynamic images and the global one; ``global_di``:
-        one dynamic image ``(C, S, S)``; ``apex``: one frame ``(C, S, S)``; ``clip``:
-        ``(C, T, S, S)`` frames scaled to [-1, 1]; ``flow``: ``(C, S, S)`` precomputed
-        optical-flow images (``data.format: precomputed``), which raw video cannot feed yet;
-        ``frame``: one face ``(C, S, S)``, resized to ``resize`` then centre-cropped to S
-        (``fervid fit``'s frame models), classified frame by frame.
-    size
-        Side S of the square input, pixels.
-    mode
-        Pixel format of the frames: ``rgb``, ``bgr`` or ``gray`` (one channel).
-    dssi
-        DSSI parameters (``protocol``, ``segments_per_phase``, ``n_segments``,
-        ``frames_per_segment``), for ``dssi`` and ``global_di``.
-    num_frames
-        Frames sampled evenly from a window before building the input (``clip``, and DSSI of
-        k-fold models); None: every frame of the window.
-    in_chans
-        Channels of a ``flow`` input (its ``mode`` does not apply); None: from ``mode``.
-    resize
-        ``frame``: the side a face is resized to before the centre crop; None: ``size``.
-    """
-
-    representation: Representation
-    size: int
-    mode: Literal["rgb", "bgr", "gray"] = "rgb"
-    dssi: dict = field(default_factory=dict)
-    num_frames: int | None = None
-    in_chans: int | None = None
-    resize: int | None = None
-
-    def __post_init__(self):
-        if self.representation not in REPRESENTATIONS:
-            raise CheckpointError(f"unknown input representation {self.representation!r}; "
-                                  f"expected one of {REPRESENTATIONS}")
-
-    @property
-    def channels(self) -> int:
-        if self.in_chans is not None:
-            return self.in_chans
-        return 1 if self.mode == "gray" else 3
-
-    def example_shape(self) -> tuple[int, ...]:
-        """Shape of one input (no batch dimension)."""
-        c, s = self.channels, self.size
-        if self.representation == "clip":
-            return (c, self.num_frames or 16, s, s)
-        if self.representation == "dssi":
-            return (self.num_segments + 1, c, s, s)
-        return (c, s, s)
-
-    @property
-    def num_segments(self) -> int:
-        """K, the local dynamic images of a DSSI input."""
-        d = self.dssi
-        if d.get("protocol", "phase") == "phase":
-            return 2 * int(d.get("segments_per_phase", 2))
-        return int(d.get("n_segments", 4))
 
 
 @dataclass(frozen=True)
@@ -155,11 +96,7 @@ def input_spec_from_config(config: LosoConfig | KfoldConfig | FitConfig,
         d = config.data
         return InputSpec("frame", d.size, "gray" if d.grayscale else "rgb", resize=d.resize)
     if isinstance(config, KfoldConfig):
-        d = config.data
-        mode = "gray" if d.grayscale else "rgb"
-        if d.representation == "dssi":
-            return InputSpec("dssi", d.size, mode, clip_dssi_params(d.num_frames), d.num_frames)
-        return InputSpec("clip", d.size, mode, {}, d.num_frames)
+        return clip_input_spec(config.data)
     d = config.data
     if d.format == "precomputed":
         if input_shape is None or len(input_shape) != 3:
@@ -320,6 +257,8 @@ def _as_spec(spec: InputSpec | dict) -> InputSpec:
         return InputSpec(**spec)
     except TypeError as err:
         raise CheckpointError(f"invalid input spec {spec}: {err}") from err
+    except InputSpecError as err:  # e.g. an unknown representation
+        raise CheckpointError(str(err)) from err
 
 
 def _parse_config(config: dict | BaseModel, where: Path, schema: str | None = None

@@ -1,0 +1,237 @@
+"""What a model takes (:class:`InputSpec`), and the one builder of that input from face frames.
+
+Training and prediction build a model's input here, so the two cannot drift apart:
+
+* :func:`build_input` turns a window of aligned face frames ``(T, S, S, C)`` uint8 into the
+  input of a spec. ``fervid predict`` calls it on each sliding window; the DFEW clip dataset
+  (``video_clips.py``) calls it on each clip's sampled frames.
+* The pieces it is made of, one per representation, are what the LOSO builders call on frames
+  read from a release (``clip_inputs.py``, ``face_images.py``): :func:`dssi_input` (a DSSI
+  result → DSSI stack or global dynamic image), :func:`apex_input`, :func:`clip_input` and
+  :func:`face_input`. :func:`to_unit_range` is the one pixel normaliser (``x / 127.5 - 1``);
+  every other input is standardised per image
+  (:func:`~fervid.representation.dynamic_image.standardize`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import cv2
+import numpy as np
+import torch
+
+from fervid.errors import FervidError
+from fervid.representation.dssi import DssiResult, dssi
+from fervid.representation.dynamic_image import standardize
+from fervid.representation.temporal_sampling import sample_indices
+
+Representation = Literal["dssi", "apex", "global_di", "clip", "flow", "frame"]
+REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow", "frame")
+
+__all__ = ["REPRESENTATIONS", "InputSpec", "InputSpecError", "Representation", "apex_input",
+           "build_input", "clip_input", "dssi_input", "dssi_stack", "face_input",
+           "standardized_stack", "to_unit_range"]
+
+
+class InputSpecError(FervidError, ValueError):
+    """An input spec that names no known representation, or an input it cannot build.
+
+    ``fervid.runs.checkpoint`` reports one read from a checkpoint file as a ``CheckpointError``
+    naming the file.
+    """
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model takes, so that an input can be built from raw frames.
+
+    Attributes
+    ----------
+    representation
+        ``dssi``: ``(K+1, C, S, S)`` K local dynamic images and the global one; ``global_di``:
+        one dynamic image ``(C, S, S)``; ``apex``: one frame ``(C, S, S)``; ``clip``:
+        ``(C, T, S, S)`` frames scaled to [-1, 1]; ``flow``: ``(C, S, S)`` precomputed
+        optical-flow images (``data.format: precomputed``), which raw video cannot feed yet;
+        ``frame``: one face ``(C, S, S)``, resized to ``resize`` then centre-cropped to S
+        (``fervid fit``'s frame models), classified frame by frame.
+    size
+        Side S of the square input, pixels.
+    mode
+        Pixel format of the frames: ``rgb``, ``bgr`` or ``gray`` (one channel).
+    dssi
+        DSSI parameters (``protocol``, ``segments_per_phase``, ``n_segments``,
+        ``frames_per_segment``), for ``dssi`` and ``global_di``.
+    num_frames
+        Frames sampled evenly from a window before building the input (``clip``, and DSSI of
+        k-fold models); None: every frame of the window.
+    in_chans
+        Channels of a ``flow`` input (its ``mode`` does not apply); None: from ``mode``.
+    resize
+        ``frame``: the side a face is resized to before the centre crop; None: ``size``.
+
+    Raises
+    ------
+    InputSpecError
+        An unknown ``representation``.
+    """
+
+    representation: Representation
+    size: int
+    mode: Literal["rgb", "bgr", "gray"] = "rgb"
+    dssi: dict = field(default_factory=dict)
+    num_frames: int | None = None
+    in_chans: int | None = None
+    resize: int | None = None
+
+    def __post_init__(self):
+        if self.representation not in REPRESENTATIONS:
+            raise InputSpecError(f"unknown input representation {self.representation!r}; "
+                                 f"expected one of {REPRESENTATIONS}")
+
+    @property
+    def channels(self) -> int:
+        if self.in_chans is not None:
+            return self.in_chans
+        return 1 if self.mode == "gray" else 3
+
+    def example_shape(self) -> tuple[int, ...]:
+        """Shape of one input (no batch dimension)."""
+        c, s = self.channels, self.size
+        if self.representation == "clip":
+            return (c, self.num_frames or 16, s, s)
+        if self.representation == "dssi":
+            return (self.num_segments + 1, c, s, s)
+        return (c, s, s)
+
+    @property
+    def num_segments(self) -> int:
+        """K, the local dynamic images of a DSSI input."""
+        d = self.dssi
+        if d.get("protocol", "phase") == "phase":
+            return 2 * int(d.get("segments_per_phase", 2))
+        return int(d.get("n_segments", 4))
+
+
+# --- The pieces, one per representation --------------------------------------------------
+
+Pixels = TypeVar("Pixels", np.ndarray, torch.Tensor)
+
+
+def to_unit_range(pixels: Pixels) -> Pixels:
+    """Pixel values 0..255 → -1..1 (``x / 127.5 - 1``): the one place ``clip`` inputs are
+    normalised. Float arrays or tensors keep their kind and dtype."""
+    return pixels / 127.5 - 1.0
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W, C)`` float32 → ``(size, size, C)``; area averaging when shrinking (an image
+    already ``size`` pixels square comes back unchanged)."""
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    out = cv2.resize(image, (size, size), interpolation=interp)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def standardized_stack(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Images ``(H, W, C)`` → ``(n, C, size, size)`` float32, each resized then standardised
+    on its own (zero mean, unit variance)."""
+    resized = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
+                        for im in images])
+    return standardize(resized).transpose(0, 3, 1, 2)
+
+
+def dssi_stack(result: DssiResult, size: int) -> np.ndarray:
+    """A DSSI result as one model input ``(K+1, C, size, size)``: locals then the global DI."""
+    return standardized_stack([*result.local, result.global_], size)
+
+
+def dssi_input(result: DssiResult, spec: InputSpec) -> np.ndarray:
+    """The ``dssi`` (``(K+1, C, S, S)``) or ``global_di`` (``(C, S, S)``) input of a DSSI
+    result, float32 (S = ``spec.size``)."""
+    stack = dssi_stack(result, spec.size)
+    return stack if spec.representation == "dssi" else stack[-1]
+
+
+def apex_input(frame: np.ndarray, size: int) -> np.ndarray:
+    """One frame ``(H, W, C)`` as a standardised ``(C, size, size)`` float32 input."""
+    return standardized_stack([np.asarray(frame).astype(np.float32)], size)[0]
+
+
+def clip_input(frames: np.ndarray) -> torch.Tensor:
+    """Frames ``(T, S, S, C)`` (uint8 or float) → ``(C, T, S, S)`` float32 in [-1, 1]."""
+    chw = np.asarray(frames, dtype=np.float32).transpose(3, 0, 1, 2)
+    return to_unit_range(torch.from_numpy(np.ascontiguousarray(chw)))
+
+
+def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, C, R, R)`` → the central ``(B, C, size, size)``."""
+    top = (x.shape[-1] - size) // 2
+    return x[..., top:top + size, top:top + size]
+
+
+def face_input(faces: torch.Tensor, size: int) -> torch.Tensor:
+    """Stored faces ``(N, C, R, R)`` (any dtype) → their centre ``(N, C, size, size)``,
+    standardised per image, float32: what a ``frame`` model sees at evaluation."""
+    return standardize(centre_crop(faces, size))
+
+
+# --- The builder ---------------------------------------------------------------------------
+
+def build_input(spec: InputSpec, frames: np.ndarray | list[np.ndarray], *,
+                apex: int | None = None) -> torch.Tensor:
+    """The model input of a window of aligned face frames.
+
+    Parameters
+    ----------
+    spec
+        What the model takes.
+    frames
+        ``(T, S, S, C)`` (or ``(T, S, S)`` grayscale), uint8 (or float, 0..255), in the spec's
+        pixel mode and size, in temporal order: the window is the clip, its first frame the
+        onset and its last the offset. A ``frame`` spec takes faces ``(T, R, R, C)``.
+    apex
+        Position of the apex in ``frames`` (``apex`` and phase DSSI); None: the middle,
+        ``T // 2`` for ``apex`` and ``(T - 1) // 2`` for DSSI.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``spec.example_shape()``; for ``frame`` one input per frame,
+        ``(T, C, S, S)``.
+
+    Notes
+    -----
+    A spec with ``num_frames`` (k-fold models) first samples that many frames evenly
+    (``uniform``; a window of exactly ``num_frames`` frames is kept whole) and, as the DFEW
+    clip dataset does, works on them as float32.
+
+    Raises
+    ------
+    InputSpecError
+        A ``flow`` spec: precomputed optical-flow images cannot be built from frames.
+    ValueError
+        Fewer frames than the representation needs (2 for a dynamic image).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    rep = spec.representation
+    if rep == "flow":
+        raise InputSpecError("a flow model takes precomputed optical-flow images, which cannot "
+                             "be built from face frames")
+    if rep == "frame":
+        faces = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        return face_input(faces, spec.size)
+    if spec.num_frames is not None:  # models trained on a fixed number of sampled frames
+        frames = frames[sample_indices(len(frames), spec.num_frames, "uniform")]
+        frames = frames.astype(np.float32, copy=False)
+    if rep == "clip":
+        return clip_input(frames)
+    if rep == "apex":
+        return torch.from_numpy(apex_input(frames[len(frames) // 2 if apex is None else apex],
+                                           spec.size))
+    last = len(frames) - 1
+    result = dssi(frames, 0, last // 2 if apex is None else apex, last, **spec.dssi)
+    return torch.from_numpy(np.ascontiguousarray(dssi_input(result, spec)))
