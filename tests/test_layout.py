@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fervid"
 STAGE_ORDER = (
     "errors", "files", "progress", "number_ranges", "samples", "config",
     "datasets", "synth", "faces", "representation", "models", "losses", "training",
-    "metrics", "runs", "protocol", "report", "prepare", "predict", "cli",
+    "metrics", "runs", "protocol", "data", "report", "prepare", "predict", "cli",
 )
 #: Top-level modules beside ``__init__`` and ``__main__`` (the first stages are single modules).
 MAX_TOP_LEVEL_MODULES = 8
