@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import fervid.protocol.holdout as holdout
+import fervid.training.trainer as trainer_module
 from fervid.config import FitConfig
 from fervid.datasets.from_config import read_face_release
 from fervid.representation.face_images import eval_face_batches, load_face_images
@@ -89,7 +90,7 @@ def test_killed_fit_resumes_to_the_same_model(fer_like, tmp_path, monkeypatch):
     cfg = _cfg()
     images = read_face_release(cfg, fer_like)
     holdout.run_holdout(cfg, images, tmp_path / "whole", progress=False)
-    real = holdout.train_one_epoch
+    real = trainer_module.train_one_epoch
     calls = {"n": 0}
 
     def dies_in_third_epoch(*args, **kwargs):
@@ -98,11 +99,11 @@ def test_killed_fit_resumes_to_the_same_model(fer_like, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(holdout, "train_one_epoch", dies_in_third_epoch)
+    monkeypatch.setattr(trainer_module, "train_one_epoch", dies_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         holdout.run_holdout(cfg, images, tmp_path / "killed", progress=False)
     assert (tmp_path / "killed" / "checkpoints" / "fit.pt").exists()
-    monkeypatch.setattr(holdout, "train_one_epoch", real)
+    monkeypatch.setattr(trainer_module, "train_one_epoch", real)
     holdout.run_holdout(cfg, images, tmp_path / "killed", progress=False)
     a = load_checkpoint(tmp_path / "whole" / "model.pt").state_dict
     b = load_checkpoint(tmp_path / "killed" / "model.pt").state_dict

@@ -145,3 +145,27 @@ def test_backward_only_in_the_training_core():
     calling = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
                if ".backward(" in p.read_text()}
     assert calling <= BACKWARD_FILES, f".backward( outside the core: {calling - BACKWARD_FILES}"
+
+
+def _sources_with(pattern: str) -> set[str]:
+    """The files under src/fervid whose code (comments aside) matches ``pattern``."""
+    import re
+
+    found = set()
+    for path in SRC.rglob("*.py"):
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        if re.search(pattern, code):
+            found.add(str(path.relative_to(SRC)))
+    return found
+
+
+def test_one_module_holds_the_epoch_loop():
+    """Every protocol trains through training/trainer.py; only the fold-batched STSTNet engine
+    has a loop of its own (issue 20)."""
+    assert _sources_with(r"for epoch in range\(") == {"training/trainer.py",
+                                                       "training/fold_batched.py"}
+    assert _sources_with(r"\btrain_one_epoch\(") == {"training/trainer.py", "training/loop.py"}
+
+
+def test_fabric_is_constructed_in_one_module():
+    assert _sources_with(r"\bFabric\(") == {"training/setup.py"}

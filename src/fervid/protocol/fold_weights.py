@@ -42,6 +42,7 @@ from fervid.runs.checkpoint import CHECKPOINT_FORMAT
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
 from fervid.training.loop import evaluate, tensor_eval_batches
+from fervid.training.setup import make_fabric
 
 #: The file name of subject ``s``'s weights is ``s + WEIGHT_SUFFIX``.
 WEIGHT_SUFFIX = ".pth"
@@ -151,8 +152,6 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
     RunDirError
         ``out`` holds another run (another config, data set or weights folder).
     """
-    from lightning_fabric import Fabric
-
     started = time.monotonic()
     if cfg.group != "subject" or cfg.members:
         raise ConfigError("--fold-weights scores one released model per held-out subject: "
@@ -165,8 +164,7 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
     finished = set(store.finished(range(len(folds))))
     todo = [f for f in range(len(folds)) if f not in finished]
     # Fabric only resolves the config's accelerator ("auto": a GPU when there is one).
-    device = Fabric(accelerator=cfg.run.accelerator, devices=1,
-                    precision=EVAL_PRECISION).device
+    device = make_fabric(cfg.run.accelerator, EVAL_PRECISION).device
     x = data.x.to(device)
     with progress_bar(progress) as bar:
         task = bar.add_task("folds", total=len(todo), status="")

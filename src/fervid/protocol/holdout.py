@@ -29,7 +29,7 @@ import torch
 
 from fervid.config import ConfigError, FitConfig
 from fervid.datasets.image_folder import FaceImageSet
-from fervid.files import atomic_write, remove_stale_tmp
+from fervid.files import atomic_write
 from fervid.losses import build_training_loss
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
@@ -40,11 +40,18 @@ from fervid.representation.face_images import (
     load_face_images,
     train_face_batches,
 )
-from fervid.runs.checkpoint import checkpoint_payload, load_training_state
+from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore, split_prediction_frame
-from fervid.training.loop import evaluate, train_one_epoch
-from fervid.training.setup import make_optimizer, make_scheduler, with_resolved_precision
+from fervid.training.hooks import BestValidation
+from fervid.training.loop import evaluate
+from fervid.training.setup import (
+    make_fabric,
+    make_optimizer,
+    make_scheduler,
+    with_resolved_precision,
+)
+from fervid.training.trainer import Trainer, seeded
 
 log = logging.getLogger("fervid")
 
@@ -102,8 +109,6 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
 
     Returns the ``metrics.json`` dict. See the module docstring for the protocol.
     """
-    from lightning_fabric import Fabric
-
     started = time.monotonic()
     cfg = with_resolved_precision(cfg)
     d, t = cfg.data, cfg.train
@@ -128,7 +133,7 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
         log.warning("no validation split: train.selection=best_validation falls back to the "
                     "last epoch")
         selection = "last"
-    fabric = Fabric(accelerator=cfg.run.accelerator, devices=1, precision=cfg.run.precision)
+    fabric = make_fabric(cfg.run.accelerator, cfg.run.precision)
     store = RunStore(out)
     counts = {k: len(getattr(splits, k)) for k in SPLITS}
     info = {"protocol": "holdout", "name": cfg.name,
@@ -146,12 +151,13 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
 
     faces = load_face_images(table, d.resize, gray=d.grayscale, pixels=images.pixels,
                              show_progress=progress)
-    torch.manual_seed(cfg.seed)
-    model = model_from_config(cfg.model, in_chans=faces.x.shape[1], num_classes=len(classes))
+    in_chans = faces.x.shape[1]
+    model = seeded(cfg.seed, lambda: model_from_config(cfg.model, in_chans=in_chans,
+                                                       num_classes=len(classes)))
     pretrained = getattr(model, "pretrained", None)
-    criterion = build_training_loss(t, num_classes=len(classes),
-                                    feature_dim=getattr(model, "num_features", None),
-                                    train_labels=faces.y[splits.train])
+    criterion = seeded(cfg.seed + 1, lambda: build_training_loss(
+        t, num_classes=len(classes), feature_dim=getattr(model, "num_features", None),
+        train_labels=faces.y[splits.train]))
     criterion = fabric.to_device(criterion)
     optimizer = make_optimizer(t, [*model.parameters(), *criterion.parameters()])
     steps = -(-len(splits.train) // t.batch_size)
@@ -161,37 +167,23 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     model = model.to(memory_format=torch.channels_last)
     model, optimizer = fabric.setup(model, optimizer)
     order = torch.Generator().manual_seed(cfg.seed)
-    state = _TrainingState(store.checkpoint_path("fit"))
-    start = state.restore(model, optimizer, scheduler, order, criterion)
+
+    def batches(epoch: int):
+        return _to_device(train_face_batches(faces, splits.train, t.batch_size, d.size, order,
+                                             hflip=d.hflip), fabric)
+
+    validation = BestValidation(
+        lambda m: _score_split(m, faces, splits.validation, d.size, t.batch_size, classes,
+                               fabric), keep_best=selection == "best_validation")
     epoch_log = EpochLog(store.log_path("fit"), ("epoch", "loss", "train_acc", "val_acc",
                                                  "val_uar", "lr", "seconds"))
-    epoch_log.truncate_after(start)
     with progress_bar(progress) as bar:
-        epochs = bar.add_task("epochs", total=t.epochs, completed=start, status="")
-        batches = bar.add_task("batches", total=len(splits.train), status="")
-        for epoch in range(start, t.epochs):
-            tick = time.monotonic()
-            bar.update(batches, completed=0, status=f"epoch {epoch + 1}")
-            stats = train_one_epoch(
-                model, criterion, optimizer,
-                _to_device(train_face_batches(faces, splits.train, t.batch_size, d.size,
-                                              order, hflip=d.hflip), fabric),
-                fabric.backward, scheduler, lambda n: bar.advance(batches, n))
-            val = _score_split(model, faces, splits.validation, d.size, t.batch_size, classes,
-                               fabric)
-            # The row before the state: a kill between them redoes the epoch, and the resume
-            # drops the row (truncate_after); the other order would lose it.
-            epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
-                             train_acc=round(stats.train_acc, 6),
-                             val_acc=_round(val and val["acc"]), val_uar=_round(val and val["uar"]),
-                             lr=optimizer.param_groups[0]["lr"],
-                             seconds=round(time.monotonic() - tick, 1))
-            state.epoch_done(epoch + 1, model, optimizer, scheduler, order, val, selection,
-                             criterion)
-            bar.update(epochs, advance=1, status=(f"loss {stats.loss:.3f}" + (
-                f" val acc {val['acc']:.3f}" if val else "")))
-    chosen_epoch, chosen_state = state.chosen(selection)
-    model.load_state_dict(chosen_state)
+        trainer = Trainer(fabric, seed=cfg.seed, epochs=t.epochs, log=epoch_log,
+                          state_path=store.checkpoint_path("fit"), hooks=[validation],
+                          generators={"order": order}, progress=bar,
+                          batches_total=len(splits.train), time_field="seconds", log_lr=True)
+        trained = trainer.fit(model, criterion, optimizer, batches, scheduler)
+    model, chosen_epoch = trained.model, trained.epoch
     metrics = {split: _score_split(model, faces, getattr(splits, split), d.size, t.batch_size,
                                    classes, fabric, frame=(split, table))
                for split in ("validation", "test")}
@@ -212,12 +204,8 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
                      lambda p: pd.concat(frames).to_csv(p, index=False))
     atomic_write(store.root / "metrics.json",
                  lambda p: p.write_text(json.dumps(metrics, indent=2)))
-    state.path.unlink(missing_ok=True)  # only now: a kill above redoes just the scoring
+    trainer.finished()  # only now: a kill above redoes just the scoring
     return metrics
-
-
-def _round(v: float | None) -> float | str:
-    return "" if v is None else round(v, 6)
 
 
 def _to_device(batches, fabric):
@@ -242,57 +230,3 @@ def _score_split(model, faces: FaceTensors, index: torch.Tensor, size: int, batc
         out["_frame"] = split_prediction_frame(split, [table[i].clip for i in index.tolist()],
                                                labels, preds, probs, classes)
     return out
-
-
-class _TrainingState:
-    """The resumable state of a fit, saved after every epoch; and the best model so far."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.best_acc, self.best_epoch, self.best_state = -1.0, 0, None
-        self._last_epoch, self._last_state = 0, None
-
-    def restore(self, model, optimizer, scheduler, order: torch.Generator, criterion) -> int:
-        """Load the saved state into the objects; returns the epochs already done (0)."""
-        remove_stale_tmp(self.path)  # left by a save a kill interrupted
-        if not self.path.exists():
-            return 0
-        saved = load_training_state(self.path)
-        model.load_state_dict(saved["model"])
-        criterion.load_state_dict(saved["criterion"])  # e.g. the centres of a centre loss
-        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        order.set_state(saved["order"])
-        torch.set_rng_state(saved["torch_rng"])
-        self.best_acc, self.best_epoch = saved["best_acc"], saved["best_epoch"]
-        self.best_state = saved["best_state"]
-        self._last_epoch, self._last_state = int(saved["epoch"]), saved["model"]
-        log.info("resuming %s after epoch %d", self.path, saved["epoch"])
-        return int(saved["epoch"])
-
-    def epoch_done(self, epoch: int, model, optimizer, scheduler, order: torch.Generator,
-                   val: dict | None, selection: str, criterion) -> None:
-        if selection == "best_validation" and val is not None and val["acc"] > self.best_acc:
-            self.best_acc, self.best_epoch = val["acc"], epoch
-            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        saved = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": None if scheduler is None else scheduler.state_dict(),
-                 "order": order.get_state(), "torch_rng": torch.get_rng_state(),
-                 "criterion": criterion.state_dict(),
-                 "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_available()
-                              else None),
-                 "best_acc": self.best_acc, "best_epoch": self.best_epoch,
-                 "best_state": self.best_state}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, lambda p: torch.save(saved, p))
-        self._last_epoch = epoch
-        self._last_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-    def chosen(self, selection: str) -> tuple[int, dict]:
-        """The epoch and weights the selection rule keeps."""
-        if selection == "best_validation" and self.best_state is not None:
-            return self.best_epoch, self.best_state
-        return self._last_epoch, self._last_state

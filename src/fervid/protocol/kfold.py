@@ -21,8 +21,6 @@ nothing is chosen on the test list.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -30,16 +28,21 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fervid.config import ConfigError, KfoldConfig
-from fervid.files import TMP_MARK
 from fervid.losses import build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore
-from fervid.training.loop import EpochStats, evaluate, train_one_epoch
-from fervid.training.setup import fold_seed, make_optimizer, with_resolved_precision
+from fervid.training.loop import evaluate
+from fervid.training.setup import (
+    fold_seed,
+    make_fabric,
+    make_optimizer,
+    with_resolved_precision,
+)
 from fervid.training.sync_batchnorm import convert_sync_batchnorm
+from fervid.training.trainer import Trainer, seeded
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,6 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
 
     Returns the merged metrics of the finished folds on rank 0 (None on other ranks).
     """
-    from lightning_fabric import Fabric
-
     from fervid.datasets.dfew import read_dfew
 
     folds = sorted(folds or [1, 2, 3, 4, 5])
@@ -76,8 +77,7 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     out = Path(out)
     cfg = with_resolved_precision(cfg)
     r = cfg.run
-    fabric = Fabric(accelerator=r.accelerator, devices=r.devices, num_nodes=r.num_nodes,
-                    precision=r.precision)
+    fabric = make_fabric(r.accelerator, r.precision, devices=r.devices, num_nodes=r.num_nodes)
     if cfg.train.batch_size % fabric.world_size:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be a multiple of the "
                           f"{fabric.world_size} DDP ranks (devices x nodes): each rank takes an "
@@ -100,6 +100,8 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
         for number in folds:
             if not store.fold_path(number).exists():
                 _train_fold(cfg, fabric, split.fold(number), store, bar)
+            elif fabric.global_rank == 0:  # a kill after the fold file left its state behind
+                store.checkpoint_path(f"fold_{number:03d}").unlink(missing_ok=True)
             bar.update(fold_task, advance=1, status=f"fold {number}")
     fabric.barrier()
     if fabric.global_rank != 0:
@@ -139,73 +141,35 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLi
     train_set = DfewClipDataset(fold.train, cfg.data, train=True, seed=seed)
     test_set = DfewClipDataset(fold.test, cfg.data, train=False, seed=seed)
     labels = torch.tensor([c.label for c in fold.train], dtype=torch.long)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = model_from_config(cfg.model, in_chans=in_chans, num_classes=num_classes)
-        criterion = build_training_loss(cfg.train, num_classes=num_classes,
-                                        feature_dim=net.num_features, train_labels=labels)
+    net = seeded(seed, lambda: model_from_config(cfg.model, in_chans=in_chans,
+                                                 num_classes=num_classes))
+    criterion = seeded(seed + 1, lambda: build_training_loss(
+        cfg.train, num_classes=num_classes, feature_dim=net.num_features, train_labels=labels))
     if fabric.world_size > 1:
         net = convert_sync_batchnorm(net, fabric.device)
     optimizer = make_optimizer(cfg.train, [*net.parameters(), *criterion.parameters()])
     model, optimizer = fabric.setup(net, optimizer)
     criterion = fabric.to_device(criterion)
-    ckpt = store.checkpoint_path(f"fold_{number:03d}")
-    state = {"model": model, "optimizer": optimizer, "epoch": 0}
-    if criterion.feature_loss is not None:
-        state["feature_loss"] = criterion.feature_loss
-    if ckpt.exists():
-        fabric.load(ckpt, state)
-    epochs = cfg.train.epochs
-    epoch_log = EpochLog(store.log_path(f"fold_{number:03d}"),
-                         ("epoch", "loss", "train_acc", "wall_s"))
-    if fabric.global_rank == 0:
-        epoch_log.truncate_after(state["epoch"])
-    task = bar.add_task(f"fold {number}", total=epochs, completed=state["epoch"], status="")
-    for epoch in range(state["epoch"], epochs):
-        started = time.monotonic()
-        # Order, sampling and dropout depend on (seed, fold, epoch) only: a resumed run
-        # trains its remaining epochs exactly as an uninterrupted one would.
-        epoch_seed = seed * 1000 + epoch
-        torch.manual_seed(epoch_seed)
+
+    def batches(epoch: int):
+        # Order and sampling depend on (seed, fold, epoch) only (BATCH_ORDER).
         train_set.set_epoch(epoch)
-        loader = fabric.setup_dataloaders(
-            _loader(train_set, cfg, shuffle=True, seed=epoch_seed, rank=fabric.global_rank,
-                    world_size=fabric.world_size), use_distributed_sampler=False)
-        stats = _all_ranks(fabric, train_one_epoch(model, criterion, optimizer, loader,
-                                                   fabric.backward))
-        state["epoch"] = epoch + 1
-        # The row first: a kill before the checkpoint redoes the epoch, and the resume drops
-        # the row (truncate_after); the other order would lose it.
-        if fabric.global_rank == 0:
-            epoch_log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
-                             train_acc=round(stats.train_acc, 6),
-                             wall_s=round(time.monotonic() - started, 2))
-        _save_state(fabric, ckpt, state)  # every epoch: a kill loses at most the current one
-        bar.update(task, advance=1, status=f"loss {stats.loss:.4f}")
-    bar.remove_task(task)
+        return fabric.setup_dataloaders(
+            _loader(train_set, cfg, shuffle=True, seed=seed * 1000 + epoch,
+                    rank=fabric.global_rank, world_size=fabric.world_size),
+            use_distributed_sampler=False)
+
+    log = EpochLog(store.log_path(f"fold_{number:03d}"),
+                   ("epoch", "loss", "train_acc", "wall_s"))
+    trainer = Trainer(fabric, seed=seed, epochs=cfg.train.epochs, log=log,
+                      state_path=store.checkpoint_path(f"fold_{number:03d}"),
+                      shared_batches=True, progress=bar, label=f"fold {number}",
+                      time_field="wall_s")
+    trainer.fit(model, criterion, optimizer, batches)
     if fabric.global_rank == 0:
         _evaluate(cfg, fabric, model.module, test_set, fold, store)
     fabric.barrier()
-
-
-def _save_state(fabric, path: Path, state: dict) -> None:
-    """``fabric.save`` to a temporary file (one name on every rank), moved into place by rank
-    0: Fabric's own save is atomic only when TMPDIR is on the run's file system; on another
-    one (a node's /tmp, the run on shared storage) it copies the file into place."""
-    tmp = path.with_name(f".{path.name}{TMP_MARK}save")
-    fabric.save(tmp, state)  # on every rank (it ends in a barrier); rank 0 writes
-    if fabric.global_rank == 0:
-        os.replace(tmp, path)
-
-
-def _all_ranks(fabric, stats: EpochStats) -> EpochStats:
-    """One rank's epoch statistics merged over every rank (sample-weighted)."""
-    if fabric.world_size == 1:
-        return stats
-    sums = torch.tensor([stats.loss * stats.n, stats.train_acc * stats.n, stats.n],
-                        dtype=torch.float64, device=fabric.device)
-    loss, correct, n = fabric.all_reduce(sums, reduce_op="sum").tolist()
-    return EpochStats(loss / max(n, 1), correct / max(n, 1), int(n))
+    trainer.finished()
 
 
 def _evaluate(cfg: KfoldConfig, fabric, net, test_set, fold, store: RunStore) -> None:

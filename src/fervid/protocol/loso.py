@@ -27,7 +27,7 @@ from fervid.representation.loso_inputs import (  # noqa: F401  (re-exported for 
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import RunStore
 from fervid.training.fold_batched import check_fold_batched, fold_group_tag
-from fervid.training.setup import cpu_has_bf16, with_resolved_precision
+from fervid.training.setup import cpu_has_bf16, make_fabric, with_resolved_precision
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,14 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     Finished folds (``out/folds/fold_NNN.csv``) are skipped. Returns the merged report of
     every fold finished so far (on the rank-0 process; other ranks get None).
     """
-    from lightning_fabric import Fabric
-
     started = time.monotonic()
     cfg = with_resolved_precision(cfg)
     check_loso_config(cfg)
     folds = LosoFolds.from_table(data.table, cfg.group)
     chosen = parse_folds(folds_spec, len(folds))
     store = RunStore(out)
-    fabric = Fabric(accelerator=cfg.run.accelerator, devices=cfg.run.devices,
-                    num_nodes=cfg.run.num_nodes, precision=cfg.run.precision)
+    fabric = make_fabric(cfg.run.accelerator, cfg.run.precision, devices=cfg.run.devices,
+                         num_nodes=cfg.run.num_nodes)
     if fabric.world_size > 1:
         fabric.launch()
     if fabric.global_rank == 0:
@@ -172,8 +170,5 @@ def _train_shard(cfg: LosoConfig, data: LosoData, folds: LosoFolds, store: RunSt
         train_linear(cfg, data, folds, shard, store, progress)
     else:
         if fabric is None:  # in a worker process: a single-device Fabric of its own
-            from lightning_fabric import Fabric
-
-            fabric = Fabric(accelerator=cfg.run.accelerator, devices=1,
-                            precision=cfg.run.precision)
+            fabric = make_fabric(cfg.run.accelerator, cfg.run.precision)
         train_sequential(cfg, data, folds, shard, store, fabric, progress)

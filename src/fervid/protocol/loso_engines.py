@@ -43,25 +43,26 @@ from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
 from fervid.samples import subject_key
 from fervid.training.fold_batched import fold_group_tag, train_fold_batched
-from fervid.training.loop import evaluate, tensor_batches, tensor_eval_batches, train_one_epoch
+from fervid.training.hooks import EveryEpochs, WeightAveraging
+from fervid.training.loop import evaluate, tensor_batches, tensor_eval_batches
 from fervid.training.setup import fold_seed, make_optimizer
+from fervid.training.trainer import Trainer, seeded
 
 
 def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int) -> nn.Module:
     """Fold ``fold``'s model, initialised from (seed, fold) alone."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(fold_seed(cfg.seed, fold))
-        return model_from_config(cfg.model, in_chans=in_chans, num_classes=num_classes)
+    return seeded(fold_seed(cfg.seed, fold),
+                  lambda: model_from_config(cfg.model, in_chans=in_chans,
+                                            num_classes=num_classes))
 
 
 def fold_criterion(cfg: LosoConfig, fold: int, model: nn.Module, num_classes: int,
                    train_labels: torch.Tensor) -> ClassificationWithFeatureLoss:
     """The configured training loss, its centres seeded by (seed, fold)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(fold_seed(cfg.seed, fold) + 1)
-        return build_training_loss(cfg.train, num_classes=num_classes,
-                                   feature_dim=getattr(model, "num_features", None),
-                                   train_labels=train_labels)
+    return seeded(fold_seed(cfg.seed, fold) + 1,
+                  lambda: build_training_loss(cfg.train, num_classes=num_classes,
+                                              feature_dim=getattr(model, "num_features", None),
+                                              train_labels=train_labels))
 
 
 def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
@@ -138,9 +139,11 @@ def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
               train_idx: torch.Tensor, epochs: int, log_path, *, every: int = 0,
               probe: Callable[[int, nn.Module], None] | None = None, label: str = "") -> nn.Module:
     """Fold ``fold``'s model trained from its (seed, fold) initialisation on ``train_idx`` for
-    ``epochs`` epochs; ``probe(epoch, model)`` after every ``every``-th epoch but the last.
-    Returns the model of the last epoch, or the weight average of ``train.average_last``."""
+    ``epochs`` epochs through the one trainer; ``probe(epoch, model)`` after every ``every``-th
+    epoch but the last. Returns the model of the last epoch, or the weight average of
+    ``train.average_last``."""
     bs = cfg.train.batch_size
+    seed = fold_seed(cfg.seed, fold)
     train_idx = train_idx.to(fabric.device)
     model = init_fold_model(cfg, fold, x.shape[-3], num_classes)
     criterion = fabric.to_device(fold_criterion(cfg, fold, model, num_classes,
@@ -154,38 +157,24 @@ def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
             raise ConfigError("run.precision=16-mixed needs a single device per LOSO "
                               "process; use bf16-mixed or 32-true with several devices")
         model = _Autocast(fabric.to_device(model), fabric)
-    order = torch.Generator().manual_seed(fold_seed(cfg.seed, fold))
-    flips = torch.Generator().manual_seed(fold_seed(cfg.seed, fold) + 2)
-    torch.manual_seed(fold_seed(cfg.seed, fold))
-    averaged = None
+    order = torch.Generator().manual_seed(seed)
+    flips = torch.Generator().manual_seed(seed + 2)
+
+    def batches(epoch: int):
+        out = tensor_batches(x, y, train_idx, bs, order, views)
+        return _flipped(out, cfg, flips) if cfg.train.flow_flip else out
+
+    hooks = []
     if cfg.train.average_last:
-        from torch.optim.swa_utils import AveragedModel
-
-        averaged = AveragedModel(model, use_buffers=False)
-    log = EpochLog(log_path)
-    log.truncate_after(0)
-    task = progress.add_task(label, total=epochs, status="")
-    for epoch in range(epochs):
-        batches = tensor_batches(x, y, train_idx, bs, order, views)
-        if cfg.train.flow_flip:
-            batches = _flipped(batches, cfg, flips)
-        stats = train_one_epoch(model, criterion, optimizer, batches, fabric.backward)
-        if averaged is not None and epoch >= epochs - cfg.train.average_last:
-            averaged.update_parameters(model)
-        log.append(epoch=epoch + 1, loss=round(stats.loss, 6),
-                   train_acc=round(stats.train_acc, 6))
-        progress.update(task, advance=1, status=f"loss {stats.loss:.4f}")
-        if probe is not None and every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
-            probe(epoch + 1, model)
-    progress.remove_task(task)
-    if averaged is None:
-        return model
-    from torch.optim.swa_utils import update_bn
-
-    # The averaged weights need their own BatchNorm statistics: one pass over the training
-    # samples (no flip, in order), as torch's SWA recipe does.
-    update_bn(tensor_eval_batches(x, train_idx, bs), averaged, device=fabric.device)
-    return averaged.module
+        hooks.append(WeightAveraging(model, cfg.train.average_last, epochs,
+                                     lambda: tensor_eval_batches(x, train_idx, bs),
+                                     fabric.device))
+    if probe is not None:
+        hooks.append(EveryEpochs("probe", every, epochs, probe))
+    trainer = Trainer(fabric, seed=seed, epochs=epochs, log=EpochLog(log_path), hooks=hooks,
+                      generators={"order": order, "flips": flips}, progress=progress,
+                      label=label)
+    return trainer.fit(model, criterion, optimizer, batches).model
 
 
 def _flipped(batches, cfg: LosoConfig, generator: torch.Generator):

@@ -88,3 +88,11 @@ def with_resolved_precision(cfg: C) -> C:
         log.info("run.precision auto: %s on this machine", chosen)
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"precision": chosen})})
     return cfg
+
+
+def make_fabric(accelerator: str, precision: str, *, devices: int = 1, num_nodes: int = 1):
+    """The Lightning Fabric of a run: every device, DDP and precision choice is made here."""
+    from lightning_fabric import Fabric
+
+    return Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+                  precision=precision)
