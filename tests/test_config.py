@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
+import fervid.config
 from fervid.config import (
     ConfigError,
     FitConfig,
     KfoldConfig,
     LosoConfig,
+    TrainConfig,
     load_config,
     parse_overrides,
 )
+from fervid.models import model_names
 from fervid.protocol.folds import parse_folds
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -92,6 +97,81 @@ def test_one_fingerprint_rule_for_both_protocols(schema, where, numbers):
 def test_fold_grouping_is_in_the_fingerprint():
     cfg = load_config(None, [])  # fold_batched: a group of folds trains as one model
     assert cfg.fingerprint(fold_groups=1) != cfg.fingerprint(fold_groups=2)
+
+
+def test_one_config_schema():
+    # One section class per section where the protocols differ only by a few fields.
+    models = [name for name, obj in vars(fervid.config).items() if inspect.isclass(obj)
+              and issubclass(obj, BaseModel) and obj.__module__ == fervid.config.__name__]
+    assert len(models) <= 11, sorted(models)
+    for schema in (LosoConfig, KfoldConfig, FitConfig):
+        assert schema.model_fields["train"].annotation is TrainConfig
+        assert schema.model_fields["model"].annotation is fervid.config.ModelConfig
+        assert schema.model_fields["run"].annotation is fervid.config.RunConfig
+
+
+# Values as they were when each protocol had its own section classes (commit 9630334): an
+# absent section took the protocol's top-level default, a section given in part its class's.
+PROTOCOL_DEFAULTS = [
+    (KfoldConfig, [], {"train.lr": 1e-4, "train.batch_size": 24, "train.epochs": 30,
+                       "model.name": "r3d_18", "run.num_workers": 2}),
+    (KfoldConfig, ["train.feature_loss=ec_stfl", "run.devices=2"],
+     {"train.lr": 5e-5, "train.batch_size": 256, "train.epochs": 800, "run.num_workers": 2}),
+    (FitConfig, [], {"train.optimizer": "sgd", "train.lr": 0.1, "train.batch_size": 128,
+                     "train.epochs": 15, "train.weight_decay": 5e-4,
+                     "train.schedule": "onecycle", "train.selection": "best_validation",
+                     "model.name": "frame_resnet", "model.stem": "small",
+                     "model.drop_rate": 0.0}),
+    (FitConfig, ["train.epochs=3", "model.backbone=resnet34"],
+     {"train.optimizer": "adam", "train.lr": 5e-5, "train.schedule": "onecycle",
+      "train.selection": "best_validation", "model.name": "frame_resnet",
+      "model.stem": "imagenet", "model.drop_rate": 0.5}),
+    (LosoConfig, [], {"run.engine": "fold_batched", "model.name": "ststnet", "train.lr": 5e-5}),
+    (LosoConfig, ["run.workers=2"], {"run.engine": "fold_batched", "train.select": "last"}),
+]
+
+
+@pytest.mark.parametrize("schema, overrides, values", PROTOCOL_DEFAULTS)
+def test_protocol_defaults_are_as_before(schema, overrides, values):
+    cfg = load_config(None, overrides, schema=schema).model_dump()
+    for path, value in values.items():
+        section, key = path.split(".")
+        assert cfg[section][key] == value, path
+
+
+@pytest.mark.parametrize("name, fingerprint", [
+    ("ststnet_megc2019.yaml", "f029b9da07fd"), ("smastn_casme2.yaml", "07d86527c3f4"),
+    ("lbptop_svm_megc2019.yaml", "07643d3ab33a"), ("dfew_r3d_18.yaml", "b2cff57107a5"),
+    ("dfew_smastn.yaml", "a1c5a561f066"), ("resnet18_fer2013.yaml", "2203b6e683c5"),
+])
+def test_shipped_fingerprints_are_unchanged(name, fingerprint):
+    # Run directories record this; a resume must match it (values of commit 9630334).
+    schema = (KfoldConfig if name.startswith("dfew_")
+              else FitConfig if "fer2013" in name else LosoConfig)
+    assert load_config(CONFIGS / name, schema=schema).fingerprint() == fingerprint
+
+
+def test_model_names_come_from_the_registry_by_protocol():
+    assert "c3d" in model_names("kfold") and "c3d" not in model_names("loso")
+    load_config(None, ["model.name=smastn"], schema=KfoldConfig)
+    load_config(None, ["model.name=linear_svm", "run.engine=linear"])
+    for schema, name in [(LosoConfig, "c3d"), (KfoldConfig, "ststnet"),
+                         (FitConfig, "smastn"), (FitConfig, "resnet9000")]:
+        with pytest.raises(ConfigError, match=f"model.name: unknown model '{name}'"):
+            load_config(None, [f"model.name={name}"], schema=schema)
+
+
+@pytest.mark.parametrize("schema, item", [
+    (LosoConfig, "train.schedule=onecycle"), (KfoldConfig, "train.select=inner_val"),
+    (KfoldConfig, "run.engine=fold_batched"), (FitConfig, "run.trace_every=5"),
+])
+def test_an_option_a_protocol_does_not_use_is_refused(schema, item):
+    key = item.split("=")[0]
+    with pytest.raises(ConfigError, match=f"{key}=.*does not use this option yet"):
+        load_config(None, [item], schema=schema)
+    section, field = key.split(".")
+    default = fervid.config.protocol_defaults(schema)[section][field]
+    load_config(None, [f"{key}={default}"], schema=schema)  # its default is accepted
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fervid.config import ConfigError, FitConfig, ModelConfig, VideoModelConfig
+from fervid.config import ConfigError, FitConfig, ModelConfig
 from fervid.models import create_model, model_from_config
 from fervid.runs.checkpoint import save_checkpoint
 
@@ -39,7 +39,7 @@ def test_fervid_checkpoint_initialises_single_and_dssi_models(frame_checkpoint, 
 
 def test_fervid_checkpoint_initialises_resnet18_lstm(frame_checkpoint):
     path, source = frame_checkpoint
-    cfg = VideoModelConfig(name="resnet18_lstm", stem="small", pretrained_path=str(path))
+    cfg = ModelConfig(name="resnet18_lstm", stem="small", pretrained_path=str(path))
     model = model_from_config(cfg, in_chans=1, num_classes=7)
     assert _trunk_equal(model.encoder.trunk, source.backbone.resnet)
     out = model(torch.randn(1, 1, 4, 40, 40))
@@ -52,7 +52,7 @@ def test_mismatched_stem_or_model_is_refused(frame_checkpoint):
         model_from_config(ModelConfig(name="smastn", pretrained_path=str(path)), in_chans=1,
                           num_classes=3)
     with pytest.raises(ConfigError, match="does not take it"):
-        model_from_config(VideoModelConfig(name="c3d", pretrained_path=str(path)), in_chans=3,
+        model_from_config(ModelConfig(name="c3d", pretrained_path=str(path)), in_chans=3,
                           num_classes=7)
     with pytest.raises(ConfigError, match="not found"):
         model_from_config(ModelConfig(name="smastn", pretrained_path="nothere.pt"),

@@ -1,8 +1,10 @@
 """One table of every network: ``create_model(name, **kwargs)``, in the spirit of timm's.
 
 Each builder is a plain function with keyword-only options, registered by
-:func:`register_model` under its own name. Every builder takes ``in_chans``, ``num_classes``
-and ``drop_rate``; some take more (the SMA-STN family: ``backbone``, ``pretrained_path``, ...).
+:func:`register_model` under its own name, with the protocols it runs under (``loso``,
+``kfold``, ``holdout``: what a config's ``model.name`` is checked against). Every builder takes
+``in_chans``, ``num_classes`` and ``drop_rate``; some take more (the SMA-STN family:
+``backbone``, ``pretrained_path``, ...).
 """
 
 from __future__ import annotations
@@ -13,27 +15,65 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from torch import nn
 
-from fervid.config import ConfigError
+from fervid.config import ConfigError, register_name_source
+from fervid.datasets.registry import PROTOCOLS
 from fervid.errors import FervidError
+from fervid.models.linear import LINEAR_MODELS
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+#: The protocols each registered model runs under (its registry tag).
+_PROTOCOLS: dict[str, tuple[str, ...]] = {}
+
+#: The tags of the built-in networks, which their files register with a bare
+#: ``@register_model``. Known debt: each belongs in its own decorator,
+#: ``@register_model(protocols=...)``; a name given there is never looked up here.
+_BUILT_IN_PROTOCOLS = {
+    "ststnet": ("loso",), "off_apexnet": ("loso",), "htnet": ("loso",),
+    "smastn": ("loso", "kfold"), "apex_resnet": ("loso", "holdout"),
+    "global_di_resnet": ("loso", "holdout"), "frame_resnet": ("loso", "holdout"),
+    **{name: ("kfold",) for name in ("c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d",
+                                     "vgg11_lstm", "resnet18_lstm")},
+}
 
 
 class UnknownModelError(FervidError, ValueError):
     """A model name no builder is registered under."""
 
 
-def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``builder`` under its function name (a decorator)."""
-    if builder.__name__ in _BUILDERS:
-        raise ValueError(f"model {builder.__name__!r} is registered twice")
-    _BUILDERS[builder.__name__] = builder
+def register_model(builder: Callable[..., nn.Module] | None = None, *,
+                   protocols: tuple[str, ...] | None = None):
+    """Register ``builder`` under its function name (a decorator, bare or called).
+
+    ``protocols``: those it runs under (``fervid.datasets.registry.PROTOCOLS``); default the
+    built-in table's entry, or every protocol for a name not in it.
+    """
+    if builder is None:
+        return lambda b: register_model(b, protocols=protocols)
+    name = builder.__name__
+    if name in _BUILDERS:
+        raise ValueError(f"model {name!r} is registered twice")
+    tags = tuple(protocols or _BUILT_IN_PROTOCOLS.get(name, PROTOCOLS))
+    if not tags or set(tags) - set(PROTOCOLS):
+        raise ValueError(f"model {name!r}: protocols {tags} must be among {PROTOCOLS}")
+    _BUILDERS[name] = builder
+    _PROTOCOLS[name] = tags
     return builder
 
 
-def model_names() -> list[str]:
-    """Every registered model name, in registration order."""
-    return list(_BUILDERS)
+def model_names(protocol: str | None = None) -> list[str]:
+    """Every registered model name, in registration order; with ``protocol``, those that run
+    under it."""
+    return [n for n in _BUILDERS if protocol is None or protocol in _PROTOCOLS[n]]
+
+
+def _config_names(protocol: str) -> list[str]:
+    # The scikit-learn models are no networks, but LOSO's model.name takes them too.
+    return model_names(protocol) + (list(LINEAR_MODELS) if protocol == "loso" else [])
+
+
+# Config validation comes before this stage and cannot import it: it asks the table through
+# the lookup installed here (see fervid.config.register_name_source).
+register_name_source("model", _config_names)
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
