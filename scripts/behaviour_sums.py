@@ -5,8 +5,10 @@
 Runs, each into ``OUT_DIR/NAME``: the demo (``fervid demo``), 20 epochs of STSTNet on the
 MEGC2019 composite in float32, the DFEW k-fold fixture (fold 1's first 6 training and 3 test
 clips, generated frames) for seeds 0-2 with r3d_18 + EC-STFL and with SMA-STN, and ``fervid
-fit`` on a generated image folder. Prints one ``sha256  NAME`` line per run; a run whose data
-is absent is reported as skipped. Compare two checkouts by running this in each.
+fit`` on a generated image folder. For the k-fold runs the fold file (with the class
+probabilities, which ``predictions.csv`` leaves out) is summed too. Prints one ``sha256  NAME``
+line per run; a run whose data is absent is left out. Compare two checkouts by running this in
+each.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def main() -> None:
                 fervid("kfold", "--config", str(cfg), "--data-root", str(release),
                        "--out", str(out / name), "--folds", "1")
                 runs[name] = out / name / "predictions.csv"
+                # predictions.csv holds no probabilities; the fold file does.
+                runs[f"{name}/folds/fold_001.csv"] = out / name / "folds" / "fold_001.csv"
     if want("fit"):
         folder = image_folder(out / "fit_images")
         cfg = out / "fit.yaml"

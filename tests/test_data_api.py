@@ -124,7 +124,7 @@ def test_loso_splits_cover_every_sample_once_and_keep_subjects_apart(table):
     tested = np.concatenate([f.test for f in folds])
     assert sorted(tested.tolist()) == list(range(len(table)))  # each sample in one test fold
     for fold in folds:
-        assert fold.train.dtype == np.int64
+        assert fold.train.dtype == torch.int64
         assert len(fold.train) + len(fold.test) == len(table)
         train_subjects = {table[i].subject for i in fold.train}
         test_subjects = {table[i].subject for i in fold.test}

@@ -14,6 +14,7 @@ import fervid.protocol.holdout as holdout
 import fervid.training.trainer as trainer_module
 from fervid.config import FitConfig
 from fervid.datasets.from_config import read_face_release
+from fervid.protocol.splits import holdout_fold
 from fervid.representation.face_images import eval_face_batches, load_face_images
 from fervid.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
 
@@ -129,12 +130,12 @@ def test_fit_cli_and_bad_config(fer_like, tmp_path):
 def test_carved_validation_keeps_subjects_apart():
     subjects = [f"S{i // 4:03d}" for i in range(40)]  # 10 subjects, 4 samples each
     labels = np.array([i % 2 for i in range(40)])
-    splits = holdout.holdout_splits([""] * 40, labels, 0.2, seed=0, subjects=subjects)
+    splits = holdout_fold([""] * 40, labels, 0.2, seed=0, subjects=subjects)
     assert splits.validation_source == "carved by subject"
     train = {subjects[i] for i in splits.train.tolist()}
     val = {subjects[i] for i in splits.validation.tolist()}
     assert val and train and not train & val
     assert len(splits.train) + len(splits.validation) == 40
     # Without subjects: per class; too small to stratify falls back to a plain split.
-    tiny = holdout.holdout_splits([""] * 5, np.array([0, 1, 2, 3, 4]), 0.2, seed=0)
+    tiny = holdout_fold([""] * 5, np.array([0, 1, 2, 3, 4]), 0.2, seed=0)
     assert (len(tiny.train), len(tiny.validation)) == (4, 1)

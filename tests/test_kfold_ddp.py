@@ -143,8 +143,8 @@ def _record_and_run(trace: Path, argv: list[str]) -> None:
     import fervid.runs.results
     import fervid.runs.store
     from fervid.cli import app
-    from fervid.protocol import kfold
     from fervid.representation.video_clips import DfewClipDataset
+    from fervid.training import trainer
 
     rank = int(os.environ.get("RANK", "0"))
     seen = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", "1")),
@@ -157,7 +157,7 @@ def _record_and_run(trace: Path, argv: list[str]) -> None:
             seen["train_items"].append(self.clips[i].clip_id)
         return get_item(self, i)
 
-    one_epoch = kfold.train_one_epoch
+    one_epoch = trainer.train_one_epoch
 
     def epoch(model, criterion, *args, **kwargs):
         def spy(out, y):
@@ -184,7 +184,7 @@ def _record_and_run(trace: Path, argv: list[str]) -> None:
         module.atomic_write = spy
 
     DfewClipDataset.__getitem__ = item
-    kfold.train_one_epoch = epoch
+    trainer.train_one_epoch = epoch
     writes(fervid.runs.results)
     writes(fervid.runs.store)
     try:

@@ -4,13 +4,13 @@
 
     table = read_table("casme2", root, protocol="5class", sheet=sheet).labelled()
     data = ClipDataset(table, InputSpec("dssi", 64))      # items: Sample(input, label, ...)
-    for fold in loso_splits(table):                       # Fold(name, train, test) indices
-        train = DataLoader(Subset(data, fold.train), batch_size=16, collate_fn=collate)
+    for fold in loso_splits(table):                       # Fold(number, name, train, test, seed)
+        train = DataLoader(Subset(data, fold.train.tolist()), batch_size=16, collate_fn=collate)
 
 The pieces are fervid's own: the release readers (:func:`fervid.datasets.load_dataset`), the
 input builder ``fervid loso`` / ``fervid predict`` use
 (:mod:`fervid.representation.input_spec`) and the folds of ``fervid loso``
-(:class:`fervid.protocol.folds.LosoFolds`). See README.md, "Your own training loop".
+(:mod:`fervid.protocol.splits`). See README.md, "Your own training loop".
 
 ``fervid/data/published_results.yaml`` (package data read by ``fervid.report.html``) lives in
 this folder too.

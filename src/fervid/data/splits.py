@@ -1,34 +1,23 @@
-"""Which samples of a table train and which are tested: folds as index arrays.
+"""Which samples of a table train and which are tested: the folds ``fervid`` itself runs.
 
-Like scikit-learn's ``LeaveOneGroupOut().split``, the iterators here yield indices into the
-table and know nothing of models; :class:`fervid.protocol.folds.LosoFolds`, which ``fervid
-loso`` runs, numbers the folds.
+Like scikit-learn's ``LeaveOneGroupOut().split``, the iterators here yield folds of indices
+into the table and know nothing of models. They are the split strategies of
+:mod:`fervid.protocol.splits`: each :class:`~fervid.protocol.splits.Fold` has ``number``,
+``name``, ``train`` and ``test`` (int64 tensors), and the fold's ``seed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from fervid.errors import OptionError
-from fervid.protocol.folds import LosoFolds
+from fervid.protocol.splits import Fold, loso_folds, release_folds
 from fervid.samples import SampleTable
 
 
-@dataclass(frozen=True)
-class Fold:
-    """One fold: ``train`` and ``test`` are int64 indices into the table ``(n_train,)``,
-    ``(n_test,)``, in table order; ``name`` is what the fold holds out (``casme2/01``, a
-    dataset, or ``fold 3``)."""
-
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-
-
-def loso_splits(table: SampleTable, group: str = "subject") -> Iterator[Fold]:
+def loso_splits(table: SampleTable, group: str = "subject", seed: int = 0) -> Iterator[Fold]:
     """Leave one group out, the folds of ``fervid loso``, in the same order.
 
     Parameters
@@ -45,12 +34,11 @@ def loso_splits(table: SampleTable, group: str = "subject") -> Iterator[Fold]:
         An unknown ``group`` or fewer than two groups (a one-line
         :class:`~fervid.errors.FervidError`).
     """
-    folds = LosoFolds.from_table(table, group)
-    for k, name in enumerate(folds.subjects):
-        yield Fold(name, folds.train_index(k).numpy(), folds.test_index(k).numpy())
+    yield from loso_folds(table, seed, group)
 
 
-def kfold_splits(table: SampleTable, folds: Mapping[str, int] | Sequence[int]) -> Iterator[Fold]:
+def kfold_splits(table: SampleTable, folds: Mapping[str, int] | Sequence[int], seed: int = 0
+                 ) -> Iterator[Fold]:
     """Predefined folds: fold k tests the samples numbered k and trains on all the others.
 
     A :class:`~fervid.samples.SampleTable` records no fold of its own (a release's ``split``
@@ -88,5 +76,5 @@ def kfold_splits(table: SampleTable, folds: Mapping[str, int] | Sequence[int]) -
     distinct = np.unique(numbers)
     if len(distinct) < 2:
         raise OptionError(f"kfold_splits needs at least two folds, got {distinct.tolist()}")
-    for k in distinct.tolist():
-        yield Fold(f"fold {k}", np.flatnonzero(numbers != k), np.flatnonzero(numbers == k))
+    yield from release_folds({k: (np.flatnonzero(numbers != k), np.flatnonzero(numbers == k))
+                              for k in distinct.tolist()}, seed)

@@ -34,9 +34,11 @@ from fervid.errors import FervidError, PathNotFoundError, library_reason, path_e
 from fervid.models import model_from_config
 from fervid.models.pretrained import state_mismatch
 from fervid.progress import progress_bar
+from fervid.protocol.fold_runner import FoldOutcome, run_folds
 from fervid.protocol.folds import LosoFolds
 from fervid.protocol.loso import open_loso_run
 from fervid.protocol.loso_engines import fold_model_payload
+from fervid.protocol.splits import Fold, loso_folds
 from fervid.representation.loso_inputs import LosoData
 from fervid.runs.checkpoint import CHECKPOINT_FORMAT
 from fervid.runs.results import LosoReport, build_loso_results
@@ -161,23 +163,22 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
     store = RunStore(out)
     open_loso_run(store, cfg, folds, data_root, precision=EVAL_PRECISION,
                   extra={"trained": False, "fold_weights": str(Path(weights_dir).resolve())})
-    finished = set(store.finished(range(len(folds))))
-    todo = [f for f in range(len(folds)) if f not in finished]
+    todo = [f for f in range(len(folds)) if f not in set(store.finished(range(len(folds))))]
     # Fabric only resolves the config's accelerator ("auto": a GPU when there is one).
     device = make_fabric(cfg.run.accelerator, EVAL_PRECISION).device
     x = data.x.to(device)
+
+    def score(fold: Fold) -> FoldOutcome:
+        model = load_fold_model(cfg, paths[fold.number], in_chans=data.in_chans,
+                                num_classes=len(data.classes)).to(device)
+        result = evaluate(model, tensor_eval_batches(x, fold.test, cfg.train.batch_size))
+        predictions = FoldPredictions(fold.number, fold.test, result.probs.argmax(-1),
+                                      result.probs, result.extras.get("segment_weights"))
+        return FoldOutcome(loso_fold_frame(predictions, data.table, data.classes),
+                           fold_model_payload(cfg, data, model.state_dict()))
+
     with progress_bar(progress) as bar:
-        task = bar.add_task("folds", total=len(todo), status="")
-        for f in todo:
-            model = load_fold_model(cfg, paths[f], in_chans=data.in_chans,
-                                    num_classes=len(data.classes)).to(device)
-            index = folds.test_index(f)
-            result = evaluate(model, tensor_eval_batches(x, index, cfg.train.batch_size))
-            predictions = FoldPredictions(f, index, result.probs.argmax(-1), result.probs,
-                                          result.extras.get("segment_weights"))
-            store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
-                             model=fold_model_payload(cfg, data, model.state_dict()))
-            bar.update(task, advance=1, status=folds.subjects[f])
+        run_folds(loso_folds(data.table, cfg.seed, chosen=todo), store, score, bar)
     store.write_wall({"wall_s": time.monotonic() - started, "folds": todo,
                       "host": socket.gethostname(), "rank": 0})
     return build_loso_results(out)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from fervid.losses import build_training_loss
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import progress_bar
+from fervid.protocol.splits import holdout_fold
 from fervid.representation.face_images import (
     FaceTensors,
     eval_face_batches,
@@ -58,51 +58,6 @@ log = logging.getLogger("fervid")
 SPLITS = ("train", "validation", "test")
 
 
-@dataclass(frozen=True)
-class HoldoutSplits:
-    """Sample indices ``(n,)`` of each split, and how the validation split was made
-    (``release``, ``carved`` from the training samples, or ``none``)."""
-
-    train: torch.Tensor
-    validation: torch.Tensor
-    test: torch.Tensor
-    validation_source: str
-
-
-def holdout_splits(splits: list[str], labels: np.ndarray, fraction: float, seed: int,
-                   subjects: list[str] | None = None) -> HoldoutSplits:
-    """The split of each sample (``train``, ``validation``, ``test`` or ``""`` for a release
-    without splits, read as ``train``), with a validation split carved from the training
-    samples when the release has none and ``fraction > 0``: whole subjects when ``subjects``
-    names them (CK+: no person in both parts), else per class; seeded by ``seed``."""
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-
-    names = np.array([s or "train" for s in splits])
-    index = {k: np.flatnonzero(names == k) for k in SPLITS}
-    source = "release" if len(index["validation"]) else "none"
-    train = index["train"]
-    if not len(index["validation"]) and fraction > 0 and len(train) > 1:
-        groups = None if subjects is None else np.array(subjects)[train]
-        if groups is not None and len(set(groups)) >= 2 and all(groups):
-            n_splits = min(max(2, round(1 / fraction)), len(set(groups)))
-            folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
-            fit_part, val_part = next(folds.split(train, labels[train], groups))
-            train, val = train[fit_part], train[val_part]
-            source = "carved by subject"
-        else:
-            n_val = int(np.ceil(fraction * len(train)))
-            k = len(np.unique(labels[train]))
-            counts = np.bincount(labels[train])
-            stratified = (counts[counts > 0].min() >= 2 and n_val >= k
-                          and len(train) - n_val >= k)
-            train, val = train_test_split(train, test_size=n_val, random_state=seed,
-                                          stratify=labels[train] if stratified else None)
-            source = "carved"
-        index["train"], index["validation"] = np.sort(train), np.sort(val)
-    as_tensor = {k: torch.from_numpy(v.astype(np.int64)) for k, v in index.items()}
-    return HoldoutSplits(as_tensor["train"], as_tensor["validation"], as_tensor["test"], source)
-
-
 def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: str = "",
                 progress: bool = True) -> dict:
     """Train ``cfg``'s model on the training split of ``images`` and score the others.
@@ -121,8 +76,8 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
         raise ConfigError(f"{data_root}: a classifier needs at least 2 classes, the data has "
                           f"{classes}")
     labels = np.array([s.label for s in table], dtype=np.int64)
-    splits = holdout_splits([s.split for s in table], labels, d.validation_fraction, cfg.seed,
-                            [s.subject for s in table])
+    splits = holdout_fold([s.split for s in table], labels, d.validation_fraction, cfg.seed,
+                          [s.subject for s in table])
     if not len(splits.train):
         raise ConfigError(f"{data_root}: no training samples")
     absent = [c for i, c in enumerate(classes) if not (labels[splits.train] == i).any()]

@@ -21,6 +21,7 @@ nothing is chosen on the test list.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -31,12 +32,13 @@ from fervid.config import ConfigError, KfoldConfig
 from fervid.losses import build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
+from fervid.protocol.fold_runner import FoldOutcome, run_folds
+from fervid.protocol.splits import Fold, release_folds
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore
 from fervid.training.loop import evaluate
 from fervid.training.setup import (
-    fold_seed,
     make_fabric,
     make_optimizer,
     with_resolved_precision,
@@ -95,14 +97,14 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
                          "skipped_clips": list(split.missing)},
                    same=("fingerprint", "batch_order"))
     fabric.barrier()
+    clips = split.clips
+    where = {c.clip_id: i for i, c in enumerate(clips)}
+    members = {n: ([where[c.clip_id] for c in split.fold(n).train],
+                   [where[c.clip_id] for c in split.fold(n).test]) for n in folds}
     with progress_bar(progress and fabric.global_rank == 0) as bar:
-        fold_task = bar.add_task("folds", total=len(folds), status="")
-        for number in folds:
-            if not store.fold_path(number).exists():
-                _train_fold(cfg, fabric, split.fold(number), store, bar)
-            elif fabric.global_rank == 0:  # a kill after the fold file left its state behind
-                store.checkpoint_path(f"fold_{number:03d}").unlink(missing_ok=True)
-            bar.update(fold_task, advance=1, status=f"fold {number}")
+        run_folds(release_folds(members, cfg.seed), store,
+                  partial(_train_fold, cfg, fabric, clips, store, bar), bar,
+                  writes=fabric.global_rank == 0, state_name=lambda f: f"fold_{f.number:03d}")
     fabric.barrier()
     if fabric.global_rank != 0:
         return None
@@ -130,17 +132,22 @@ def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int, rank: int = 
                       generator=torch.Generator().manual_seed(seed), **extra)
 
 
-def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLike) -> None:
+def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: ProgressLike,
+                fold: Fold) -> FoldOutcome | None:
+    """Train fold ``fold`` of ``clips`` through the one trainer and score its test clips
+    (rank 0; other ranks return None)."""
     from fervid.representation.video_clips import DfewClipDataset
 
-    number, seed = fold.fold, fold_seed(cfg.seed, fold.fold)
-    if not fold.train or not fold.test:
-        raise ConfigError(f"fold {number} has {len(fold.train)} training and {len(fold.test)} "
-                          f"test clips; both must be non-empty")
+    number, seed = fold.number, fold.seed
+    train_clips = [clips[i] for i in fold.train.tolist()]
+    test_clips = [clips[i] for i in fold.test.tolist()]
+    if not train_clips or not test_clips:
+        raise ConfigError(f"fold {number} has {len(train_clips)} training and "
+                          f"{len(test_clips)} test clips; both must be non-empty")
     num_classes, in_chans = len(cfg.data.classes), 1 if cfg.data.grayscale else 3
-    train_set = DfewClipDataset(fold.train, cfg.data, train=True, seed=seed)
-    test_set = DfewClipDataset(fold.test, cfg.data, train=False, seed=seed)
-    labels = torch.tensor([c.label for c in fold.train], dtype=torch.long)
+    train_set = DfewClipDataset(train_clips, cfg.data, train=True, seed=seed)
+    test_set = DfewClipDataset(test_clips, cfg.data, train=False, seed=seed)
+    labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
     net = seeded(seed, lambda: model_from_config(cfg.model, in_chans=in_chans,
                                                  num_classes=num_classes))
     criterion = seeded(seed + 1, lambda: build_training_loss(
@@ -166,21 +173,22 @@ def _train_fold(cfg: KfoldConfig, fabric, fold, store: RunStore, bar: ProgressLi
                       shared_batches=True, progress=bar, label=f"fold {number}",
                       time_field="wall_s")
     trainer.fit(model, criterion, optimizer, batches)
+    outcome = None
     if fabric.global_rank == 0:
-        _evaluate(cfg, fabric, model.module, test_set, fold, store)
+        outcome = _evaluate(cfg, fabric, model.module, test_set, test_clips, number)
     fabric.barrier()
-    trainer.finished()
+    return outcome
 
 
-def _evaluate(cfg: KfoldConfig, fabric, net, test_set, fold, store: RunStore) -> None:
+def _evaluate(cfg: KfoldConfig, fabric, net, test_set, test_clips: list, number: int
+              ) -> FoldOutcome:
     """The last epoch's model on the whole test list (rank 0, the unwrapped module)."""
     batches = (x.to(fabric.device) for x, _ in _loader(test_set, cfg, shuffle=False, seed=0))
     p = evaluate(net, batches, fabric.autocast).probs
     classes = cfg.data.classes
-    frame = pd.DataFrame({"clip": [c.clip_id for c in fold.test],
-                          "label": [c.label for c in fold.test],
-                          "pred": p.argmax(1).tolist(), "fold": fold.fold})
+    frame = pd.DataFrame({"clip": [c.clip_id for c in test_clips],
+                          "label": [c.label for c in test_clips],
+                          "pred": p.argmax(1).tolist(), "fold": number})
     for k, c in enumerate(classes):
         frame[f"p_{c}"] = p[:, k].numpy().round(6)
-    store.write_fold(fold.fold, frame,
-                     model=checkpoint_payload(net.state_dict(), cfg, list(classes)))
+    return FoldOutcome(frame, checkpoint_payload(net.state_dict(), cfg, list(classes)))

@@ -25,13 +25,10 @@ from fervid.config import ConfigError, LosoConfig
 from fervid.losses import ClassificationWithFeatureLoss, build_training_loss
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike
+from fervid.protocol.fold_runner import FoldOutcome, run_folds
 from fervid.protocol.folds import LosoFolds
-from fervid.protocol.selection import (
-    best_choice,
-    inner_group_folds,
-    inner_validation_subjects,
-    selection_score,
-)
+from fervid.protocol.selection import best_choice, inner_group_folds, selection_score
+from fervid.protocol.splits import Fold, carve_validation, held_subjects, loso_folds
 from fervid.representation.loso_inputs import LosoData
 from fervid.representation.optical_flow import mirror_flow
 from fervid.runs.checkpoint import (
@@ -73,65 +70,61 @@ def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
 
 def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
                      store: RunStore, fabric, progress: ProgressLike) -> None:
-    """Train and evaluate each fold in ``todo`` in turn, through Lightning Fabric.
+    """Train and evaluate each fold in ``todo`` in turn through the one trainer.
 
     ``train.select: inner_val`` first trains on the fold's training subjects less a validation
-    share of them, checks the validation score every ``train.select_every`` epochs, then trains
-    again on all the training subjects for the best epoch count. ``run.trace_every`` keeps the
-    test predictions every N epochs (never used to choose).
+    share of them (:func:`~fervid.protocol.splits.carve_validation`), checks the validation
+    score every ``train.select_every`` epochs, then trains again on all the training subjects
+    for the best epoch count. ``run.trace_every`` keeps the test predictions every N epochs
+    (never used to choose).
     """
     num_classes = len(data.classes)
     x, y = data.x.to(fabric.device), data.y.to(fabric.device)
     views = None if data.train_views is None else data.train_views.to(fabric.device)
-    subjects = [subject_key(s) for s in data.table]
     bs = cfg.train.batch_size
-    fold_task = progress.add_task("folds", total=len(todo), status="")
-    for f in todo:
-        train_idx = folds.train_index(f)
-        test_idx = folds.test_index(f)
+
+    def train(fold: Fold) -> FoldOutcome:
+        f = fold.number
         fit = partial(_fit_fold, cfg, f, x, y, views, fabric, progress, num_classes)
         epochs, selection = cfg.train.epochs, None
         if cfg.train.select == "inner_val":
-            held = set(inner_validation_subjects([subjects[i] for i in train_idx.tolist()],
-                                                 cfg.train.select_fraction,
-                                                 fold_seed(cfg.seed, f)))
-            is_val = torch.tensor([subjects[i] in held for i in train_idx.tolist()])
-            val_idx = train_idx[is_val]
+            inner_fold = carve_validation(fold, data.table, cfg.train.select_fraction)
+            val_idx = inner_fold.validation
             scores: dict[int, float] = {}
 
-            def check(epoch: int, model, val_idx=val_idx, scores=scores) -> None:
+            def check(epoch: int, model) -> None:
                 probs = evaluate(model, tensor_eval_batches(x, val_idx, bs)).probs
                 scores[epoch] = selection_score(data.y[val_idx].tolist(),
                                                 probs.argmax(-1).tolist(), data.classes)
 
-            inner = fit(train_idx[~is_val], cfg.train.epochs,
+            inner = fit(inner_fold.train, cfg.train.epochs,
                         store.log_path(f"fold_{f:03d}_inner"), every=cfg.train.select_every,
                         probe=check, label=f"fold {f} inner")
             check(cfg.train.epochs, inner)  # the last epoch is a candidate too
             epochs = best_choice(scores, sorted(scores))
-            selection = {"choice": {"epochs": epochs}, "validation_subjects": sorted(held),
+            selection = {"choice": {"epochs": epochs},
+                         "validation_subjects": held_subjects(inner_fold, data.table),
                          "score": "(UF1 + UAR) / 2 over the validation subjects",
                          "scores": {str(e): round(v, 6) for e, v in sorted(scores.items())}}
         trace: list[tuple[int, torch.Tensor]] = []
 
-        def keep(epoch: int, model, test_idx=test_idx, trace=trace) -> None:
-            trace.append((epoch, evaluate(model, tensor_eval_batches(x, test_idx, bs)).probs))
+        def keep(epoch: int, model) -> None:
+            trace.append((epoch, evaluate(model, tensor_eval_batches(x, fold.test, bs)).probs))
 
-        model = fit(train_idx, epochs, store.log_path(f"fold_{f:03d}"),
+        model = fit(fold.train, epochs, store.log_path(f"fold_{f:03d}"),
                     every=cfg.run.trace_every, probe=keep if cfg.run.trace_every else None,
-                    label=f"fold {f} ({folds.subjects[f]})")
-        result = evaluate(model, tensor_eval_batches(x, test_idx, bs))
-        predictions = FoldPredictions(f, test_idx, result.probs.argmax(-1), result.probs,
+                    label=f"fold {f} ({fold.name})")
+        result = evaluate(model, tensor_eval_batches(x, fold.test, bs))
+        predictions = FoldPredictions(f, fold.test, result.probs.argmax(-1), result.probs,
                                       result.extras.get("segment_weights"))
-        frame = loso_fold_frame(predictions, data.table, data.classes)
         traced = None
         if cfg.run.trace_every:
             trace.append((epochs, result.probs))
-            traced = trace_frame(f, test_idx, trace, data.table, data.classes)
-        store.write_fold(f, frame, model=fold_model_payload(cfg, data, model.state_dict()),
-                         selection=selection, trace=traced)
-        progress.update(fold_task, advance=1, status=folds.subjects[f])
-    progress.remove_task(fold_task)
+            traced = trace_frame(f, fold.test, trace, data.table, data.classes)
+        return FoldOutcome(loso_fold_frame(predictions, data.table, data.classes),
+                           fold_model_payload(cfg, data, model.state_dict()), selection, traced)
+
+    run_folds(loso_folds(data.table, cfg.seed, folds.group, todo), store, train, progress)
 
 
 def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
@@ -212,23 +205,22 @@ def train_linear(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[i
     x = data.x.reshape(len(data.x), -1).double().numpy()
     y = data.y.numpy()
     subjects = np.array([subject_key(s) for s in data.table])
-    task = progress.add_task("folds", total=len(todo), status="")
-    for f in todo:
-        tr, te = folds.train_index(f).numpy(), folds.test_index(f)
-        seed = fold_seed(cfg.seed, f)
+
+    def train(fold: Fold) -> FoldOutcome:
+        tr, te = fold.train.numpy(), fold.test
         build = partial(linear_estimator, cfg.model, class_weights=cfg.train.class_weights,
-                        seed=seed)
+                        seed=fold.seed)
         c, selection = cfg.model.c, None
         if cfg.train.select == "inner_val":
-            c, selection = _choose_c(build, x[tr], y[tr], subjects[tr], cfg, seed,
+            c, selection = _choose_c(build, x[tr], y[tr], subjects[tr], cfg, fold.seed,
                                      data.classes)
         estimator = build(c=c).fit(x[tr], y[tr])
         probs = torch.from_numpy(class_scores(estimator, x[te.numpy()], num_classes)).float()
-        predictions = FoldPredictions(f, te, probs.argmax(-1), probs)
-        store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
-                         selection=selection)
-        progress.update(task, advance=1, status=folds.subjects[f])
-    progress.remove_task(task)
+        predictions = FoldPredictions(fold.number, te, probs.argmax(-1), probs)
+        return FoldOutcome(loso_fold_frame(predictions, data.table, data.classes),
+                           selection=selection)
+
+    run_folds(loso_folds(data.table, cfg.seed, folds.group, todo), store, train, progress)
 
 
 def _choose_c(build, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: LosoConfig,
