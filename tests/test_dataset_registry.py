@@ -25,17 +25,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fervid"
 KNOWN_ELSEWHERE: dict[str, set[str]] = {
     # FitDataConfig's default dataset (a default has to name one).
     "config.py": {"fer2013"},
-    # FACE_DATASETS repeats the names whose spec has read_faces.
-    "protocol/cross_dataset.py": {"fer2013", "image_folder", "ckplus"},
-    # The report's MEGC2019 parts, and which published table a run compares to.
-    "report/html/sections.py": {"casme2", "samm", "smic"},
-    "report/html/run_data.py": {"casme2", "samm", "smic"},
-    # SynthME is written in the CASME II layout and read as casme2.
-    "cli/demo.py": {"casme2"},
-    # A FER2013-trained frame model's crops.
-    "predict/frames.py": {"fer2013"},
-    # DEFAULT_ALIGN and DFEW's video clips (PrepareHook could carry both).
-    "prepare/faces.py": {"dfew", "ckplus"},
 }
 
 

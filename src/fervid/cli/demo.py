@@ -16,11 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fervid.config import LosoConfig
+from fervid.datasets import casme2
 from fervid.samples import PROTOCOL_CLASSES
 
 #: SynthME as the demo generates it: subjects × clips, frame side in pixels.
 DEMO_SUBJECTS, DEMO_CLIPS, DEMO_FRAME_SIZE = 10, 8, 64
-SHEET = "CASME2-coding-20140508.xlsx"
+#: SynthME is written in the CASME II layout, coding sheet included, and read as CASME II.
+SHEET = casme2.SHEET
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def demo_config(variant: DemoVariant, *, epochs: int, seed: int = 0) -> LosoConf
         "name": f"synthme_{variant.name}",
         "seed": seed,
         "model": {"name": "smastn", "drop_rate": 0.3, "backbone": "resnet18"},
-        "data": {"format": "dssi", "dataset": "casme2", "protocol": "5class",
+        "data": {"format": "dssi", "dataset": casme2.DATASET, "protocol": "5class",
                  "sheet": f"../{SHEET}", "classes": list(PROTOCOL_CLASSES["casme2_5class"]),
                  "size": 32, "dssi": {"mode": "gray", "segments_per_phase": 1},
                  "train_views": 4},

@@ -411,4 +411,7 @@ def _read(request: ReadRequest) -> SampleTable:
 register_dataset(DatasetSpec(
     name=DATASET, subject="S052", layouts=("raw",), protocols=("loso", "holdout"), read=_read,
     read_faces=read_ckplus_faces, classes=CKPLUS_PROTOCOLS, labels_from="its Emotion/ files",
-    fps=FPS, prepare=PrepareHook(ckplus_clip_jobs, f"{IMAGES_DIR}/SXXX/NNN/SXXX_NNN_<N>.png")))
+    # One warp per sequence, fitted to its neutral first frame (FaceSettings says why); a tree
+    # of grey PNGs stays grey, at a third of the size.
+    fps=FPS, prepare=PrepareHook(ckplus_clip_jobs, f"{IMAGES_DIR}/SXXX/NNN/SXXX_NNN_<N>.png",
+                                 align="onset", grey=True)))

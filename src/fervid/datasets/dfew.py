@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 DATASET = "dfew"
 #: The frame source ``fervid prepare faces`` writes (``Clip/clip_224x224``), whatever the size.
 PREPARED_SOURCE = "clip_224x224"
+#: The folder of the official 5-fold split CSVs.
+SPLIT_DIR = "EmoLabel_DataSplit"
 
 #: The seven classes in the release's label order: CSV label ``k`` is ``DFEW_CLASSES[k - 1]``.
 DFEW_CLASSES: tuple[str, ...] = ("happy", "sad", "neutral", "angry", "surprise", "disgust",
@@ -252,7 +254,7 @@ def read_dfew(root: Path, *, source: str = "clip_224x224_16f",
     root = Path(root)
     if not root.is_dir():
         raise PathNotFoundError(f"{root}: DFEW folder not found")
-    fold_lists = read_dfew_splits(root / "EmoLabel_DataSplit" if split_dir is None
+    fold_lists = read_dfew_splits(root / SPLIT_DIR if split_dir is None
                                   else Path(split_dir), folds)
     source_dir = root / "Clip" / source
     located: dict[str, DfewClip | str] = {}  # clip id -> clip with frames, or the problem
@@ -348,4 +350,7 @@ def find_dfew_clips(root: Path, out_dir: Path, clips: set[int] | None = None
 register_dataset(DatasetSpec(
     name=DATASET, subject="", layouts=("video", "cropped"), protocols=("kfold",),
     read_splits=read_dfew, classes={"7class": DFEW_CLASSES},
-    prepare=PrepareHook(find_dfew_clips, "Clip/original/NNNNN.mp4", takes_clip_numbers=True)))
+    # Heads move in these film clips: one warp per frame. The splits are copied, so the faces
+    # are a complete DFEW folder.
+    prepare=PrepareHook(find_dfew_clips, "Clip/original/NNNNN.mp4", takes_clip_numbers=True,
+                        align="frame", copies=(SPLIT_DIR,))))

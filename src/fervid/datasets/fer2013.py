@@ -23,11 +23,24 @@ from fervid.datasets.registry import DatasetSpec, register_dataset
 from fervid.errors import PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError, Sample, SampleTable
 
+DATASET = "fer2013"
 #: The CSV's label order: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
 FER2013_CLASSES: tuple[str, ...] = BASIC_CLASSES
 #: ``Usage`` → split.
 USAGE_SPLITS = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 SIDE = 48
+#: Eye centres, nose tip and mouth corners (image-left first) of the mean FER2013 face, in
+#: unit image coordinates. Measured: dlib's 68 landmarks on 987 random FER2013 training faces
+#: (upscaled 4×), 5 points averaged, then made mirror-symmetric about x = 0.5 (training flips
+#: faces at random). FER2013 faces are framed tighter and higher than fervid's 5-point
+#: template (eye distance 0.36 of the image against 0.26 at margin 0.1).
+FER2013_FIVE_POINTS = np.array([
+    [0.321, 0.386],
+    [0.679, 0.386],
+    [0.500, 0.576],
+    [0.346, 0.764],
+    [0.654, 0.764],
+], dtype=np.float32)
 
 
 def read_fer2013(root: Path | str) -> FaceImageSet:
@@ -49,7 +62,7 @@ def read_fer2013(root: Path | str) -> FaceImageSet:
     if not root.is_dir():
         raise PathNotFoundError(f"{root}: FER2013 not found (expected fer2013.csv or a folder "
                                 f"with train/, validation/, test/)")
-    table = read_face_folders(root, dataset="fer2013", classes=FER2013_CLASSES)
+    table = read_face_folders(root, dataset=DATASET, classes=FER2013_CLASSES)
     if not any(s.split for s in table):
         raise DatasetFormatError(root, ["neither fer2013.csv nor split folders (train/, "
                                         "validation/, test/)"])
@@ -102,7 +115,7 @@ def read_fer2013_csv(path: Path | str) -> FaceImageSet:
             continue
         pixels[len(samples)] = flat.reshape(SIDE, SIDE)
         label = int(emotion)
-        samples.append(Sample("fer2013", "", f"{usage}_{n - 1}", 0, 0, 0,
+        samples.append(Sample(DATASET, "", f"{usage}_{n - 1}", 0, 0, 0,
                               FER2013_CLASSES[label], label, (), USAGE_SPLITS[usage]))
     if not samples and not problems:
         problems.append("no rows below the header")
@@ -113,5 +126,6 @@ def read_fer2013_csv(path: Path | str) -> FaceImageSet:
 
 
 register_dataset(DatasetSpec(
-    name="fer2013", subject="", layouts=("csv", "images"), protocols=("holdout",),
-    read_faces=read_fer2013, classes={"7class": FER2013_CLASSES}))
+    name=DATASET, subject="", layouts=("csv", "images"), protocols=("holdout",),
+    read_faces=read_fer2013, classes={"7class": FER2013_CLASSES},
+    face_points=FER2013_FIVE_POINTS))

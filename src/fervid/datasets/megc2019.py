@@ -22,6 +22,9 @@ from fervid.datasets.smic import find_hs, scan_smic, smic_clip_id, smic_subject_
 from fervid.errors import path_error
 from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
 
+DATASET = "megc2019"
+#: The releases it combines, in the order MEGC2019's result tables list them.
+DATASETS = (smic.DATASET, casme2.DATASET, samm.DATASET)
 GT_COLUMNS = ["dataset", "subject", "clip", "label"]
 
 #: Per dataset: the subject id the readers use for a ground-truth subject, and the clip id.
@@ -210,6 +213,6 @@ def _read(request: ReadRequest) -> SampleTable:
 # LBP-TOP / HOOF features (``handcrafted``, :mod:`fervid.datasets.megc2019_handcrafted`) are
 # read from their own folders by format, not through this entry.
 register_dataset(DatasetSpec(
-    name="megc2019", subject="sub01, 006 or s01 (its parts' ids)",
+    name=DATASET, subject="sub01, 006 or s01 (its parts' ids)",
     layouts=("raw", "cropped", "precomputed", "handcrafted"), protocols=("loso",), read=_read,
     classes={"3class": PROTOCOL_CLASSES["3class"]}, parts=PARTS))

@@ -64,11 +64,19 @@ class PrepareHook:
     ``find(root, out_dir, clips)`` returns one :class:`~fervid.datasets.clip_jobs.ClipJob` per
     clip (None for a folder without frames); ``clips`` (clip numbers) is passed only when
     ``takes_clip_numbers``. ``expects`` describes the layout, for the "no clips found" error.
+
+    ``align`` is the release's default alignment (``clip``, ``onset`` or ``frame``; see
+    :class:`fervid.prepare.faces.FaceSettings`); ``grey``: its frames are grey, and a crop whose
+    three channels are equal is written as one; ``copies``: folders of the release copied next
+    to the faces as they are (label files its reader needs).
     """
 
     find: Callable[..., list]
     expects: str
     takes_clip_numbers: bool = False
+    align: str = "clip"
+    grey: bool = False
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,11 @@ class DatasetSpec:
         How ``fervid prepare faces`` lists its raw clips.
     fps : float
         Frame rate of the release (0: unknown or per video).
+    face_points : numpy.ndarray, optional
+        How its still faces are framed: ``(5, 2)`` eye centres, nose tip and mouth corners
+        (image-left first) of its mean face, in unit image coordinates. Video faces for a frame
+        model trained on it are warped onto these (:mod:`fervid.predict.frames`); None: onto
+        the 5-point template, as ``fervid prepare faces`` crops.
     """
 
     name: str
@@ -119,6 +132,7 @@ class DatasetSpec:
     parts: tuple[str, ...] = ()
     prepare: PrepareHook | None = None
     fps: float = 0.0
+    face_points: Any = field(default=None, compare=False)  # an array: left out of ==
 
     def __post_init__(self):
         # A spec is a value: its class map cannot be changed through it.

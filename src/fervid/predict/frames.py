@@ -13,10 +13,11 @@ standardised per image. A video face goes the same way:
    (:func:`fervid.representation.input_spec.build_input`, whose ``face_input`` evaluation
    batches use too).
 
-Face geometry: FER2013 faces are framed tighter and higher than fervid's 5-point template
-(eye distance 0.36 of the image against 0.26 at margin 0.1), so a ``fer2013`` model gets
-:data:`FER2013_FIVE_POINTS`, the mean face of that release; any other training set gets the
-5-point template with ``margin``, as ``fervid prepare faces`` writes crops.
+Face geometry: a release whose still faces are framed otherwise than fervid's 5-point template
+registers its mean face (``DatasetSpec.face_points``), and a model trained on it gets that:
+FER2013's faces are framed tighter and higher (eye distance 0.36 of the image against 0.26 at
+margin 0.1), so a FER2013 model gets :data:`FER2013_FIVE_POINTS`. Any other training set gets
+the 5-point template with ``margin``, as ``fervid prepare faces`` writes crops.
 """
 
 from __future__ import annotations
@@ -24,22 +25,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fervid.datasets.fer2013 import FER2013_FIVE_POINTS  # noqa: F401  (callers import it here)
+from fervid.datasets.registry import UnknownDatasetError, dataset_spec
 from fervid.faces import five_points, template_points
 from fervid.faces.alignment import similarity_matrix
 from fervid.representation.input_spec import InputSpec, build_input
 from fervid.runs.checkpoint import Checkpoint
 
-#: Eye centres, nose tip and mouth corners (image-left first) of the mean FER2013 face, in
-#: unit image coordinates. Measured: dlib's 68 landmarks on 987 random FER2013 training faces
-#: (upscaled 4×), 5 points averaged, then made mirror-symmetric about x = 0.5 (training flips
-#: faces at random).
-FER2013_FIVE_POINTS = np.array([
-    [0.321, 0.386],
-    [0.679, 0.386],
-    [0.500, 0.576],
-    [0.346, 0.764],
-    [0.654, 0.764],
-], dtype=np.float32)
 #: Side of the crop the face is warped into before the area resize to R.
 WARP_SIZE = 112
 
@@ -48,8 +40,12 @@ def frame_target(ckpt: Checkpoint, margin: float) -> tuple[str, np.ndarray]:
     """The alignment a frame model's faces get: its name and the ``(5, 2)`` target points in
     unit crop coordinates (eyes, nose tip, mouth corners)."""
     dataset = ckpt.config.get("data", {}).get("dataset")
-    if dataset == "fer2013":
-        return "fer2013 mean face", FER2013_FIVE_POINTS
+    try:
+        points = dataset_spec(dataset).face_points
+    except UnknownDatasetError:  # none named, or a reader of one's own not loaded here
+        points = None
+    if points is not None:
+        return f"{dataset} mean face", points
     unit = template_points("5point", size=WARP_SIZE, margin=margin) / WARP_SIZE
     return f"5point, margin {margin:g}", unit
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fervid.datasets.registry import dataset_spec
 from fervid.errors import OptionError
 from fervid.faces import (
     DlibFaceDetector,
@@ -51,8 +52,6 @@ SETTINGS_NAME = "prepare_faces.json"
 TRACKS_DIR = "_face_tracks"
 JPEG_QUALITY = 95
 ALIGNS = ("clip", "onset", "frame")
-#: ``clip`` for the other (micro-expression) sets.
-DEFAULT_ALIGN = {"dfew": "frame", "ckplus": "onset"}
 
 
 @dataclass(frozen=True)
@@ -226,11 +225,13 @@ def _copy_with_clip(job: ClipJob) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple[int, int]:
+def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path,
+                 grey: bool = False) -> tuple[int, int]:
     """Track, align and write one clip; returns (frames written, frames without a face).
 
     The clip's copied folders and rewritten landmarks (CK+) are written before its frame
-    folder is moved into place, so a finished clip always has them.
+    folder is moved into place, so a finished clip always has them. ``grey``: a crop whose
+    three channels are equal is written as one (``PrepareHook.grey``).
 
     Raises
     ------
@@ -255,8 +256,7 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
             aligned = align_face(frame, points[index], size=settings.size,
                                  margin=settings.margin, template=settings.template)
             matrices.append(aligned.matrix)
-            # CK+ is a tree of grey PNGs: keep it one, at a third of the size.
-            crop = _grey_if_grey(aligned.image) if settings.dataset == "ckplus" else aligned.image
+            crop = _grey_if_grey(aligned.image) if grey else aligned.image
             out_name = job.names[index] if job.names else f"{job.key}_{index + 1:05d}.jpg"
             (tmp / out_name).write_bytes(_encode(crop, out_name))
             count += 1
@@ -274,9 +274,10 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path) -> tuple
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_dfew_splits(data_root: Path, out_dir: Path) -> None:
-    """Copy EmoLabel_DataSplit/ so the output is a complete DFEW folder (skipped if absent)."""
-    src, dst = Path(data_root) / "EmoLabel_DataSplit", out_dir / "EmoLabel_DataSplit"
+def _copy_release_folder(data_root: Path, out_dir: Path, name: str) -> None:
+    """Copy the release's folder ``name`` (DFEW's split CSVs) so the output is a complete
+    release (skipped if absent or already copied)."""
+    src, dst = Path(data_root) / name, out_dir / name
     if src.is_dir() and not dst.exists():
         tmp = _tmp_dir(dst)  # also removes the copies killed runs left
         shutil.copytree(src, tmp)
@@ -301,8 +302,8 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
         :func:`fervid.faces.align_face`).
     align : {'clip', 'onset', 'frame'}, optional
         One warp per clip (from its mean landmarks, or from its first face's) or one per frame
-        (see :class:`FaceSettings`); default ``frame`` for dfew, ``onset`` for ckplus, ``clip``
-        for the micro-expression sets.
+        (see :class:`FaceSettings`); default: the release's (``PrepareHook.align``): ``frame``
+        for dfew, ``onset`` for ckplus, ``clip`` for the micro-expression sets.
     detector : {'hog', 'cnn'}
         dlib face detector (frames shrunk to 480 px, upsampled once).
     detect_every : int
@@ -331,7 +332,9 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
         (:class:`~fervid.faces.FaceModelMissingError`).
     """
     out_dir, data_root = Path(out_dir), Path(data_root)
-    align = align or DEFAULT_ALIGN.get(dataset, "clip")
+    hook = dataset_spec(dataset, lambda s: s.prepare is not None,
+                        "by prepare faces (it registers no raw layout)").prepare
+    align = align or hook.align
     settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every)
     if align not in ALIGNS or detector not in ("hog", "cnn") or detect_every < 1:
         raise OptionError(f"need align clip|onset|frame, detector hog|cnn and detect_every >= 1,"
@@ -346,8 +349,8 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
     jobs = find_clips(dataset, data_root, out_dir, clips)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir / SETTINGS_NAME, asdict(settings), "faces")
-    if dataset == "dfew":
-        _copy_dfew_splits(data_root, out_dir)
+    for name in hook.copies:
+        _copy_release_folder(data_root, out_dir, name)
 
     workers = max(1, workers or os.cpu_count() or 1)
     result = PrepareFacesResult(out=out_dir)
@@ -362,8 +365,8 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
             bar.advance(task)
 
         results, errors = map_clips(
-            prepare_clip, [(j.key, (j, settings, csvs[j.key])) for j in todo], workers=workers,
-            advance=advance)
+            prepare_clip, [(j.key, (j, settings, csvs[j.key], hook.grey)) for j in todo],
+            workers=workers, advance=advance)
     counts = list(results.values())
     result.seconds = time.perf_counter() - started
     result.failed = [(j.key, errors[j.key]) for j in jobs if j.key in errors]

@@ -23,6 +23,7 @@ import torch
 from fervid.config import FitConfig
 from fervid.datasets.class_names import canonical_class
 from fervid.datasets.from_config import read_face_release
+from fervid.datasets.registry import dataset_specs
 from fervid.errors import FervidError, OptionError
 from fervid.files import atomic_write
 from fervid.metrics import split_summary
@@ -31,8 +32,11 @@ from fervid.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
 from fervid.runs.store import RunStore, split_prediction_frame
 from fervid.training.loop import evaluate
 
-#: Datasets a frame model can be scored on (``--dataset``).
-FACE_DATASETS = ("fer2013", "image_folder", "ckplus")
+
+def face_datasets() -> tuple[str, ...]:
+    """Datasets a frame model can be scored on (``--dataset``): those registering still faces
+    (``DatasetSpec.read_faces``), in registration order."""
+    return tuple(s.name for s in dataset_specs() if s.read_faces is not None)
 
 
 class NoCommonClassError(FervidError, ValueError):
@@ -86,9 +90,10 @@ def evaluate_checkpoint(checkpoint: Path, data_root: Path, out: Path,
                           f"--fold-weights`.")
     cfg = FitConfig.model_validate(ckpt.config)
     name = dataset or cfg.data.dataset
-    if name not in FACE_DATASETS:
+    scorable = face_datasets()
+    if name not in scorable:
         raise OptionError(f"--dataset {name!r}: a frame model is scored on one of "
-                          f"{', '.join(FACE_DATASETS)}")
+                          f"{', '.join(scorable)}")
     read_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
         update={"dataset": name, "classes": None})})
     images = read_face_release(read_cfg, data_root)

@@ -5,8 +5,8 @@ protocol's reader builds it from a :class:`RunHeader` (``run.json`` and ``config
 read by :func:`read_header`): :mod:`.loso_data` for LOSO runs, :mod:`.kfold_data` for DFEW
 k-fold runs; :func:`fervid.report.html.load.load_run` picks one by :func:`protocol_of`.
 Every run directory follows :mod:`fervid.runs.store`; this module reads only the files every
-protocol has (``run.json``, ``config.yaml``, ``metrics.json``, ``train_logs/*.csv``) and
-imports no reader.
+protocol has (``run.json``, ``config.yaml``, ``metrics.json``, ``train_logs/*.csv``); of the
+dataset readers it takes only their names.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from fervid.config import PLACEMENT_FIELDS
+from fervid.datasets import casme2, megc2019, samm, smic
 from fervid.errors import FervidError
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
@@ -29,8 +30,14 @@ from fervid.synth.casme2_like import SYNTHME_MARKER
 LOSO = "loso"
 #: ``run.json``'s ``protocol`` of DFEW 5-fold runs.
 DFEW_5FOLD = "dfew_5fold"
-#: Data sets of the MEGC2019 composite, as fervid names them.
-_MEGC2019_PARTS = frozenset({"smic", "casme2", "samm"})
+#: The published-results protocol (``published_results.yaml``) of a LOSO run, by the datasets
+#: its folds come from and its number of classes.
+_LOSO_BENCHMARKS = {
+    (frozenset(megc2019.DATASETS), 3): "megc2019_3class_loso",
+    (frozenset({casme2.DATASET}), 5): "casme2_5class_loso",
+    (frozenset({samm.DATASET}), 5): "samm_5class_loso",
+    (frozenset({smic.DATASET}), 3): "smic_3class_loso",
+}
 
 
 class RunReportError(FervidError, ValueError):
@@ -124,16 +131,8 @@ class RunData:
             return DFEW_5FOLD if n_classes == 7 else None
         if self.protocol != LOSO or self.generated_data:
             return None
-        datasets = set(self.folds["dataset"].unique())  # a shard's too: all folds count
-        if datasets == _MEGC2019_PARTS and n_classes == 3:
-            return "megc2019_3class_loso"
-        if datasets == {"casme2"} and n_classes == 5:
-            return "casme2_5class_loso"
-        if datasets == {"samm"} and n_classes == 5:
-            return "samm_5class_loso"
-        if datasets == {"smic"} and n_classes == 3:
-            return "smic_3class_loso"
-        return None
+        datasets = frozenset(self.folds["dataset"].unique())  # a shard's too: all folds count
+        return _LOSO_BENCHMARKS.get((datasets, n_classes))
 
     @property
     def generated_data(self) -> bool:

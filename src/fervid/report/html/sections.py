@@ -12,6 +12,7 @@ from html import escape
 
 import pandas as pd
 
+from fervid.datasets import megc2019
 from fervid.report.html.figures import (
     confusion_uri,
     image_file_uri,
@@ -116,7 +117,7 @@ def published_section(run: RunData, benchmark: Benchmark | None) -> str:
     if benchmark is None or not benchmark.entries:
         return section("published", "Published figures",
                        "<p>No published figures are listed for this run's protocol.</p>")
-    parts = ["all"] + [p for p in ("smic", "casme2", "samm", *run.metrics.get("per_dataset", {}))
+    parts = ["all"] + [p for p in (*megc2019.DATASETS, *run.metrics.get("per_dataset", {}))
                        if any(p in e.figures for e in benchmark.entries)]
     parts = list(dict.fromkeys(parts))
     columns = [(p, k) for p in parts for k in benchmark.metrics]
