@@ -12,7 +12,7 @@ import torch
 
 import fervid.protocol.holdout as holdout
 import fervid.training.trainer as trainer_module
-from fervid.config import FitConfig
+from fervid.config import ConfigError, FitConfig
 from fervid.datasets.from_config import read_face_release
 from fervid.protocol.splits import holdout_fold
 from fervid.representation.face_images import eval_face_batches, load_face_images
@@ -139,3 +139,21 @@ def test_carved_validation_keeps_subjects_apart():
     # Without subjects: per class; too small to stratify falls back to a plain split.
     tiny = holdout_fold([""] * 5, np.array([0, 1, 2, 3, 4]), 0.2, seed=0)
     assert (len(tiny.train), len(tiny.validation)) == (4, 1)
+
+
+def test_fit_averages_the_last_epochs_when_asked(fer_like, tmp_path):
+    last = _cfg()
+    last = last.model_copy(update={"train": last.train.model_copy(update={"selection": "last"})})
+    averaged = last.model_copy(update={"train": last.train.model_copy(
+        update={"average_last": 2})})
+    images = read_face_release(last, fer_like)
+    holdout.run_holdout(last, images, tmp_path / "last", progress=False)
+    metrics = holdout.run_holdout(averaged, images, tmp_path / "avg", progress=False)
+    assert metrics["selection"]["rule"] == "last"
+    a = load_checkpoint(tmp_path / "last" / "model.pt").state_dict
+    b = load_checkpoint(tmp_path / "avg" / "model.pt").state_dict
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    clash = averaged.model_copy(update={"train": averaged.train.model_copy(
+        update={"selection": "best_validation"})})
+    with pytest.raises(ConfigError, match="set train.selection=last"):
+        holdout.run_holdout(clash, images, tmp_path / "clash", progress=False)

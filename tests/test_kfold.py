@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from conftest import shared_path
 from dfew_fixture import fold1_release
 from fervid.cli import app
-from fervid.config import KfoldConfig
+from fervid.config import ConfigError, KfoldConfig
 from fervid.protocol import kfold as kfold_module
 from fervid.protocol.kfold import run_kfold
+from fervid.protocol.selection import best_choice
 
 NETWORKS = ["c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d", "vgg11_lstm", "resnet18_lstm"]
 
@@ -235,3 +236,34 @@ def test_a_run_from_before_the_batch_order_rule_is_not_resumed(release, tmp_path
     (out / "run.json").write_text(json.dumps(meta))
     with pytest.raises(RunDirError, match="batch_order None"):
         run_kfold(cfg, release, out, folds=[1, 2], progress=False)
+
+
+def test_weight_averaging_schedule_and_traces_under_kfold(release, tmp_path):
+    plain = run_kfold(config(epochs=2), release, tmp_path / "plain", folds=[1], progress=False)
+    cfg = config(epochs=2, average_last=2, schedule="onecycle")
+    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"trace_every": 1})})
+    run_kfold(cfg, release, tmp_path / "on", folds=[1], progress=False)
+    assert plain["n_samples"] == 3
+    fold = lambda run: pd.read_csv(tmp_path / run / "folds" / "fold_001.csv")  # noqa: E731
+    probs = [c for c in fold("on").columns if c.startswith("p_")]
+    assert not fold("on")[probs].equals(fold("plain")[probs])
+    trace = pd.read_csv(tmp_path / "on" / "traces" / "fold_001.csv", dtype={"clip": str})
+    assert trace["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+    last = trace[trace["epoch"] == 2].drop(columns="epoch").reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, pd.read_csv(tmp_path / "on" / "folds" / "fold_001.csv",
+                                                    dtype={"clip": str}))
+
+
+def test_best_validation_under_kfold_chooses_on_carved_training_clips(release, tmp_path):
+    run_kfold(config(epochs=2, selection="best_validation"), release, tmp_path / "run",
+              folds=[1], progress=False)
+    sel = json.loads((tmp_path / "run" / "selection" / "fold_001.json").read_text())
+    assert set(sel["scores"]) == {"1", "2"} and sel["validation_clips"] >= 1
+    scores = {int(e): v for e, v in sel["scores"].items()}
+    assert sel["choice"]["epoch"] == best_choice(scores, sorted(scores))
+    log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_001.csv")
+    assert list(log.columns) == ["epoch", "loss", "train_acc", "val_acc", "val_uar", "wall_s"]
+    with pytest.raises(ConfigError, match="trace_every"):
+        cfg = config(epochs=2, selection="best_validation")
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"trace_every": 1})})
+        run_kfold(cfg, release, tmp_path / "clash", folds=[1], progress=False)

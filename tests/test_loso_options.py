@@ -54,8 +54,8 @@ def _run(tmp_path: Path, data: Path, name: str, model: str = "ststnet", **train)
 
 
 @pytest.mark.parametrize("option", [{"flow_flip": True}, {"average_last": 2},
-                                    {"label_smoothing": 0.1}],
-                         ids=["flow_flip", "average_last", "label_smoothing"])
+                                    {"label_smoothing": 0.1}, {"schedule": "onecycle"}],
+                         ids=["flow_flip", "average_last", "label_smoothing", "schedule"])
 def test_each_option_changes_training_and_is_repeatable(tmp_path, data, option):
     off = _run(tmp_path, data, "off")
     on = _run(tmp_path, data, "on", **option)

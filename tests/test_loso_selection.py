@@ -60,7 +60,13 @@ def _p_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c.startswith("p_")]]
 
 
-@pytest.mark.parametrize("body", [LINEAR, DEEP], ids=["linear", "sequential"])
+BEST = {"model": {"name": "ststnet"},
+        "train": {"lr": 1e-3, "batch_size": 16, "epochs": 4, "selection": "best_validation"},
+        "run": {"engine": "sequential"}}
+
+
+@pytest.mark.parametrize("body", [LINEAR, DEEP, BEST],
+                         ids=["linear", "sequential", "best_validation"])
 def test_inner_selection_never_reads_the_test_subject(tmp_path, data, body):
     """Fold 0 holds out s00: changing s00's labels changes neither what fold 0 chose nor its
     predictions; changing a training subject's labels does change the selection scores (so
@@ -167,3 +173,27 @@ def test_test_selected_keeps_each_folds_best_epoch(tmp_path):
     assert sel["epochs"] == {0: 2, 1: 2}
     assert sel["acc"] == 1.0
     assert test_selected_scores(store, [0, 1, 2], ["a", "b", "c"]) is None  # fold 2 untraced
+
+
+def test_best_validation_keeps_the_best_epoch_of_carved_validation_subjects(tmp_path, data):
+    out = tmp_path / "run"
+    _loso(_config(tmp_path, BEST), data, out, "--folds", "0")
+    sel = json.loads((out / "selection" / "fold_000.json").read_text())
+    scores = {int(k): v for k, v in sel["scores"].items()}
+    assert sorted(scores) == [1, 2, 3, 4]
+    assert sel["choice"]["epoch"] == best_choice(scores, sorted(scores))
+    assert sel["validation_subjects"] and "gen/s00" not in sel["validation_subjects"]
+    log = pd.read_csv(out / "train_logs" / "fold_000.csv")
+    assert log["val_acc"].round(6).tolist() == [scores[e] for e in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("clash", [{"train": {"select": "inner_val"}},
+                                   {"train": {"average_last": 2}},
+                                   {"run": {"engine": "fold_batched"}}])
+def test_best_validation_refuses_what_it_does_not_go_with(tmp_path, data, clash):
+    body = {k: {**v, **clash.get(k, {})} for k, v in BEST.items()}
+    result = runner.invoke(app, ["loso", "--config", str(_config(tmp_path, body)),
+                                 "--data-root", str(data), "--out", str(tmp_path / "x"),
+                                 "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "best_validation" in result.output and "Traceback" not in result.output

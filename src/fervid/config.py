@@ -242,14 +242,17 @@ class TrainConfig(_Strict):
     #: subjects; deep models then train again on all of them. The test subject never
     #: chooses.
     select: Literal["last", "inner_val"] = "last"
-    #: ``inner_val``: the fraction of a fold's training subjects held out for validation
-    #: (linear models: the number of inner folds is ``round(1 / fraction)``).
+    #: ``inner_val`` and LOSO's ``best_validation``: the fraction of a fold's training
+    #: subjects held out for validation (linear models: the number of inner folds is
+    #: ``round(1 / fraction)``); k-fold's ``best_validation``: of its training clips.
     select_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     #: ``inner_val`` for deep models: epochs between validation checks.
     select_every: int = Field(10, ge=1)
-    #: ``fervid fit``: the model kept: the epoch of best validation accuracy
-    #: (``best_validation``; needs a validation split) or the last one. The test split never
-    #: chooses.
+    #: The model kept: the epoch of best validation accuracy (``best_validation``) or the
+    #: last one. The validation split is the release's or one carved from the training data
+    #: (``fit``: ``data.validation_fraction``; LOSO: ``select_fraction`` of each fold's
+    #: training subjects, sequential engine; k-fold: ``select_fraction`` of each fold's
+    #: training clips). The test samples never choose.
     selection: Literal["best_validation", "last"] = "last"
 
 
@@ -310,14 +313,13 @@ def _protocol_defaults(cls, data):
     return data
 
 
-#: The options each protocol's code does not read yet (the trainer behind them is being
-#: unified): a value other than the protocol's default is refused, never silently ignored.
-#: Take an option out of its protocol's list once that protocol honours it.
+#: The options a protocol does not read (they mean nothing there, or are not built yet:
+#: docs/design.md, "Options × protocols"): a value other than the protocol's default is
+#: refused, never silently ignored. Take an option out once its protocol honours it.
 NOT_READ: dict[str, dict[str, tuple[str, ...]]] = {
-    "loso": {"train": ("schedule", "selection"), "run": ("num_workers", "prefetch_factor")},
-    "kfold": {"train": ("schedule", "selection", "select", "select_fraction", "select_every"),
-              "run": ("engine", "chunk", "checkpoint_every_s", "workers", "threads",
-                      "trace_every")},
+    "loso": {"train": (), "run": ("num_workers", "prefetch_factor")},
+    "kfold": {"train": ("select", "select_every"),
+              "run": ("engine", "chunk", "checkpoint_every_s", "workers")},
     "holdout": {"train": ("select", "select_fraction", "select_every"),
                 "run": ("engine", "chunk", "checkpoint_every_s", "workers", "trace_every",
                         "num_workers", "prefetch_factor")},
@@ -355,28 +357,21 @@ def protocol_defaults(cls: type[BaseModel]) -> dict:
     return cls.model_construct(**sections).model_dump()
 
 
-class LosoConfig(_Strict):
-    """One LOSO experiment, or (with ``members``) an ensemble of several trained in each fold.
-    """
+class _ProtocolConfig(_Strict):
+    """What every protocol's config holds: a name, a seed and the model, train and run
+    sections, with the protocol's defaults laid under them (:func:`_protocol_defaults`) and its
+    unread options refused (:func:`_check_protocol`). Each protocol adds its data section."""
 
-    PROTOCOL: ClassVar[str] = "loso"
+    PROTOCOL: ClassVar[str]
     #: See :func:`_protocol_defaults`.
-    SECTION_DEFAULTS: ClassVar[dict] = {"run": {"engine": "fold_batched"}}
+    SECTION_DEFAULTS: ClassVar[dict] = {}
     ABSENT_DEFAULTS: ClassVar[dict] = {}
 
-    name: str = "loso"
+    name: str
     seed: int = 0
-    #: What a fold holds out: one ``subject`` (LOSO) or one ``dataset`` (MEGC2019's
-    #: hold-out-database protocol: train on two parts of the composite set, test the third).
-    group: Literal["subject", "dataset"] = "subject"
     model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
-    #: Ensemble members: each a partial config (``name`` plus the sections it changes) laid
-    #: over this one; every member runs the same folds into ``RUN/members/<name>``, and the
-    #: run's predictions average their class probabilities (no label is used).
-    members: list[dict] = Field(default_factory=list)
 
     _defaults = model_validator(mode="before")(classmethod(_protocol_defaults))
     _protocol = model_validator(mode="after")(_check_protocol)
@@ -387,35 +382,40 @@ class LosoConfig(_Strict):
         return fingerprint(self, precision=precision, fold_groups=fold_groups)
 
 
-class KfoldConfig(_Strict):
+class LosoConfig(_ProtocolConfig):
+    """One LOSO experiment, or (with ``members``) an ensemble of several trained in each fold.
+    """
+
+    PROTOCOL: ClassVar[str] = "loso"
+    SECTION_DEFAULTS: ClassVar[dict] = {"run": {"engine": "fold_batched"}}
+
+    name: str = "loso"
+    #: What a fold holds out: one ``subject`` (LOSO) or one ``dataset`` (MEGC2019's
+    #: hold-out-database protocol: train on two parts of the composite set, test the third).
+    group: Literal["subject", "dataset"] = "subject"
+    data: DataConfig = Field(default_factory=DataConfig)
+    #: Ensemble members: each a partial config (``name`` plus the sections it changes) laid
+    #: over this one; every member runs the same folds into ``RUN/members/<name>``, and the
+    #: run's predictions average their class probabilities (no label is used).
+    members: list[dict] = Field(default_factory=list)
+
+
+class KfoldConfig(_ProtocolConfig):
     """One DFEW 5-fold experiment."""
 
     PROTOCOL: ClassVar[str] = "kfold"
-    #: See :func:`_protocol_defaults`.
     SECTION_DEFAULTS: ClassVar[dict] = {"model": {"name": "r3d_18"},
                                         "run": {"engine": "sequential", "num_workers": 2}}
     ABSENT_DEFAULTS: ClassVar[dict] = {"train": {"lr": 1e-4, "batch_size": 24, "epochs": 30}}
 
     name: str = "kfold"
-    seed: int = 0
-    model: ModelConfig = Field(default_factory=ModelConfig)
     data: VideoDataConfig = Field(default_factory=VideoDataConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
-
-    _defaults = model_validator(mode="before")(classmethod(_protocol_defaults))
-    _protocol = model_validator(mode="after")(_check_protocol)
-
-    def fingerprint(self, *, precision: str | None = None) -> str:
-        """See :func:`fingerprint`."""
-        return fingerprint(self, precision=precision)
 
 
-class FitConfig(_Strict):
+class FitConfig(_ProtocolConfig):
     """One model trained on a whole release, with a hold-out protocol (``fervid fit``)."""
 
     PROTOCOL: ClassVar[str] = "holdout"
-    #: See :func:`_protocol_defaults`.
     SECTION_DEFAULTS: ClassVar[dict] = {
         "model": {"name": "frame_resnet"},
         "train": {"schedule": "onecycle", "selection": "best_validation"},
@@ -426,18 +426,7 @@ class FitConfig(_Strict):
                   "weight_decay": 5e-4}}
 
     name: str = "fit"
-    seed: int = 0
-    model: ModelConfig = Field(default_factory=ModelConfig)
     data: FitDataConfig = Field(default_factory=FitDataConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
-
-    _defaults = model_validator(mode="before")(classmethod(_protocol_defaults))
-    _protocol = model_validator(mode="after")(_check_protocol)
-
-    def fingerprint(self, *, precision: str | None = None) -> str:
-        """See :func:`fingerprint`."""
-        return fingerprint(self, precision=precision)
 
 
 #: ``run`` fields that change only where and how fast a run goes, never its numbers: left out

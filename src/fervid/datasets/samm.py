@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets import sheets
 from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
-from fervid.datasets.sheets import (
-    check_known,
-    check_protocol,
-    padded_number,
-    read_sheet,
-    tidy_clip_rows,
-)
 from fervid.samples import PROTOCOL_CLASSES, Sample, SampleTable
 
 DATASET = "samm"
@@ -68,9 +62,9 @@ def read_samm_sheet(sheet: Path) -> pd.DataFrame:
         Naming the sheet and listing missing columns or bad values.
     """
     sheet = Path(sheet)
-    table = read_sheet(sheet, list(SHEET_COLUMNS.values()))
-    rows = tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(3), "SAMM")
-    check_known(sheet, rows, "emotion", SAMM_EMOTIONS, SHEET_COLUMNS["emotion"])
+    table = sheets.read_sheet(sheet, list(SHEET_COLUMNS.values()))
+    rows = sheets.tidy_clip_rows(sheet, table, SHEET_COLUMNS, sheets.padded_number(3), "SAMM")
+    sheets.check_known(sheet, rows, "emotion", SAMM_EMOTIONS, SHEET_COLUMNS["emotion"])
     return rows
 
 
@@ -80,7 +74,7 @@ def samm_labels(rows: pd.DataFrame, protocol: str) -> list[int | None]:
     As for CASME II, ``3class`` also leaves out clips without a usable apex (not annotated, or
     equal to the onset); the v2 sheet has none, so all 133 negative/positive/surprise clips stay.
     """
-    check_protocol(protocol, SAMM_PROTOCOLS, "samm")
+    sheets.check_protocol(protocol, SAMM_PROTOCOLS, "samm")
     classes = SAMM_PROTOCOLS[protocol]
     if protocol == "3class":
         usable = rows["apex_annotated"] & (rows["apex"] != rows["onset"])

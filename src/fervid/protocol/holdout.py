@@ -43,7 +43,7 @@ from fervid.representation.face_images import (
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore, split_prediction_frame
-from fervid.training.hooks import BestValidation
+from fervid.training.hooks import BestValidation, WeightAveraging
 from fervid.training.loop import evaluate
 from fervid.training.setup import (
     make_fabric,
@@ -84,6 +84,13 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     if absent:
         log.warning("%s: no training samples of %s", data_root, ", ".join(absent))
     selection = t.selection
+    if t.average_last and selection == "best_validation":
+        raise ConfigError("train.average_last averages the weights of the last epochs, "
+                          "train.selection=best_validation keeps one epoch: set "
+                          "train.selection=last with it")
+    if t.average_last > t.epochs:
+        raise ConfigError(f"train.average_last={t.average_last} is more than "
+                          f"train.epochs={t.epochs}")
     if selection == "best_validation" and not len(splits.validation):
         log.warning("no validation split: train.selection=best_validation falls back to the "
                     "last epoch")
@@ -130,11 +137,16 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     validation = BestValidation(
         lambda m: _score_split(m, faces, splits.validation, d.size, t.batch_size, classes,
                                fabric), keep_best=selection == "best_validation")
+    hooks = [validation]
+    if t.average_last:
+        hooks.append(WeightAveraging(model, t.average_last, t.epochs, lambda: (
+            fabric.to_device(x) for x in eval_face_batches(faces, splits.train, t.batch_size,
+                                                           d.size)), fabric.device))
     epoch_log = EpochLog(store.log_path("fit"), ("epoch", "loss", "train_acc", "val_acc",
                                                  "val_uar", "lr", "seconds"))
     with progress_bar(progress) as bar:
         trainer = Trainer(fabric, seed=cfg.seed, epochs=t.epochs, log=epoch_log,
-                          state_path=store.checkpoint_path("fit"), hooks=[validation],
+                          state_path=store.checkpoint_path("fit"), hooks=hooks,
                           generators={"order": order}, progress=bar,
                           batches_total=len(splits.train), time_field="seconds", log_lr=True)
         trained = trainer.fit(model, criterion, optimizer, batches, scheduler)

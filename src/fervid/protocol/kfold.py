@@ -30,17 +30,20 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from fervid.config import ConfigError, KfoldConfig
 from fervid.losses import build_training_loss
+from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.fold_runner import FoldOutcome, run_folds
-from fervid.protocol.splits import Fold, release_folds
+from fervid.protocol.splits import Fold, carve_samples, release_folds
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import RunStore
+from fervid.training.hooks import BestValidation, EveryEpochs, WeightAveraging
 from fervid.training.loop import evaluate
 from fervid.training.setup import (
     make_fabric,
     make_optimizer,
+    make_scheduler,
     with_resolved_precision,
 )
 from fervid.training.sync_batchnorm import convert_sync_batchnorm
@@ -86,6 +89,8 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
                           f"equal share of every batch")
     if fabric.world_size > 1:
         fabric.launch()
+    if r.threads:
+        torch.set_num_threads(r.threads)
     store = RunStore(out)
     if fabric.global_rank == 0:
         store.open(cfg, {"protocol": "dfew_5fold",
@@ -145,6 +150,20 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
         raise ConfigError(f"fold {number} has {len(train_clips)} training and "
                           f"{len(test_clips)} test clips; both must be non-empty")
     num_classes, in_chans = len(cfg.data.classes), 1 if cfg.data.grayscale else 3
+    validation = None
+    if cfg.train.selection == "best_validation" and cfg.run.trace_every:
+        raise ConfigError("run.trace_every records each fold's last-epoch test scores, and "
+                          "train.selection=best_validation keeps another epoch: use one")
+    if cfg.train.selection == "best_validation":
+        # A validation share of the training clips (DFEW names no subjects), never the test.
+        fold = carve_samples(fold, [c.label for c in clips], cfg.train.select_fraction)
+        train_clips = [clips[i] for i in fold.train.tolist()]
+        val_clips = [clips[i] for i in fold.validation.tolist()]
+        val_set = DfewClipDataset(val_clips, cfg.data, train=False, seed=seed)
+        validation = BestValidation(
+            lambda m: split_summary([c.label for c in val_clips],
+                                    _test_probs(cfg, fabric, m.module, val_set).argmax(1).numpy(),
+                                    cfg.data.classes), keep_best=True)
     train_set = DfewClipDataset(train_clips, cfg.data, train=True, seed=seed)
     test_set = DfewClipDataset(test_clips, cfg.data, train=False, seed=seed)
     labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
@@ -167,28 +186,59 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
             use_distributed_sampler=False)
 
     log = EpochLog(store.log_path(f"fold_{number:03d}"),
-                   ("epoch", "loss", "train_acc", "wall_s"))
-    trainer = Trainer(fabric, seed=seed, epochs=cfg.train.epochs, log=log,
-                      state_path=store.checkpoint_path(f"fold_{number:03d}"),
+                   ("epoch", "loss", "train_acc", *(("val_acc", "val_uar") if validation else ()),
+                    "wall_s"))
+    epochs, hooks = cfg.train.epochs, [] if validation is None else [validation]
+    if cfg.train.average_last:
+        # BatchNorm statistics of the averaged weights: the training clips, in order.
+        hooks.append(WeightAveraging(model.module, cfg.train.average_last, epochs, lambda: (
+            x.to(fabric.device) for x, _ in _loader(train_set, cfg, shuffle=False, seed=0)),
+            fabric.device))
+    trace: list[tuple[int, torch.Tensor]] = []
+    if cfg.run.trace_every:
+        hooks.append(EveryEpochs("trace", cfg.run.trace_every, epochs, lambda e, m: trace.append(
+            (e, _test_probs(cfg, fabric, m.module, test_set)))))
+    steps = len(_loader(train_set, cfg, shuffle=True, seed=0, rank=fabric.global_rank,
+                        world_size=fabric.world_size))
+    trainer = Trainer(fabric, seed=seed, epochs=epochs, log=log,
+                      state_path=store.checkpoint_path(f"fold_{number:03d}"), hooks=hooks,
                       shared_batches=True, progress=bar, label=f"fold {number}",
                       time_field="wall_s")
-    trainer.fit(model, criterion, optimizer, batches)
+    trained = trainer.fit(model, criterion, optimizer, batches,
+                          make_scheduler(cfg.train, optimizer, steps * epochs))
     outcome = None
     if fabric.global_rank == 0:
-        outcome = _evaluate(cfg, fabric, model.module, test_set, test_clips, number)
+        net = model.module if trained.model is model else trained.model
+        probs = _test_probs(cfg, fabric, net, test_set)
+        traced = None
+        if cfg.run.trace_every:
+            traced = pd.concat([_fold_frame(cfg, test_clips, number, p).assign(epoch=e)
+                                for e, p in [*trace, (epochs, probs)]], ignore_index=True)
+            traced.insert(0, "epoch", traced.pop("epoch"))
+        selection = None if validation is None else {
+            "choice": {"epoch": trained.epoch}, "validation_clips": len(fold.validation),
+            "validation_split": fold.validation_source,
+            "score": "accuracy over the validation clips (carved from the training clips)",
+            "scores": validation.record()}
+        outcome = FoldOutcome(_fold_frame(cfg, test_clips, number, probs),
+                              checkpoint_payload(net.state_dict(), cfg, list(cfg.data.classes)),
+                              selection, traced)
     fabric.barrier()
     return outcome
 
 
-def _evaluate(cfg: KfoldConfig, fabric, net, test_set, test_clips: list, number: int
-              ) -> FoldOutcome:
-    """The last epoch's model on the whole test list (rank 0, the unwrapped module)."""
+def _test_probs(cfg: KfoldConfig, fabric, net, test_set) -> torch.Tensor:
+    """Class probabilities ``(n_test, C)`` of ``net`` (unwrapped) on the whole test list."""
     batches = (x.to(fabric.device) for x, _ in _loader(test_set, cfg, shuffle=False, seed=0))
-    p = evaluate(net, batches, fabric.autocast).probs
-    classes = cfg.data.classes
+    return evaluate(net, batches, fabric.autocast).probs
+
+
+def _fold_frame(cfg: KfoldConfig, test_clips: list, number: int, p: torch.Tensor
+                ) -> pd.DataFrame:
+    """A k-fold fold file: ``clip, label, pred, fold, p_<class>...``."""
     frame = pd.DataFrame({"clip": [c.clip_id for c in test_clips],
                           "label": [c.label for c in test_clips],
                           "pred": p.argmax(1).tolist(), "fold": number})
-    for k, c in enumerate(classes):
+    for k, c in enumerate(cfg.data.classes):
         frame[f"p_{c}"] = p[:, k].numpy().round(6)
-    return FoldOutcome(frame, checkpoint_payload(net.state_dict(), cfg, list(classes)))
+    return frame

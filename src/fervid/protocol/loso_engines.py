@@ -23,6 +23,7 @@ from torch import nn
 
 from fervid.config import ConfigError, LosoConfig
 from fervid.losses import ClassificationWithFeatureLoss, build_training_loss
+from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike
 from fervid.protocol.fold_runner import FoldOutcome, run_folds
@@ -34,16 +35,15 @@ from fervid.representation.optical_flow import mirror_flow
 from fervid.runs.checkpoint import (
     checkpoint_payload,
     input_spec_from_config,
-    load_training_state,
 )
 from fervid.runs.epoch_log import EpochLog
 from fervid.runs.store import FoldPredictions, RunStore, loso_fold_frame
 from fervid.samples import subject_key
 from fervid.training.fold_batched import fold_group_tag, train_fold_batched
-from fervid.training.hooks import EveryEpochs, WeightAveraging
+from fervid.training.hooks import BestValidation, EveryEpochs, WeightAveraging
 from fervid.training.loop import evaluate, tensor_batches, tensor_eval_batches
-from fervid.training.setup import fold_seed, make_optimizer
-from fervid.training.trainer import Trainer, seeded
+from fervid.training.setup import fold_seed, make_optimizer, make_scheduler
+from fervid.training.trainer import Trainer, load_training_state, seeded
 
 
 def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int) -> nn.Module:
@@ -83,6 +83,10 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
     views = None if data.train_views is None else data.train_views.to(fabric.device)
     bs = cfg.train.batch_size
 
+    def _validation_summary(model, index: torch.Tensor) -> dict:
+        probs = evaluate(model, tensor_eval_batches(x, index, bs)).probs
+        return split_summary(data.y[index].numpy(), probs.argmax(-1).numpy(), data.classes)
+
     def train(fold: Fold) -> FoldOutcome:
         f = fold.number
         fit = partial(_fit_fold, cfg, f, x, y, views, fabric, progress, num_classes)
@@ -97,9 +101,9 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
                 scores[epoch] = selection_score(data.y[val_idx].tolist(),
                                                 probs.argmax(-1).tolist(), data.classes)
 
-            inner = fit(inner_fold.train, cfg.train.epochs,
-                        store.log_path(f"fold_{f:03d}_inner"), every=cfg.train.select_every,
-                        probe=check, label=f"fold {f} inner")
+            inner, _ = fit(inner_fold.train, cfg.train.epochs,
+                           store.log_path(f"fold_{f:03d}_inner"), every=cfg.train.select_every,
+                           probe=check, label=f"fold {f} inner")
             check(cfg.train.epochs, inner)  # the last epoch is a candidate too
             epochs = best_choice(scores, sorted(scores))
             selection = {"choice": {"epochs": epochs},
@@ -111,9 +115,20 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
         def keep(epoch: int, model) -> None:
             trace.append((epoch, evaluate(model, tensor_eval_batches(x, fold.test, bs)).probs))
 
-        model = fit(fold.train, epochs, store.log_path(f"fold_{f:03d}"),
-                    every=cfg.run.trace_every, probe=keep if cfg.run.trace_every else None,
-                    label=f"fold {f} ({fold.name})")
+        validation = None
+        if cfg.train.selection == "best_validation":
+            fold = carve_validation(fold, data.table, cfg.train.select_fraction)
+            validation = BestValidation(lambda m: _validation_summary(m, fold.validation),
+                                        keep_best=True)
+        model, chosen = fit(fold.train, epochs, store.log_path(f"fold_{f:03d}"),
+                            every=cfg.run.trace_every,
+                            probe=keep if cfg.run.trace_every else None,
+                            label=f"fold {f} ({fold.name})", validation=validation)
+        if validation is not None:
+            selection = {"choice": {"epoch": chosen},
+                         "validation_subjects": held_subjects(fold, data.table),
+                         "score": "accuracy over the validation subjects",
+                         "scores": validation.record()}
         result = evaluate(model, tensor_eval_batches(x, fold.test, bs))
         predictions = FoldPredictions(f, fold.test, result.probs.argmax(-1), result.probs,
                                       result.extras.get("segment_weights"))
@@ -130,11 +145,13 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
 def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
               views: torch.Tensor | None, fabric, progress: ProgressLike, num_classes: int,
               train_idx: torch.Tensor, epochs: int, log_path, *, every: int = 0,
-              probe: Callable[[int, nn.Module], None] | None = None, label: str = "") -> nn.Module:
+              probe: Callable[[int, nn.Module], None] | None = None, label: str = "",
+              validation: BestValidation | None = None) -> tuple[nn.Module, int]:
     """Fold ``fold``'s model trained from its (seed, fold) initialisation on ``train_idx`` for
     ``epochs`` epochs through the one trainer; ``probe(epoch, model)`` after every ``every``-th
-    epoch but the last. Returns the model of the last epoch, or the weight average of
-    ``train.average_last``."""
+    epoch but the last; with ``validation``, each epoch is scored on the fold's validation
+    subjects and the best epoch kept. Returns the model (of the last epoch, the weight average
+    of ``train.average_last`` or the best validation epoch) and the epoch it stands for."""
     bs = cfg.train.batch_size
     seed = fold_seed(cfg.seed, fold)
     train_idx = train_idx.to(fabric.device)
@@ -164,10 +181,17 @@ def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
                                      fabric.device))
     if probe is not None:
         hooks.append(EveryEpochs("probe", every, epochs, probe))
-    trainer = Trainer(fabric, seed=seed, epochs=epochs, log=EpochLog(log_path), hooks=hooks,
-                      generators={"order": order, "flips": flips}, progress=progress,
-                      label=label)
-    return trainer.fit(model, criterion, optimizer, batches).model
+    fields = ("epoch", "loss", "train_acc")
+    if validation is not None:
+        hooks.append(validation)
+        fields += ("val_acc", "val_uar")
+    trainer = Trainer(fabric, seed=seed, epochs=epochs, log=EpochLog(log_path, fields),
+                      hooks=hooks, generators={"order": order, "flips": flips},
+                      progress=progress, label=label)
+    steps = -(-len(train_idx) // bs)
+    trained = trainer.fit(model, criterion, optimizer, batches,
+                          make_scheduler(cfg.train, optimizer, steps * epochs))
+    return trained.model, trained.epoch
 
 
 def _flipped(batches, cfg: LosoConfig, generator: torch.Generator):

@@ -85,33 +85,50 @@ def holdout_fold(splits: Sequence[str], labels: np.ndarray, fraction: float, see
     ``test`` (``""`` reads as ``train``): a validation split carved from the training samples
     when the release has none and ``fraction > 0``, by whole subjects when ``subjects`` names
     them (no person in both parts), else stratified per class; seeded by ``seed``."""
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-
     names = np.array([s or "train" for s in splits])
     index = {k: np.flatnonzero(names == k) for k in ("train", "validation", "test")}
     source = "release" if len(index["validation"]) else "none"
-    train = index["train"]
-    if not len(index["validation"]) and fraction > 0 and len(train) > 1:
-        groups = None if subjects is None else np.array(subjects)[train]
-        if groups is not None and len(set(groups)) >= 2 and all(groups):
-            n_splits = min(max(2, round(1 / fraction)), len(set(groups)))
-            folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
-            fit_part, val_part = next(folds.split(train, labels[train], groups))
-            train, val = train[fit_part], train[val_part]
-            source = "carved by subject"
-        else:
-            n_val = int(np.ceil(fraction * len(train)))
-            k = len(np.unique(labels[train]))
-            counts = np.bincount(labels[train])
-            stratified = (counts[counts > 0].min() >= 2 and n_val >= k
-                          and len(train) - n_val >= k)
-            train, val = train_test_split(train, test_size=n_val, random_state=seed,
-                                          stratify=labels[train] if stratified else None)
-            source = "carved"
-        index["train"], index["validation"] = np.sort(train), np.sort(val)
+    if not len(index["validation"]) and fraction > 0 and len(index["train"]) > 1:
+        groups = None if subjects is None else np.array(subjects)
+        index["train"], index["validation"], source = _carve(index["train"], labels, fraction,
+                                                             seed, groups)
     tensors = {k: torch.from_numpy(v.astype(np.int64)) for k, v in index.items()}
     return Fold(0, "test", tensors["train"], tensors["test"], seed, tensors["validation"],
                 source)
+
+
+def _carve(train: np.ndarray, labels: np.ndarray, fraction: float, seed: int,
+           groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``train`` split into (kept, validation, how): whole groups when every sample has one
+    and there are at least two (stratified by label as far as the groups allow), else per
+    class (plain when too small to stratify); seeded by ``seed``, both parts sorted."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    groups = None if groups is None else groups[train]
+    if groups is not None and len(set(groups)) >= 2 and all(groups):
+        n_splits = min(max(2, round(1 / fraction)), len(set(groups)))
+        folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+        fit_part, val_part = next(folds.split(train, labels[train], groups))
+        kept, val, source = train[fit_part], train[val_part], "carved by subject"
+    else:
+        n_val = int(np.ceil(fraction * len(train)))
+        k = len(np.unique(labels[train]))
+        counts = np.bincount(labels[train])
+        stratified = (counts[counts > 0].min() >= 2 and n_val >= k and len(train) - n_val >= k)
+        kept, val = train_test_split(train, test_size=n_val, random_state=seed,
+                                     stratify=labels[train] if stratified else None)
+        source = "carved"
+    return np.sort(kept), np.sort(val), source
+
+
+def carve_samples(fold: Fold, labels: np.ndarray, fraction: float) -> Fold:
+    """``fold`` with a validation share of its training samples (stratified by ``labels``,
+    one per sample of the protocol, seeded by the fold's seed) moved into ``validation``: for
+    releases that name no subjects (DFEW). The test samples are never touched."""
+    kept, val, source = _carve(fold.train.numpy(), np.asarray(labels), fraction, fold.seed,
+                               None)
+    return replace(fold, train=torch.from_numpy(kept.astype(np.int64)),
+                   validation=torch.from_numpy(val.astype(np.int64)), validation_source=source)
 
 
 def cross_dataset_fold(table: SampleTable, train: Sequence[str], test: Sequence[str],

@@ -201,32 +201,6 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     return Checkpoint(path, state, parsed.model_dump(), schema, tuple(classes), spec)
 
 
-def load_training_state(path: Path | str, *, weights_only: bool = True) -> dict:
-    """The resumable training state a run saved at ``path`` (``RUN/checkpoints/NAME.pt``).
-
-    Raises
-    ------
-    CheckpointError
-        Naming the file when it is empty, damaged or holds no dict: it was written whole, so it
-        was damaged after the run; deleting it restarts that training from its first epoch.
-    """
-    path = Path(path)
-    redo = "delete it to restart that training from its first epoch"
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the resumable training state is empty (0 bytes); {redo}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except OSError as err:
-        raise path_error(path, err, "training state") from err
-    except Exception as err:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: the resumable training state is damaged "
-                              f"({library_reason(err)}); {redo}") from err
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a training state; "
-                              f"{redo}")
-    return state
-
-
 def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
     """The checkpoint's model with its weights loaded, in eval mode (on the CPU).
 

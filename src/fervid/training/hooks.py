@@ -76,9 +76,12 @@ class BestValidation(Hook):
     def __init__(self, score: Callable[[nn.Module], dict | None], keep_best: bool):
         self.score, self.keep_best = score, keep_best
         self.best_acc, self.best_epoch, self.best_state = -1.0, 0, None
+        self.scores: dict[int, float] = {}  # validation accuracy of each epoch
 
     def after_epoch(self, epoch: int, model: nn.Module) -> dict:
         val = self.score(model)
+        if val is not None:
+            self.scores[epoch] = val["acc"]
         if self.keep_best and val is not None and val["acc"] > self.best_acc:
             self.best_acc, self.best_epoch = val["acc"], epoch
             self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -93,9 +96,13 @@ class BestValidation(Hook):
 
     def state_dict(self) -> dict:
         return {"best_acc": self.best_acc, "best_epoch": self.best_epoch,
-                "best_state": self.best_state}
+                "best_state": self.best_state, "scores": dict(self.scores)}
 
     def load_state_dict(self, state: dict) -> None:
         if state:
             self.best_acc, self.best_epoch = state["best_acc"], state["best_epoch"]
-            self.best_state = state["best_state"]
+            self.best_state, self.scores = state["best_state"], dict(state["scores"])
+
+    def record(self) -> dict:
+        """The ``scores`` field of a ``selection.json``: each epoch's validation accuracy."""
+        return {str(e): round(v, 6) for e, v in sorted(self.scores.items())}
