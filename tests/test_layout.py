@@ -169,3 +169,11 @@ def test_one_module_holds_the_epoch_loop():
 
 def test_fabric_is_constructed_in_one_module():
     assert _sources_with(r"\bFabric\(") == {"training/setup.py"}
+
+
+def test_dataset_names_are_written_in_one_place():
+    """A dataset's name is written only in the reader file that registers it (the scan and its
+    one listed exception live in tests/test_dataset_registry.py)."""
+    from test_dataset_registry import test_dataset_names_are_written_only_where_they_register
+
+    test_dataset_names_are_written_only_where_they_register()
