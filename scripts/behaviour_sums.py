@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,12 +103,30 @@ def main() -> None:
         cfg.write_text("data: {dataset: image_folder, resize: 24, size: 20}\n"
                        "model: {name: frame_resnet, stem: small}\n"
                        "train: {epochs: 3, batch_size: 8, lr: 0.01, optimizer: sgd}\n")
-        fervid("fit", "--config", str(cfg), "--data-root", str(folder), "--out",
-               str(out / "fit"))
-        runs["fit"] = out / "fit" / "predictions.csv"
+        for seed in (0, 1, 2):
+            name = "fit" if seed == 0 else f"fit_s{seed}"
+            fervid("fit", "--config", str(cfg), "--data-root", str(folder), "--out",
+                   str(out / name), "--seed", str(seed))
+            runs[name] = out / name / "predictions.csv"
     for name, path in runs.items():
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
-        print(f"{digest}  {name}")
+        print(f"{digest}  {name}  {figures(path.parent)}")
+
+
+def figures(run: Path) -> str:
+    """The headline metrics of a run directory, for runs whose sums differ."""
+    metrics = run / "metrics.json"
+    if not metrics.exists():
+        return ""
+    m = json.loads(metrics.read_text())
+    if "uf1" in m:
+        return f"UF1 {m['uf1']:.4f} UAR {m['uar']:.4f}"
+    if "pooled" in m:
+        return f"WAR {m['pooled']['war']:.4f} UAR {m['pooled']['uar']:.4f}"
+    if "test" in m:
+        return (f"val acc {m['validation']['acc']:.4f} test acc {m['test']['acc']:.4f} "
+                f"test UAR {m['test']['uar']:.4f} (epoch {m['selection']['epoch']})")
+    return ""
 
 
 if __name__ == "__main__":
