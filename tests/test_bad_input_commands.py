@@ -162,15 +162,20 @@ def test_output_in_a_read_only_folder(world, command, tmp_path):
     assert_one_line_error(result, must_name=locked / "run")
 
 
-@pytest.mark.parametrize("where", ["parent_is_a_file", "under_a_file", "is_a_folder"])
-def test_export_onnx_path_that_cannot_be_a_file(world, where, tmp_path):
+def _blocked_output(tmp_path, where: str, name: str):
+    """(blocker, output path): an output that is a folder, or lies under (or deeper under) a
+    file holding "keep me"."""
     blocker = tmp_path / "taken"
     if where == "is_a_folder":
         blocker.mkdir()
-        onnx = blocker
-    else:
-        blocker.write_text("keep me")
-        onnx = blocker / "m.onnx" if where == "parent_is_a_file" else blocker / "sub" / "m.onnx"
+        return blocker, blocker
+    blocker.write_text("keep me")
+    return blocker, blocker / name if where == "parent_is_a_file" else blocker / "sub" / name
+
+
+@pytest.mark.parametrize("where", ["parent_is_a_file", "under_a_file", "is_a_folder"])
+def test_export_onnx_path_that_cannot_be_a_file(world, where, tmp_path):
+    blocker, onnx = _blocked_output(tmp_path, where, "m.onnx")
     result = fervid("export", world.fit_run / "model.pt", "--onnx", onnx)
     line = assert_one_line_error(result, must_name=onnx)
     assert str(blocker) in line and "--onnx" in line
@@ -315,13 +320,7 @@ def test_dssi_frames_not_named_by_number(tmp_path):
 @pytest.mark.parametrize("where", ["parent_is_a_file", "is_a_folder"])
 def test_dssi_out_path_that_cannot_be_a_file(tmp_path, where):
     frames = _numbered_frames(tmp_path / "clip", range(1, 11))
-    blocker = tmp_path / "taken"
-    if where == "is_a_folder":
-        blocker.mkdir()
-        out = blocker
-    else:
-        blocker.write_text("keep me")
-        out = blocker / "dssi.png"
+    _, out = _blocked_output(tmp_path, where, "dssi.png")
     result = fervid("dssi", frames, "--out", out)
     line = assert_one_line_error(result, must_name=out)
     assert "--out" in line

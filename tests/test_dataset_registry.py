@@ -19,13 +19,10 @@ from fervid.datasets.registry import PLUGIN_ENV, UnknownDatasetError, dataset_sp
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "fervid"
 
-#: String literals equal to a dataset name outside that dataset's reader file, as of the
-#: dataset table (issue 20, item 3), in files its author could not change at the time. Each
-#: entry is debt: the test fails once an entry is no longer needed, so the list only shrinks.
-KNOWN_ELSEWHERE: dict[str, set[str]] = {
-    # FitDataConfig's default dataset (a default has to name one).
-    "config.py": {"fer2013"},
-}
+#: String literals equal to a dataset name allowed outside that dataset's reader file: none
+#: (the last one, fit's default dataset, is now the table's ``default_for``). The test fails
+#: on an entry no longer needed, so this list can only shrink.
+KNOWN_ELSEWHERE: dict[str, set[str]] = {}
 
 
 def _builtin_specs():

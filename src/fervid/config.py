@@ -33,11 +33,24 @@ class _Strict(BaseModel):
 #: (:mod:`fervid.datasets.registry`). Config comes before the registries in the stage order, so
 #: it asks them through this table instead of importing them.
 _NAME_SOURCES: dict[str, Callable[[str], list[str]]] = {}
+#: The same for a protocol's default name (``default(protocol) -> name or None``).
+_DEFAULT_SOURCES: dict[str, Callable[[str], str | None]] = {}
 
 
-def register_name_source(kind: str, source: Callable[[str], list[str]]) -> None:
-    """Install the lookup of the registered ``kind`` names (see ``_NAME_SOURCES``)."""
+def register_name_source(kind: str, source: Callable[[str], list[str]],
+                         default: Callable[[str], str | None] | None = None) -> None:
+    """Install the lookup of the registered ``kind`` names (see ``_NAME_SOURCES``), and of a
+    protocol's default one."""
     _NAME_SOURCES[kind] = source
+    if default is not None:
+        _DEFAULT_SOURCES[kind] = default
+
+
+def default_name(kind: str, protocol: str) -> str | None:
+    """The registered default ``kind`` name of ``protocol``; None before the registry is
+    imported (the reader then resolves it, :func:`fervid.datasets.from_config`)."""
+    source = _DEFAULT_SOURCES.get(kind)
+    return None if source is None else source(protocol)
 
 
 def registered_name(kind: str, value: str | None, protocol: str) -> str | None:
@@ -171,8 +184,9 @@ class FitDataConfig(_Strict):
 
     #: A registered dataset that supports the hold-out protocol (still faces): FER2013
     #: (``fer2013.csv`` or the image-folder release), an image folder (``<class>/<image>``,
-    #: faces already cropped) or CK+ (each sequence's last frame).
-    dataset: str = "fer2013"
+    #: faces already cropped) or CK+ (each sequence's last frame). Default: the one the
+    #: dataset table names for hold-out (FER2013).
+    dataset: str | None = Field(None, validate_default=True)
     #: Side images are resized to first, pixels.
     resize: int = Field(48, ge=8)
     #: Side of the model input: training takes random ``size`` crops, evaluation the centre.
@@ -189,8 +203,9 @@ class FitDataConfig(_Strict):
 
     @field_validator("dataset")
     @classmethod
-    def _registered_dataset(cls, value: str) -> str:
-        return registered_name("dataset", value, "holdout")
+    def _registered_dataset(cls, value: str | None) -> str | None:
+        return registered_name("dataset", value or default_name("dataset", "holdout"),
+                               "holdout")
 
     @model_validator(mode="after")
     def _crop_fits(self):

@@ -128,4 +128,4 @@ def read_fer2013_csv(path: Path | str) -> FaceImageSet:
 register_dataset(DatasetSpec(
     name=DATASET, subject="", layouts=("csv", "images"), protocols=("holdout",),
     read_faces=read_fer2013, classes={"7class": FER2013_CLASSES},
-    face_points=FER2013_FIVE_POINTS))
+    face_points=FER2013_FIVE_POINTS, default_for=("holdout",)))

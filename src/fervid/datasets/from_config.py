@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fervid.config import ConfigError, FitConfig, LosoConfig
-from fervid.datasets.registry import ReadRequest, dataset_names, dataset_spec
+from fervid.datasets.registry import ReadRequest, dataset_names, dataset_spec, default_dataset
 from fervid.errors import OptionError
 from fervid.samples import SampleTable
 
@@ -56,7 +56,9 @@ def read_face_release(cfg: FitConfig, data_root: Path):
 
     d, root = cfg.data, Path(data_root)
     try:
-        spec = dataset_spec(d.dataset, lambda s: s.read_faces is not None,
+        # A config validated before the table was imported names no dataset yet.
+        spec = dataset_spec(d.dataset or default_dataset("holdout"),
+                            lambda s: s.read_faces is not None,
                             "for still faces (fervid fit)")
     except OptionError as e:
         raise ConfigError(f"data.dataset: {e}") from None

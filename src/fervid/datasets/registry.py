@@ -117,6 +117,8 @@ class DatasetSpec:
         (image-left first) of its mean face, in unit image coordinates. Video faces for a frame
         model trained on it are warped onto these (:mod:`fervid.predict.frames`); None: onto
         the 5-point template, as ``fervid prepare faces`` crops.
+    default_for : tuple of str
+        The protocols whose configs read it when they name no dataset (``fervid fit``: one).
     """
 
     name: str
@@ -133,6 +135,7 @@ class DatasetSpec:
     prepare: PrepareHook | None = None
     fps: float = 0.0
     face_points: Any = field(default=None, compare=False)  # an array: left out of ==
+    default_for: tuple[str, ...] = ()
 
     def __post_init__(self):
         # A spec is a value: its class map cannot be changed through it.
@@ -231,10 +234,15 @@ def dataset_spec(name: str, usable: Callable[[DatasetSpec], bool] | None = None,
     raise UnknownDatasetError(f"{what}; valid names: {', '.join(valid)}")
 
 
+def default_dataset(protocol: str) -> str | None:
+    """The dataset a ``protocol`` config reads when it names none (``default_for``)."""
+    return next((s.name for s in dataset_specs() if protocol in s.default_for), None)
+
+
 def _config_names(protocol: str) -> list[str]:
     return dataset_names(protocol)
 
 
 # Config validation comes before this stage and cannot import it: it asks the table through
 # the lookup installed here (see fervid.config.register_name_source).
-register_name_source("dataset", _config_names)
+register_name_source("dataset", _config_names, lambda p: default_dataset(p))
