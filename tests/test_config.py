@@ -168,7 +168,7 @@ def test_model_names_come_from_the_registry_by_protocol():
 
 
 @pytest.mark.parametrize("schema, item", [
-    (LosoConfig, "run.num_workers=3"), (KfoldConfig, "train.select=inner_val"),
+    (LosoConfig, "run.num_workers=3"), (KfoldConfig, "run.chunk=8"),
     (KfoldConfig, "run.engine=fold_batched"), (FitConfig, "run.trace_every=5"),
 ])
 def test_an_option_a_protocol_does_not_use_is_refused(schema, item):

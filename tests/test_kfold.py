@@ -267,3 +267,35 @@ def test_best_validation_under_kfold_chooses_on_carved_training_clips(release, t
         cfg = config(epochs=2, selection="best_validation")
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"trace_every": 1})})
         run_kfold(cfg, release, tmp_path / "clash", folds=[1], progress=False)
+
+
+def test_inner_val_under_kfold_retrains_for_the_chosen_epochs(release, tmp_path, monkeypatch):
+    cfg = config(epochs=3, select="inner_val", select_every=1)
+    run_kfold(cfg, release, tmp_path / "whole", folds=[1], progress=False)
+    sel = json.loads((tmp_path / "whole" / "selection" / "fold_001.json").read_text())
+    scores = {int(e): v for e, v in sel["scores"].items()}
+    assert sorted(scores) == [1, 2, 3] and sel["validation_clips"] >= 1
+    epochs = sel["choice"]["epochs"]
+    assert epochs == best_choice(scores, sorted(scores))
+    logs = tmp_path / "whole" / "train_logs"
+    assert len(pd.read_csv(logs / "fold_001_inner.csv")) == 3
+    assert pd.read_csv(logs / "fold_001.csv")["epoch"].max() == epochs
+    assert not list((tmp_path / "whole" / "checkpoints").glob("*.pt"))
+
+    # Killed in the retraining after the inner training: the resume keeps the inner scores.
+    calls = {"n": 0}
+    original = kfold_module.EpochLog.append
+
+    def die_after_the_inner_training(self, **row):
+        original(self, **row)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(kfold_module.EpochLog, "append", die_after_the_inner_training)
+    with pytest.raises(KeyboardInterrupt):
+        run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    monkeypatch.setattr(kfold_module.EpochLog, "append", original)
+    run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    for part in ("folds/fold_001.csv", "selection/fold_001.json"):
+        assert (tmp_path / "whole" / part).read_text() == (tmp_path / "killed" / part).read_text()

@@ -54,7 +54,7 @@ def _protocol_defaults(cls, data):
 #: refused, never silently ignored. Take an option out once its protocol honours it.
 NOT_READ: dict[str, dict[str, tuple[str, ...]]] = {
     "loso": {"train": (), "run": ("num_workers", "prefetch_factor")},
-    "kfold": {"train": ("select", "select_every"),
+    "kfold": {"train": (),
               "run": ("engine", "chunk", "checkpoint_every_s", "workers")},
     "holdout": {"train": ("select", "select_fraction", "select_every"),
                 "run": ("engine", "chunk", "checkpoint_every_s", "workers", "trace_every",

@@ -31,13 +31,14 @@ class FoldOutcome:
 
 def run_folds(folds: Sequence[Fold], store: RunStore,
               train: Callable[[Fold], FoldOutcome | None], progress: ProgressLike, *,
-              writes: bool = True, state_name: Callable[[Fold], str] | None = None) -> None:
+              writes: bool = True,
+              state_names: Callable[[Fold], Sequence[str]] | None = None) -> None:
     """Train ``train(fold)`` for each unfinished fold of ``folds`` and write what it returns.
 
     ``writes``: whether this process writes (rank 0 of a run whose ranks share each fold; a
-    ``train`` returning None writes nothing either). ``state_name(fold)``: the fold's resume
-    state in ``checkpoints/``, removed once the fold is written (and when a kill after the
-    fold file left it behind).
+    ``train`` returning None writes nothing either). ``state_names(fold)``: the fold's resume
+    states in ``checkpoints/``, removed once the fold is written (and when a kill after the
+    fold file left them behind).
     """
     task = progress.add_task("folds", total=len(folds), status="")
     for fold in folds:
@@ -46,7 +47,7 @@ def run_folds(folds: Sequence[Fold], store: RunStore,
             if writes and outcome is not None:
                 store.write_fold(fold.number, outcome.predictions, model=outcome.model,
                                  selection=outcome.selection, trace=outcome.trace)
-        if writes and state_name is not None:
-            store.checkpoint_path(state_name(fold)).unlink(missing_ok=True)
+        for name in state_names(fold) if writes and state_names is not None else ():
+            store.checkpoint_path(name).unlink(missing_ok=True)
         progress.update(task, advance=1, status=fold.name)
     progress.remove_task(task)

@@ -34,6 +34,7 @@ from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike, progress_bar
 from fervid.protocol.fold_runner import FoldOutcome, run_folds
+from fervid.protocol.selection import best_choice, selection_score
 from fervid.protocol.splits import Fold, carve_samples, release_folds
 from fervid.runs.checkpoint import checkpoint_payload
 from fervid.runs.epoch_log import EpochLog
@@ -47,7 +48,7 @@ from fervid.training.setup import (
     with_resolved_precision,
 )
 from fervid.training.sync_batchnorm import convert_sync_batchnorm
-from fervid.training.trainer import Trainer, seeded
+from fervid.training.trainer import Trained, Trainer, seeded
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
     with progress_bar(progress and fabric.global_rank == 0) as bar:
         run_folds(release_folds(members, cfg.seed), store,
                   partial(_train_fold, cfg, fabric, clips, store, bar), bar,
-                  writes=fabric.global_rank == 0, state_name=lambda f: f"fold_{f.number:03d}")
+                  writes=fabric.global_rank == 0,
+                  state_names=lambda f: (f"fold_{f.number:03d}", f"fold_{f.number:03d}_inner"))
     fabric.barrier()
     if fabric.global_rank != 0:
         return None
@@ -140,32 +142,105 @@ def _loader(dataset, cfg: KfoldConfig, *, shuffle: bool, seed: int, rank: int = 
 def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: ProgressLike,
                 fold: Fold) -> FoldOutcome | None:
     """Train fold ``fold`` of ``clips`` through the one trainer and score its test clips
-    (rank 0; other ranks return None)."""
+    (rank 0; other ranks return None).
+
+    ``train.select: inner_val`` first trains on the fold's training clips less a validation
+    share of them, scoring that share every ``train.select_every`` epochs, then trains again
+    on all of them for the best epoch count; ``train.selection: best_validation`` keeps the
+    epoch of best accuracy on such a share. The test clips choose nothing.
+    """
+    from fervid.representation.video_clips import DfewClipDataset
+
+    number, seed, t = fold.number, fold.seed, cfg.train
+    test_clips = [clips[i] for i in fold.test.tolist()]
+    if not len(fold.train) or not test_clips:
+        raise ConfigError(f"fold {number} has {len(fold.train)} training and "
+                          f"{len(test_clips)} test clips; both must be non-empty")
+    if t.selection == "best_validation" and (t.select == "inner_val" or cfg.run.trace_every):
+        other = "train.select=inner_val" if t.select == "inner_val" else "run.trace_every"
+        raise ConfigError(f"train.selection=best_validation and {other}: use one (a trace "
+                          "records the last epoch, the selection keeps another; inner_val "
+                          "already chooses the epochs)")
+    labels = [c.label for c in clips]
+
+    def predictor(index: torch.Tensor):
+        """``model → (labels, predictions)`` on the clips ``index`` (a validation share)."""
+        held = [clips[i] for i in index.tolist()]
+        held_set = DfewClipDataset(held, cfg.data, train=False, seed=seed)
+        return lambda m: ([c.label for c in held], _test_probs(
+            cfg, fabric, getattr(m, "module", m), held_set).argmax(1).tolist())
+
+    epochs, selection = t.epochs, None
+    if t.select == "inner_val":
+        inner = carve_samples(fold, labels, t.select_fraction)
+        predict = predictor(inner.validation)
+
+        def score(m) -> float:
+            return selection_score(*predict(m), cfg.data.classes)
+
+        check = EveryEpochs("inner_val", t.select_every, t.epochs, lambda e, m: score(m))
+        trained = _fit_clips(cfg, fabric, store, bar, inner, clips, t.epochs, "_inner",
+                             lambda model, train_set: [check])
+        scores = {**check.results, t.epochs: score(trained.model)}  # the last is a candidate
+        epochs = best_choice(scores, sorted(scores))
+        selection = {"choice": {"epochs": epochs}, "validation_clips": len(inner.validation),
+                     "score": "(UF1 + UAR) / 2 over the validation clips (carved from the "
+                              "training clips)",
+                     "scores": {str(e): round(v, 6) for e, v in sorted(scores.items())}}
+    validation = None
+    if t.selection == "best_validation":
+        fold = carve_samples(fold, labels, t.select_fraction)
+        predict_val = predictor(fold.validation)
+        validation = BestValidation(
+            lambda m: split_summary(*predict_val(m), cfg.data.classes), keep_best=True)
+    test_set = DfewClipDataset(test_clips, cfg.data, train=False, seed=seed)
+    trace = (EveryEpochs("trace", cfg.run.trace_every, epochs,
+                         lambda e, m: _test_probs(cfg, fabric, m.module, test_set))
+             if cfg.run.trace_every else None)
+
+    def hooks(model, train_set) -> list:
+        made = [h for h in (validation, trace) if h is not None]
+        if t.average_last:
+            # BatchNorm statistics of the averaged weights: the training clips, in order.
+            made.append(WeightAveraging(model.module, t.average_last, epochs, lambda: (
+                x.to(fabric.device) for x, _ in _loader(train_set, cfg, shuffle=False, seed=0)),
+                fabric.device))
+        return made
+
+    trained = _fit_clips(cfg, fabric, store, bar, fold, clips, epochs, "", hooks)
+    outcome = None
+    if fabric.global_rank == 0:
+        net = getattr(trained.model, "module", trained.model)
+        probs = _test_probs(cfg, fabric, net, test_set)
+        traced = None
+        if trace is not None:
+            traced = pd.concat([_fold_frame(cfg, test_clips, number, p).assign(epoch=e)
+                                for e, p in [*sorted(trace.results.items()), (epochs, probs)]],
+                               ignore_index=True)
+            traced.insert(0, "epoch", traced.pop("epoch"))
+        if validation is not None:
+            selection = {
+                "choice": {"epoch": trained.epoch}, "validation_clips": len(fold.validation),
+                "validation_split": fold.validation_source,
+                "score": "accuracy over the validation clips (carved from the training clips)",
+                "scores": validation.record()}
+        outcome = FoldOutcome(_fold_frame(cfg, test_clips, number, probs),
+                              checkpoint_payload(net.state_dict(), cfg, list(cfg.data.classes)),
+                              selection, traced)
+    fabric.barrier()
+    return outcome
+
+
+def _fit_clips(cfg: KfoldConfig, fabric, store: RunStore, bar: ProgressLike, fold: Fold,
+               clips: list, epochs: int, suffix: str, hooks) -> Trained:
+    """Fold ``fold``'s model trained on its training clips for ``epochs`` epochs, resumable
+    from ``checkpoints/fold_NNN<suffix>.pt``; ``hooks(model, train_set)`` gives the hooks."""
     from fervid.representation.video_clips import DfewClipDataset
 
     number, seed = fold.number, fold.seed
     train_clips = [clips[i] for i in fold.train.tolist()]
-    test_clips = [clips[i] for i in fold.test.tolist()]
-    if not train_clips or not test_clips:
-        raise ConfigError(f"fold {number} has {len(train_clips)} training and "
-                          f"{len(test_clips)} test clips; both must be non-empty")
     num_classes, in_chans = len(cfg.data.classes), 1 if cfg.data.grayscale else 3
-    validation = None
-    if cfg.train.selection == "best_validation" and cfg.run.trace_every:
-        raise ConfigError("run.trace_every records each fold's last-epoch test scores, and "
-                          "train.selection=best_validation keeps another epoch: use one")
-    if cfg.train.selection == "best_validation":
-        # A validation share of the training clips (DFEW names no subjects), never the test.
-        fold = carve_samples(fold, [c.label for c in clips], cfg.train.select_fraction)
-        train_clips = [clips[i] for i in fold.train.tolist()]
-        val_clips = [clips[i] for i in fold.validation.tolist()]
-        val_set = DfewClipDataset(val_clips, cfg.data, train=False, seed=seed)
-        validation = BestValidation(
-            lambda m: split_summary([c.label for c in val_clips],
-                                    _test_probs(cfg, fabric, m.module, val_set).argmax(1).numpy(),
-                                    cfg.data.classes), keep_best=True)
     train_set = DfewClipDataset(train_clips, cfg.data, train=True, seed=seed)
-    test_set = DfewClipDataset(test_clips, cfg.data, train=False, seed=seed)
     labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
     net = seeded(seed, lambda: model_from_config(cfg.model, in_chans=in_chans,
                                                  num_classes=num_classes))
@@ -185,46 +260,20 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
                     rank=fabric.global_rank, world_size=fabric.world_size),
             use_distributed_sampler=False)
 
-    log = EpochLog(store.log_path(f"fold_{number:03d}"),
-                   ("epoch", "loss", "train_acc", *(("val_acc", "val_uar") if validation else ()),
-                    "wall_s"))
-    epochs, hooks = cfg.train.epochs, [] if validation is None else [validation]
-    if cfg.train.average_last:
-        # BatchNorm statistics of the averaged weights: the training clips, in order.
-        hooks.append(WeightAveraging(model.module, cfg.train.average_last, epochs, lambda: (
-            x.to(fabric.device) for x, _ in _loader(train_set, cfg, shuffle=False, seed=0)),
-            fabric.device))
-    trace: list[tuple[int, torch.Tensor]] = []
-    if cfg.run.trace_every:
-        hooks.append(EveryEpochs("trace", cfg.run.trace_every, epochs, lambda e, m: trace.append(
-            (e, _test_probs(cfg, fabric, m.module, test_set)))))
+    made = hooks(model, train_set)
+    validates = any(isinstance(h, BestValidation) for h in made)
+    name = f"fold_{number:03d}{suffix}"
+    log = EpochLog(store.log_path(name), ("epoch", "loss", "train_acc",
+                                          *(("val_acc", "val_uar") if validates else ()),
+                                          "wall_s"))
     steps = len(_loader(train_set, cfg, shuffle=True, seed=0, rank=fabric.global_rank,
                         world_size=fabric.world_size))
     trainer = Trainer(fabric, seed=seed, epochs=epochs, log=log,
-                      state_path=store.checkpoint_path(f"fold_{number:03d}"), hooks=hooks,
-                      shared_batches=True, progress=bar, label=f"fold {number}",
+                      state_path=store.checkpoint_path(name), hooks=made,
+                      shared_batches=True, progress=bar, label=f"fold {number}{suffix}",
                       time_field="wall_s")
-    trained = trainer.fit(model, criterion, optimizer, batches,
-                          make_scheduler(cfg.train, optimizer, steps * epochs))
-    outcome = None
-    if fabric.global_rank == 0:
-        net = model.module if trained.model is model else trained.model
-        probs = _test_probs(cfg, fabric, net, test_set)
-        traced = None
-        if cfg.run.trace_every:
-            traced = pd.concat([_fold_frame(cfg, test_clips, number, p).assign(epoch=e)
-                                for e, p in [*trace, (epochs, probs)]], ignore_index=True)
-            traced.insert(0, "epoch", traced.pop("epoch"))
-        selection = None if validation is None else {
-            "choice": {"epoch": trained.epoch}, "validation_clips": len(fold.validation),
-            "validation_split": fold.validation_source,
-            "score": "accuracy over the validation clips (carved from the training clips)",
-            "scores": validation.record()}
-        outcome = FoldOutcome(_fold_frame(cfg, test_clips, number, probs),
-                              checkpoint_payload(net.state_dict(), cfg, list(cfg.data.classes)),
-                              selection, traced)
-    fabric.barrier()
-    return outcome
+    return trainer.fit(model, criterion, optimizer, batches,
+                       make_scheduler(cfg.train, optimizer, steps * epochs))
 
 
 def _test_probs(cfg: KfoldConfig, fabric, net, test_set) -> torch.Tensor:

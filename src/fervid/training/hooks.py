@@ -19,17 +19,25 @@ from fervid.training.trainer import Hook
 
 class EveryEpochs(Hook):
     """``probe(epoch, model)`` after every ``every``-th epoch, but not after the last one (the
-    caller has the last model anyway). It keeps no state: a probe's results live with the
-    caller, so a training that probes does not resume mid-way (LOSO folds do not)."""
+    caller has the last model anyway). What the probe returns is kept by epoch in ``results``
+    and in the resume state, so a resumed training still has the results of the epochs it had
+    finished (the inner-validation scores of a k-fold fold)."""
 
     def __init__(self, key: str, every: int, epochs: int,
-                 probe: Callable[[int, nn.Module], None]):
+                 probe: Callable[[int, nn.Module], object]):
         self.key, self.every, self.epochs, self.probe = key, every, epochs, probe
+        self.results: dict[int, object] = {}
 
     def after_epoch(self, epoch: int, model: nn.Module) -> dict:
         if self.every and epoch % self.every == 0 and epoch < self.epochs:
-            self.probe(epoch, model)
+            self.results[epoch] = self.probe(epoch, model)
         return {}
+
+    def state_dict(self) -> dict:
+        return {"results": dict(self.results)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.results = dict(state.get("results", {}))
 
 
 class WeightAveraging(Hook):
