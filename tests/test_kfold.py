@@ -46,24 +46,31 @@ def test_one_short_epoch_of_every_network(release, tmp_path, name):
     assert (tmp_path / name / "models" / "fold_001.pt").exists()
 
 
+def _killed_then_resumed(cfg, release, out, monkeypatch, *, after_rows: int) -> None:
+    """Run ``cfg`` into ``out``, killed once ``after_rows`` epoch-log rows are written (over
+    all of a fold's trainings), then run it again to the end."""
+    calls = {"n": 0}
+    original = kfold_module.EpochLog.append
+
+    def dies(self, **row):
+        original(self, **row)
+        calls["n"] += 1
+        if calls["n"] == after_rows:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(kfold_module.EpochLog, "append", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_kfold(cfg, release, out, folds=[1], progress=False)
+    monkeypatch.setattr(kfold_module.EpochLog, "append", original)
+    run_kfold(cfg, release, out, folds=[1], progress=False)
+
+
 def test_resume_after_a_kill_gives_the_same_predictions(release, tmp_path, monkeypatch):
     cfg = config(epochs=2)
     run_kfold(cfg, release, tmp_path / "whole", folds=[1], progress=False)
 
-    calls = {"n": 0}
-    original = kfold_module.EpochLog.append
-
-    def die_in_second_epoch(self, **row):
-        original(self, **row)
-        calls["n"] += 1
-        if calls["n"] == 2:  # epoch 2 logged, its checkpoint not yet saved; epoch 1's is
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(kfold_module.EpochLog, "append", die_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
-    monkeypatch.setattr(kfold_module.EpochLog, "append", original)
-    run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    # Killed with epoch 2 logged and its checkpoint not yet saved (epoch 1's is).
+    _killed_then_resumed(cfg, release, tmp_path / "killed", monkeypatch, after_rows=2)
     whole, resumed = ((tmp_path / d / "folds" / "fold_001.csv").read_text()
                       for d in ("whole", "killed"))
     assert whole == resumed
@@ -283,19 +290,6 @@ def test_inner_val_under_kfold_retrains_for_the_chosen_epochs(release, tmp_path,
     assert not list((tmp_path / "whole" / "checkpoints").glob("*.pt"))
 
     # Killed in the retraining after the inner training: the resume keeps the inner scores.
-    calls = {"n": 0}
-    original = kfold_module.EpochLog.append
-
-    def die_after_the_inner_training(self, **row):
-        original(self, **row)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(kfold_module.EpochLog, "append", die_after_the_inner_training)
-    with pytest.raises(KeyboardInterrupt):
-        run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
-    monkeypatch.setattr(kfold_module.EpochLog, "append", original)
-    run_kfold(cfg, release, tmp_path / "killed", folds=[1], progress=False)
+    _killed_then_resumed(cfg, release, tmp_path / "killed", monkeypatch, after_rows=4)
     for part in ("folds/fold_001.csv", "selection/fold_001.json"):
         assert (tmp_path / "whole" / part).read_text() == (tmp_path / "killed" / part).read_text()
