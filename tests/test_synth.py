@@ -39,6 +39,7 @@ def small_set(tmp_path_factory) -> Path:
 def test_same_seed_same_bytes_other_seed_other_set(tmp_path):
     kwargs = {"n_subjects": 2, "clips_per_subject": 3}
     make_casme2_like(tmp_path / "a", seed=3, **kwargs)
+    time.sleep(1.1)  # across a second boundary: no time stamp may leak into the files
     make_casme2_like(tmp_path / "b", seed=3, **kwargs)
     make_casme2_like(tmp_path / "c", seed=4, **kwargs)
     a, b, c = (tree_bytes(tmp_path / n) for n in "abc")

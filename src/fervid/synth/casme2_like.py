@@ -195,15 +195,18 @@ def _write_clip(folder: Path, base: np.ndarray, dx: np.ndarray, dy: np.ndarray, 
 
 
 def _save_reproducible(workbook: openpyxl.Workbook, path: Path) -> None:
-    """Save with fixed timestamps (openpyxl stamps the save time in the file and in the zip)."""
+    """Save with fixed timestamps (openpyxl stamps the creation and save times in the file, and
+    the zip stamps each entry)."""
     buffer = io.BytesIO()
     workbook.save(buffer)
     with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
             if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2014-05-08T00:00:00Z",
-                              data)
+                # Both stamps: created is taken when the Workbook is made, so two sets written
+                # either side of a second boundary would differ.
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*",
+                              rb"\g<1>2014-05-08T00:00:00Z", data)
             dst.writestr(zipfile.ZipInfo(info.filename, _FIXED_TIME), data,
                          compress_type=zipfile.ZIP_DEFLATED)
 
