@@ -196,3 +196,24 @@ def test_dfew_folds_count_from_one_and_errors_name_what_was_typed():
         parse_folds("7", 5, first=1)
     with pytest.raises(ValueError, match="'1,,2'"):
         parse_folds("1,,2", 5, first=1)
+
+
+#: Options that do not go together, and the protocols that read both (fit reads neither
+#: train.select nor run.trace_every, and refuses them as such).
+CLASHES = [
+    (["train.average_last=9", "train.epochs=3"], "is more than train.epochs=3", "all"),
+    (["train.average_last=2", "train.selection=best_validation"], "set train.selection=last",
+     "all"),
+    (["train.select=inner_val", "train.selection=best_validation"], "train.select=inner_val",
+     "loso kfold"),
+    (["run.trace_every=2", "train.selection=best_validation"], "run.trace_every", "loso kfold"),
+]
+
+
+@pytest.mark.parametrize("schema, items, message", [
+    (schema, items, message) for items, message, where in CLASHES
+    for schema in (LosoConfig, KfoldConfig, FitConfig)
+    if where == "all" or schema.PROTOCOL in where.split()])
+def test_options_that_clash_are_refused_under_every_protocol(schema, items, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, items, schema=schema)

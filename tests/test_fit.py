@@ -12,7 +12,7 @@ import torch
 
 import fervid.protocol.holdout as holdout
 import fervid.training.trainer as trainer_module
-from fervid.config import ConfigError, FitConfig
+from fervid.config import ConfigError, FitConfig, load_config
 from fervid.datasets.from_config import read_face_release
 from fervid.protocol.splits import holdout_fold
 from fervid.representation.face_images import eval_face_batches, load_face_images
@@ -153,7 +153,6 @@ def test_fit_averages_the_last_epochs_when_asked(fer_like, tmp_path):
     a = load_checkpoint(tmp_path / "last" / "model.pt").state_dict
     b = load_checkpoint(tmp_path / "avg" / "model.pt").state_dict
     assert any(not torch.equal(a[k], b[k]) for k in a)
-    clash = averaged.model_copy(update={"train": averaged.train.model_copy(
-        update={"selection": "best_validation"})})
     with pytest.raises(ConfigError, match="set train.selection=last"):
-        holdout.run_holdout(clash, images, tmp_path / "clash", progress=False)
+        load_config(None, ["train.average_last=2", "train.selection=best_validation"],
+                    schema=FitConfig)

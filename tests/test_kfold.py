@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import shared_path
 from dfew_fixture import fold1_release
 from fervid.cli import app
-from fervid.config import ConfigError, KfoldConfig
+from fervid.config import ConfigError, KfoldConfig, load_config
 from fervid.protocol import kfold as kfold_module
 from fervid.protocol.kfold import run_kfold
 from fervid.protocol.selection import best_choice
@@ -271,9 +271,8 @@ def test_best_validation_under_kfold_chooses_on_carved_training_clips(release, t
     log = pd.read_csv(tmp_path / "run" / "train_logs" / "fold_001.csv")
     assert list(log.columns) == ["epoch", "loss", "train_acc", "val_acc", "val_uar", "wall_s"]
     with pytest.raises(ConfigError, match="trace_every"):
-        cfg = config(epochs=2, selection="best_validation")
-        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"trace_every": 1})})
-        run_kfold(cfg, release, tmp_path / "clash", folds=[1], progress=False)
+        load_config(None, ["train.selection=best_validation", "run.trace_every=1"],
+                    schema=KfoldConfig)
 
 
 def test_inner_val_under_kfold_retrains_for_the_chosen_epochs(release, tmp_path, monkeypatch):

@@ -63,8 +63,9 @@ NOT_READ: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def _check_protocol(cfg: BaseModel):
-    """``cfg`` when its model runs under its protocol and no option its protocol does not
-    read is set (``NOT_READ``); else one error naming every such field."""
+    """``cfg`` when its model runs under its protocol, no option its protocol does not read is
+    set (``NOT_READ``) and no options clash (:func:`_clashes`); else one error naming every
+    such field."""
     protocol = cfg.PROTOCOL
     problems = []
     try:
@@ -79,9 +80,30 @@ def _check_protocol(cfg: BaseModel):
                 problems.append(
                     f"{section}.{key}={value!r}: the {protocol} protocol does not use this "
                     f"option yet; leave it at {defaults[section][key]!r}")
+    problems += _clashes(cfg.train, cfg.run)
     if problems:
         raise PydanticCustomError("protocol", "{problems}", {"problems": "; ".join(problems)})
     return cfg
+
+
+def _clashes(train: TrainConfig, run: RunConfig) -> list[str]:
+    """The training options that do not go together, under any protocol."""
+    problems = []
+    if train.average_last > train.epochs:
+        problems.append(f"train.average_last={train.average_last} is more than "
+                        f"train.epochs={train.epochs}")
+    if train.selection == "best_validation":
+        if train.average_last:
+            problems.append("train.average_last averages the weights of the last epochs, "
+                            "train.selection=best_validation keeps one epoch: set "
+                            "train.selection=last with it")
+        if train.select == "inner_val":
+            problems.append("train.selection=best_validation and train.select=inner_val: use "
+                            "one (inner_val already chooses the epochs)")
+        if run.trace_every:
+            problems.append("train.selection=best_validation and run.trace_every: use one (a "
+                            "trace records the last epoch, the selection keeps another)")
+    return problems
 
 
 @functools.cache

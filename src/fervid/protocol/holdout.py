@@ -84,13 +84,6 @@ def run_holdout(cfg: FitConfig, images: FaceImageSet, out: Path, *, data_root: s
     if absent:
         log.warning("%s: no training samples of %s", data_root, ", ".join(absent))
     selection = t.selection
-    if t.average_last and selection == "best_validation":
-        raise ConfigError("train.average_last averages the weights of the last epochs, "
-                          "train.selection=best_validation keeps one epoch: set "
-                          "train.selection=last with it")
-    if t.average_last > t.epochs:
-        raise ConfigError(f"train.average_last={t.average_last} is more than "
-                          f"train.epochs={t.epochs}")
     if selection == "best_validation" and not len(splits.validation):
         log.warning("no validation split: train.selection=best_validation falls back to the "
                     "last epoch")

@@ -156,11 +156,6 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
     if not len(fold.train) or not test_clips:
         raise ConfigError(f"fold {number} has {len(fold.train)} training and "
                           f"{len(test_clips)} test clips; both must be non-empty")
-    if t.selection == "best_validation" and (t.select == "inner_val" or cfg.run.trace_every):
-        other = "train.select=inner_val" if t.select == "inner_val" else "run.trace_every"
-        raise ConfigError(f"train.selection=best_validation and {other}: use one (a trace "
-                          "records the last epoch, the selection keeps another; inner_val "
-                          "already chooses the epochs)")
     labels = [c.label for c in clips]
 
     def predictor(index: torch.Tensor):
