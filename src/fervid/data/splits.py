@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from fervid.errors import OptionError
+from fervid.protocol.folds import LosoFolds
 from fervid.protocol.splits import Fold, loso_folds, release_folds
 from fervid.samples import SampleTable
 
@@ -34,7 +35,7 @@ def loso_splits(table: SampleTable, group: str = "subject", seed: int = 0) -> It
         An unknown ``group`` or fewer than two groups (a one-line
         :class:`~fervid.errors.FervidError`).
     """
-    yield from loso_folds(table, seed, group)
+    yield from loso_folds(LosoFolds.from_table(table, group), seed)
 
 
 def kfold_splits(table: SampleTable, folds: Mapping[str, int] | Sequence[int], seed: int = 0

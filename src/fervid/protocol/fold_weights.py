@@ -163,7 +163,8 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
     store = RunStore(out)
     open_loso_run(store, cfg, folds, data_root, precision=EVAL_PRECISION,
                   extra={"trained": False, "fold_weights": str(Path(weights_dir).resolve())})
-    todo = [f for f in range(len(folds)) if f not in set(store.finished(range(len(folds))))]
+    finished = set(store.finished(range(len(folds))))
+    todo = [f for f in range(len(folds)) if f not in finished]
     # Fabric only resolves the config's accelerator ("auto": a GPU when there is one).
     device = make_fabric(cfg.run.accelerator, EVAL_PRECISION).device
     x = data.x.to(device)
@@ -178,7 +179,7 @@ def evaluate_fold_weights(cfg: LosoConfig, data: LosoData, weights_dir: Path, ou
                            fold_model_payload(cfg, data, model.state_dict()))
 
     with progress_bar(progress) as bar:
-        run_folds(loso_folds(data.table, cfg.seed, chosen=todo), store, score, bar)
+        run_folds(loso_folds(folds, cfg.seed, todo), store, score, bar)
     store.write_wall({"wall_s": time.monotonic() - started, "folds": todo,
                       "host": socket.gethostname(), "rank": 0})
     return build_loso_results(out)

@@ -139,7 +139,7 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
         return FoldOutcome(loso_fold_frame(predictions, data.table, data.classes),
                            fold_model_payload(cfg, data, model.state_dict()), selection, traced)
 
-    run_folds(loso_folds(data.table, cfg.seed, folds.group, todo), store, train, progress)
+    run_folds(loso_folds(folds, cfg.seed, todo), store, train, progress)
 
 
 def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
@@ -244,7 +244,7 @@ def train_linear(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[i
         return FoldOutcome(loso_fold_frame(predictions, data.table, data.classes),
                            selection=selection)
 
-    run_folds(loso_folds(data.table, cfg.seed, folds.group, todo), store, train, progress)
+    run_folds(loso_folds(folds, cfg.seed, todo), store, train, progress)
 
 
 def _choose_c(build, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: LosoConfig,

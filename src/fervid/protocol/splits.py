@@ -60,11 +60,10 @@ class Fold:
     validation_source: str = "none"
 
 
-def loso_folds(table: SampleTable, seed: int, group: str = "subject",
-               chosen: Iterable[int] | None = None) -> list[Fold]:
-    """Leave-one-``group``-out folds of ``table`` (all, or the numbers in ``chosen``); fold
-    numbers as :class:`~fervid.protocol.folds.LosoFolds` gives them."""
-    folds = LosoFolds.from_table(table, group)
+def loso_folds(folds: LosoFolds, seed: int, chosen: Iterable[int] | None = None
+               ) -> list[Fold]:
+    """The leave-one-group-out ``folds`` (all, or the numbers in ``chosen``) as
+    :class:`Fold` s, each seeded from (``seed``, its number)."""
     numbers = range(len(folds)) if chosen is None else chosen
     return [Fold(k, folds.subjects[k], folds.train_index(k), folds.test_index(k),
                  fold_seed(seed, k)) for k in numbers]
