@@ -20,7 +20,7 @@ from fervid.errors import OptionError, PathNotFoundError
 from fervid.representation.clip_inputs import apex_image
 from fervid.representation.dssi import DssiCache, DssiParams, dssi_from_sample
 from fervid.representation.frame_loading import FrameReadError, load_clip
-from fervid.representation.input_spec import InputSpec, build_input, dssi_input
+from fervid.representation.input_spec import InputSpec, build_input, dssi_input, rgb_to_mode
 from fervid.representation.temporal_sampling import sample_indices
 from fervid.samples import Sample as TableRow
 from fervid.samples import SampleError, SampleTable
@@ -138,11 +138,7 @@ class ClipDataset(Dataset):
         num = spec.num_frames or 16
         frames = load_clip(row.frames, spec.size,
                            indices=sample_indices(len(row.frames), num, "uniform"))
-        frames = frames.astype(np.float32)
-        if spec.mode == "gray":
-            frames = frames.mean(-1, keepdims=True)
-        elif spec.mode == "bgr":
-            frames = frames[..., ::-1]
+        frames = rgb_to_mode(frames.astype(np.float32), spec.mode)
         return build_input(replace(spec, num_frames=num), frames)
 
     def _flow(self, row: TableRow) -> torch.Tensor:

@@ -125,6 +125,14 @@ def to_unit_range(pixels: Pixels) -> Pixels:
     return pixels / 127.5 - 1.0
 
 
+def rgb_to_mode(frames: np.ndarray, mode: str) -> np.ndarray:
+    """RGB frames ``(..., 3)`` float32 in a spec's pixel mode: ``gray`` is the mean of the
+    three channels (as DFEW clip models were trained), ``bgr`` the channels reversed."""
+    if mode == "gray":
+        return frames.mean(-1, keepdims=True)
+    return frames[..., ::-1] if mode == "bgr" else frames
+
+
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     """``(H, W, C)`` float32 → ``(size, size, C)``; area averaging when shrinking (an image
     already ``size`` pixels square comes back unchanged)."""

@@ -24,7 +24,7 @@ from fervid.representation.frame_loading import (
     load_clip,
     load_video_frames,
 )
-from fervid.representation.input_spec import InputSpec, build_input
+from fervid.representation.input_spec import InputSpec, build_input, rgb_to_mode
 from fervid.representation.temporal_sampling import sample_indices, tim_positions
 
 #: DSSI over a sampled clip: K uniform segments of this many frames each (16 frames → K = 4).
@@ -108,6 +108,4 @@ class DfewClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         frames = np.asarray(self.frames(i), dtype=np.float32)  # (T, S, S, 3)
-        if self.data.grayscale:
-            frames = frames.mean(-1, keepdims=True)
-        return build_input(self.spec, frames), self.clips[i].label
+        return build_input(self.spec, rgb_to_mode(frames, self.spec.mode)), self.clips[i].label
