@@ -84,11 +84,10 @@ def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None
         From the reader.
     """
     spec = dataset_spec(name, _reads_one_root, "by load_dataset (it reads clips from one folder)")
-    if spec.sheet is None and sheet is not None:
-        raise OptionError(f"{name} has no coding sheet (labels come from "
-                          f"{spec.labels_from or 'its files'}); do not pass sheet")
-    if spec.sheet is not None and sheet is None:
-        raise OptionError(f"{name} needs its coding sheet ({spec.sheet}): pass sheet=")
+    problem = spec.sheet_problem(sheet is not None)
+    if problem is not None:
+        raise OptionError(f"{name} {problem}" + ("; do not pass sheet" if sheet is not None
+                                                 else ": pass sheet="))
     return spec.read(ReadRequest(Path(root), protocol, None if sheet is None else Path(sheet)))
 
 

@@ -29,12 +29,10 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     if missing:
         raise ConfigError(f"data.dataset={d.dataset} needs data.paths for {missing} "
                           f"(relative to --data-root {root})")
-    if spec.sheet is None and d.sheet is not None and not spec.parts:
-        raise ConfigError(f"data.dataset={d.dataset} has no coding sheet (labels come from "
-                          f"{spec.labels_from or 'its files'}): remove data.sheet")
-    if spec.sheet is not None and d.sheet is None:
-        raise ConfigError(f"data.dataset={d.dataset} needs its coding sheet ({spec.sheet}): "
-                          f"set data.sheet")
+    problem = spec.sheet_problem(d.sheet is not None)
+    if problem is not None:
+        raise ConfigError(f"data.dataset={d.dataset} {problem}: "
+                          + ("remove data.sheet" if d.sheet is not None else "set data.sheet"))
     sheet = None if spec.sheet is None else root / d.sheet
     # --data-root is the release's folder, or for a composite set the folder holding its parts.
     paths = {k: root / d.paths[k] for k in spec.parts}

@@ -148,6 +148,16 @@ class DatasetSpec:
         if self.read is None and self.read_faces is None and self.read_splits is None:
             raise ValueError(f"dataset {self.name!r} registers no reader")
 
+    def sheet_problem(self, given: bool) -> str | None:
+        """What is wrong with giving (``given``) or not giving a coding sheet for this release:
+        ``"has no coding sheet (...)"``, ``"needs its coding sheet (...)"``, or None. Each
+        interface adds its own remedy (an argument, a config key)."""
+        if self.sheet is None and given and not self.parts:
+            return f"has no coding sheet (labels come from {self.labels_from or 'its files'})"
+        if self.sheet is not None and not given:
+            return f"needs its coding sheet ({self.sheet})"
+        return None
+
     @property
     def reads_one_root(self) -> bool:
         """Clips read from one folder (and maybe a sheet): what :func:`load_dataset` takes."""
@@ -239,10 +249,6 @@ def default_dataset(protocol: str) -> str | None:
     return next((s.name for s in dataset_specs() if protocol in s.default_for), None)
 
 
-def _config_names(protocol: str) -> list[str]:
-    return dataset_names(protocol)
-
-
 # Config validation comes before this stage and cannot import it: it asks the table through
 # the lookup installed here (see fervid.config.register_name_source).
-register_name_source("dataset", _config_names, lambda p: default_dataset(p))
+register_name_source("dataset", dataset_names, default_dataset)
