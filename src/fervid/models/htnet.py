@@ -280,7 +280,7 @@ class HTNet(nn.Module):
         return ModelOutput(self.forward_head(features), features)
 
 
-@register_model
+@register_model(protocols=("loso",))
 def htnet(*, in_chans: int = 3, num_classes: int = 3, drop_rate: float = 0.0,
           img_size: int = 28, patch_size: int = 7, dim: int = 64, heads: int = 2,
           depths: Sequence[int] = (1, 1, 2), mlp_ratio: float = 2.0) -> HTNet:

@@ -72,7 +72,7 @@ class OffApexNet(nn.Module):
         return ModelOutput(self.forward_head(features), features)
 
 
-@register_model
+@register_model(protocols=("loso",))
 def off_apexnet(*, in_chans: int = 2, num_classes: int = 3, drop_rate: float = 0.0,
                 size: int = 28) -> OffApexNet:
     return OffApexNet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate, size=size)

@@ -24,17 +24,6 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 #: The protocols each registered model runs under (its registry tag).
 _PROTOCOLS: dict[str, tuple[str, ...]] = {}
 
-#: The tags of the built-in networks, which their files register with a bare
-#: ``@register_model``. Known debt: each belongs in its own decorator,
-#: ``@register_model(protocols=...)``; a name given there is never looked up here.
-_BUILT_IN_PROTOCOLS = {
-    "ststnet": ("loso",), "off_apexnet": ("loso",), "htnet": ("loso",),
-    "smastn": ("loso", "kfold"), "apex_resnet": ("loso", "holdout"),
-    "global_di_resnet": ("loso", "holdout"), "frame_resnet": ("loso", "holdout"),
-    **{name: ("kfold",) for name in ("c3d", "p3d", "r2plus1d_18", "r3d_18", "i3d",
-                                     "vgg11_lstm", "resnet18_lstm")},
-}
-
 
 class UnknownModelError(FervidError, ValueError):
     """A model name no builder is registered under."""
@@ -44,15 +33,15 @@ def register_model(builder: Callable[..., nn.Module] | None = None, *,
                    protocols: tuple[str, ...] | None = None):
     """Register ``builder`` under its function name (a decorator, bare or called).
 
-    ``protocols``: those it runs under (``fervid.datasets.registry.PROTOCOLS``); default the
-    built-in table's entry, or every protocol for a name not in it.
+    ``protocols``: those it runs under (``fervid.datasets.registry.PROTOCOLS``); default
+    every protocol.
     """
     if builder is None:
         return lambda b: register_model(b, protocols=protocols)
     name = builder.__name__
     if name in _BUILDERS:
         raise ValueError(f"model {name!r} is registered twice")
-    tags = tuple(protocols or _BUILT_IN_PROTOCOLS.get(name, PROTOCOLS))
+    tags = tuple(protocols or PROTOCOLS)
     if not tags or set(tags) - set(PROTOCOLS):
         raise ValueError(f"model {name!r}: protocols {tags} must be among {PROTOCOLS}")
     _BUILDERS[name] = builder

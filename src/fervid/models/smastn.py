@@ -248,7 +248,7 @@ class SingleImageResNet(nn.Module):
         return ModelOutput(self.forward_head(features), features)
 
 
-@register_model
+@register_model(protocols=("loso", "kfold"))
 def smastn(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
            backbone: str = "resnet18", spatial_attention: bool = True,
            spatial_stage: str = "layer3", temporal_attention: bool = True,
@@ -265,7 +265,7 @@ def smastn(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
     return model
 
 
-@register_model
+@register_model(protocols=("loso", "holdout"))
 def apex_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
                 backbone: str = "resnet18", stem: str = "imagenet",
                 pretrained_path: str | Path | None = None) -> SingleImageResNet:
@@ -277,7 +277,7 @@ def apex_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0
     return model
 
 
-@register_model
+@register_model(protocols=("loso", "holdout"))
 def global_di_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: float = 0.5,
                      backbone: str = "resnet18", stem: str = "imagenet",
                      pretrained_path: str | Path | None = None) -> SingleImageResNet:
@@ -286,7 +286,7 @@ def global_di_resnet(*, in_chans: int = 3, num_classes: int = 5, drop_rate: floa
                        backbone=backbone, stem=stem, pretrained_path=pretrained_path)
 
 
-@register_model
+@register_model(protocols=("loso", "holdout"))
 def frame_resnet(*, in_chans: int = 1, num_classes: int = 7, drop_rate: float = 0.0,
                  backbone: str = "resnet18", stem: str = "small",
                  pretrained_path: str | Path | None = None) -> SingleImageResNet:

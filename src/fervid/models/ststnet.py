@@ -68,7 +68,7 @@ class STSTNet(nn.Module):
         return ModelOutput(self.forward_head(features), features)
 
 
-@register_model
+@register_model(protocols=("loso",))
 def ststnet(*, in_chans: int = 3, num_classes: int = 3, drop_rate: float = 0.5) -> STSTNet:
     """Build an STSTNet with random initialisation (PyTorch defaults, as the authors')."""
     return STSTNet(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate)

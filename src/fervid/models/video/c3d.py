@@ -138,7 +138,7 @@ class C3D(VideoClassifier):
         return self.fc7(self.fc6(x))
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def c3d(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
         fc_width: int = 2048) -> C3D:
     """C3D of the DFEW benchmark, random init; see :class:`C3D`."""

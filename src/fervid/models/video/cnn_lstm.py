@@ -111,7 +111,7 @@ class CnnLstm(VideoClassifier):
         return outputs[:, -1] if self.temporal_pool == "last" else outputs.mean(1)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def vgg11_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
                temporal_pool: str = "last") -> CnnLstm:
     """VGG11 (per frame) + LSTM, random init; see :class:`CnnLstm`."""
@@ -119,7 +119,7 @@ def vgg11_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.
                    temporal_pool=temporal_pool)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def resnet18_lstm(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5,
                   temporal_pool: str = "last", stem: str = "imagenet",
                   pretrained_path: str | None = None) -> CnnLstm:

@@ -116,7 +116,7 @@ class I3D(VideoClassifier):
         return torch.flatten(self.pool(self.mixed(self.stem(x))), 1)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def i3d(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5) -> I3D:
     """I3D-RGB (inflated Inception-v1), random init; see :class:`I3D`."""
     return I3D(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate)

@@ -130,7 +130,7 @@ class P3D(VideoClassifier):
         return torch.flatten(self.pool(x), 1)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def p3d(*, in_chans: int = 3, num_classes: int = 7, drop_rate: float = 0.5) -> P3D:
     """P3D ResNet-50 layout (A/B/C cycling), random init; see :class:`P3D`."""
     return P3D(in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate)

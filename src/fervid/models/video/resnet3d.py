@@ -64,7 +64,7 @@ class VideoResNetClassifier(VideoClassifier):
         return torch.flatten(self.pool(x), 1)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def r3d_18(*, in_chans: int = 3, num_classes: int = 7,
            drop_rate: float = 0.5) -> VideoResNetClassifier:
     """3D ResNet-18 (3x3x3 convolutions), random init."""
@@ -72,7 +72,7 @@ def r3d_18(*, in_chans: int = 3, num_classes: int = 7,
                                  drop_rate=drop_rate)
 
 
-@register_model
+@register_model(protocols=("kfold",))
 def r2plus1d_18(*, in_chans: int = 3, num_classes: int = 7,
                 drop_rate: float = 0.5) -> VideoResNetClassifier:
     """R(2+1)D-18 (1x3x3 then 3x1x1 convolutions), random init."""
