@@ -45,6 +45,12 @@ class Sample:
     #: The release's own split (``train``, ``validation``, ``test``), or ``""`` where it
     #: defines none.
     split: str = ""
+    #: The action units as the release's sheet writes them (``"AU4+AU7"``, ``"R12"``), or
+    #: ``""`` where it codes none.
+    au: str = ""
+    #: Frames per second of this clip (DFME films at 200, 300 or 500); 0 when unknown. Clip
+    #: representations sample by position within onset..offset, so they do not depend on it.
+    fps: float = 0.0
 
     @property
     def key(self) -> str:

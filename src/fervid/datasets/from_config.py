@@ -33,7 +33,7 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     if problem is not None:
         raise ConfigError(f"data.dataset={d.dataset} {problem}: "
                           + ("remove data.sheet" if d.sheet is not None else "set data.sheet"))
-    sheet = None if spec.sheet is None else root / d.sheet
+    sheet = None if spec.sheet is None or d.sheet is None else root / d.sheet
     # --data-root is the release's folder, or for a composite set the folder holding its parts.
     paths = {k: root / d.paths[k] for k in spec.parts}
     table = spec.read(ReadRequest(root, d.protocol, sheet, paths)).labelled()

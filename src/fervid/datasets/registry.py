@@ -104,6 +104,8 @@ class DatasetSpec:
         Class protocol (``'5class'``) → class names in label order, where it has named ones.
     sheet : str, optional
         The file name of the coding sheet ``read`` needs; None: it has none and refuses one.
+    sheet_optional : bool
+        ``sheet`` may be left out (SMIC's third-party apex sheet): ``read`` gets None then.
     labels_from : str
         Where its labels come from when it has no sheet (for the error refusing one).
     parts : tuple of str
@@ -130,6 +132,7 @@ class DatasetSpec:
     read_splits: Callable[..., Any] | None = None
     classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sheet: str | None = None
+    sheet_optional: bool = False
     labels_from: str = ""
     parts: tuple[str, ...] = ()
     prepare: PrepareHook | None = None
@@ -154,7 +157,7 @@ class DatasetSpec:
         interface adds its own remedy (an argument, a config key)."""
         if self.sheet is None and given and not self.parts:
             return f"has no coding sheet (labels come from {self.labels_from or 'its files'})"
-        if self.sheet is not None and not given:
+        if self.sheet is not None and not given and not self.sheet_optional:
             return f"needs its coding sheet ({self.sheet})"
         return None
 

@@ -1,0 +1,1 @@
+"""CASME (I). (being written.)"""

@@ -1,0 +1,1 @@
+"""CAS(ME)²'s cut micro-expression samples. (being written.)"""

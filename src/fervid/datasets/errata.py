@@ -1,0 +1,1 @@
+"""Known errors of the released coding sheets, corrected in one table. (being written.)"""

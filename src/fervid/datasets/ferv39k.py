@@ -1,0 +1,1 @@
+"""FERV39k. (being written.)"""

@@ -1,0 +1,1 @@
+"""4DME. (being written.)"""

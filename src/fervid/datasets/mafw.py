@@ -1,0 +1,1 @@
+"""MAFW. (being written.)"""

@@ -1,0 +1,1 @@
+"""MMME: expressions timed in seconds within each trial video. (being written.)"""
