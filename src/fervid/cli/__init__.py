@@ -272,12 +272,14 @@ def dssi(
 
 
 def _register_subcommands() -> None:
+    from fervid.cli.data import data_app
     from fervid.cli.evaluate import evaluate
     from fervid.cli.fit import fit
     from fervid.cli.predict import export, predict
     from fervid.cli.prepare import prepare_app
 
     app.add_typer(prepare_app, name="prepare")
+    app.add_typer(data_app, name="data")
     app.command()(fit)
     app.command()(evaluate)
     app.command()(predict)

@@ -29,13 +29,17 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     if missing:
         raise ConfigError(f"data.dataset={d.dataset} needs data.paths for {missing} "
                           f"(relative to --data-root {root})")
+    if spec.open_parts and not d.paths:
+        raise ConfigError(f"data.dataset={d.dataset} needs data.paths naming its parts: each key "
+                          f"a registered dataset, <name>_sheet its sheet (relative to "
+                          f"--data-root {root})")
     problem = spec.sheet_problem(d.sheet is not None)
     if problem is not None:
         raise ConfigError(f"data.dataset={d.dataset} {problem}: "
                           + ("remove data.sheet" if d.sheet is not None else "set data.sheet"))
     sheet = None if spec.sheet is None or d.sheet is None else root / d.sheet
     # --data-root is the release's folder, or for a composite set the folder holding its parts.
-    paths = {k: root / d.paths[k] for k in spec.parts}
+    paths = {k: root / d.paths[k] for k in (d.paths if spec.open_parts else spec.parts)}
     table = spec.read(ReadRequest(root, d.protocol, sheet, paths)).labelled()
     if tuple(d.classes) != table.classes:
         raise ConfigError(f"data.classes {list(d.classes)} differ from the classes of "

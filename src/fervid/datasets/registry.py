@@ -110,6 +110,9 @@ class DatasetSpec:
         Where its labels come from when it has no sheet (for the error refusing one).
     parts : tuple of str
         A composite release: the ``data.paths`` keys naming its parts under ``--data-root``.
+    open_parts : bool
+        A composite whose parts are whatever ``data.paths`` names
+        (:mod:`fervid.datasets.composite`): every key reaches ``read``.
     prepare : PrepareHook, optional
         How ``fervid prepare faces`` lists its raw clips.
     fps : float
@@ -135,6 +138,7 @@ class DatasetSpec:
     sheet_optional: bool = False
     labels_from: str = ""
     parts: tuple[str, ...] = ()
+    open_parts: bool = False
     prepare: PrepareHook | None = None
     fps: float = 0.0
     face_points: Any = field(default=None, compare=False)  # an array: left out of ==
@@ -155,16 +159,21 @@ class DatasetSpec:
         """What is wrong with giving (``given``) or not giving a coding sheet for this release:
         ``"has no coding sheet (...)"``, ``"needs its coding sheet (...)"``, or None. Each
         interface adds its own remedy (an argument, a config key)."""
-        if self.sheet is None and given and not self.parts:
+        if self.sheet is None and given and not self.is_composite:
             return f"has no coding sheet (labels come from {self.labels_from or 'its files'})"
         if self.sheet is not None and not given and not self.sheet_optional:
             return f"needs its coding sheet ({self.sheet})"
         return None
 
     @property
+    def is_composite(self) -> bool:
+        """Read from several releases named in ``data.paths``."""
+        return bool(self.parts) or self.open_parts
+
+    @property
     def reads_one_root(self) -> bool:
         """Clips read from one folder (and maybe a sheet): what :func:`load_dataset` takes."""
-        return self.read is not None and not self.parts
+        return self.read is not None and not self.is_composite
 
 
 _SPECS: dict[str, DatasetSpec] = {}
