@@ -1,0 +1,93 @@
+"""``fervid data list`` and ``fervid data check``: what a release on disk holds, as read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from dfew_fixture import real_frame_counts, real_rows, write_dfew_tree
+from fervid.cli import app
+from fervid.datasets.registry import dataset_names
+
+
+def _check(*args: str):
+    result = CliRunner().invoke(app, ["data", "check", *args, "--json"])
+    return result, (json.loads(result.stdout) if result.stdout.strip().startswith("{") else None)
+
+
+def test_data_list_names_every_registered_dataset_with_its_protocols():
+    result = CliRunner().invoke(app, ["data", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(listed) == set(dataset_names())
+    assert listed["casme2"]["protocols"] == ["loso"]
+    assert list(listed["casme2"]["classes"]) == ["5class", "3class", "all"]
+    table = CliRunner().invoke(app, ["data", "list"])
+    assert table.exit_code == 0 and "casme2" in table.stdout
+
+
+def test_casme2_counts_per_protocol_subject_and_frames(casme2_release):
+    root, sheet = casme2_release
+    result, report = _check("--dataset", "casme2", "--data-root", str(root), "--sheet",
+                            str(sheet))
+    assert result.exit_code == 0, result.output
+    assert report["ok"] and report["samples"] == 255 and report["subjects"] == 26
+    counts = {p["protocol"]: p for p in report["protocols"]}
+    assert counts["5class"]["counts"] == {"happiness": 32, "disgust": 63, "repression": 27,
+                                          "surprise": 25, "others": 99}
+    assert counts["5class"]["outside"] == 9
+    assert counts["3class"]["counts"] == {"negative": 88, "positive": 32, "surprise": 25}
+    assert sum(counts["all"]["counts"].values()) == 255
+    assert report["frames"]["clips"] == 255 and report["frames"]["min"] >= 1
+    # The worked-around quirk of the sheet is listed, not hidden.
+    assert any("sub04/EP12_01f" in note for note in report["notes"])
+    shown = CliRunner().invoke(app, ["data", "check", "--dataset", "casme2", "--data-root",
+                                     str(root), "--sheet", str(sheet), "--protocol", "3class"])
+    assert shown.exit_code == 0 and "negative 88" in shown.stdout
+
+
+def test_a_layout_error_is_reported_and_exits_2(casme2_release, tmp_path):
+    _, sheet = casme2_release
+    (tmp_path / "sub01" / "EP02_01f").mkdir(parents=True)  # one clip folder, no frames
+    result, report = _check("--dataset", "casme2", "--data-root", str(tmp_path), "--sheet",
+                            str(sheet))
+    assert result.exit_code == 2
+    assert not report["ok"] and report["layout_error"]
+    assert any("clip folder missing" in p for p in report["problems"])
+    text = CliRunner().invoke(app, ["data", "check", "--dataset", "casme2", "--data-root",
+                                    str(tmp_path), "--sheet", str(sheet)])
+    assert text.exit_code == 2 and "cannot be read" in text.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--dataset", "casme2", "--protocol", "9class"], "unknown protocol '9class' for casme2"),
+    (["--dataset", "casme2"], "casme2 needs its coding sheet"),
+    (["--dataset", "smic", "--sheet", "x.xlsx"], None),
+    (["--dataset", "composite"], "composite of several releases"),
+])
+def test_bad_requests_are_one_line_exit_2(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["data", "check", "--data-root", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    if message:
+        assert message in result.output and "Traceback" not in result.output
+
+
+def test_dfew_folds_per_class_and_missing_clips_listed(tmp_path):
+    split_dir = shared_path("annotations", "dfew", "EmoLabel_DataSplit")
+    counts = real_frame_counts(split_dir.parent / "clip_224x224_frame_counts.csv")
+    numbers = {n for n, _ in real_rows(split_dir, "train", 1)[:12]}
+    numbers |= {n for n, _ in real_rows(split_dir, "test", 1)[:6]}
+    root = write_dfew_tree(tmp_path / "DFEW", split_dir, numbers, counts)
+    missing = sorted(numbers)[0]
+    for frame in (root / "Clip" / "clip_224x224_16f" / f"{missing:05d}").iterdir():
+        frame.unlink()
+    result, report = _check("--dataset", "dfew", "--data-root", str(root))
+    assert result.exit_code == 0, result.output
+    assert report["samples"] == len(numbers) - 1
+    assert sum(report["per_split"]["fold 1 train"].values()) + sum(
+        report["per_split"]["fold 1 test"].values()) == len(numbers) - 1
+    assert report["problems"] and f"{missing:05d}" in report["problems"][0]
