@@ -150,7 +150,7 @@ def test_kfold_splits_from_subject_or_sample_folds(table):
 
 
 @pytest.mark.parametrize("name, root, options, message", [
-    ("casme3", None, {"protocol": "5class"}, "unknown dataset 'casme3'"),
+    ("casme9", None, {"protocol": "5class"}, "unknown dataset 'casme9'"),
     ("casme2", "missing", {"protocol": "5class"}, "does not exist"),
     ("casme2", None, {}, "protocol"),
     ("casme2", None, {"protocol": "5class", "colour": True}, "colour"),

@@ -81,28 +81,28 @@ def test_dataset_names_are_written_only_where_they_register():
 
 
 def test_unknown_names_are_one_line_listing_the_registered_ones(tmp_path):
-    with pytest.raises(UnknownDatasetError, match="unknown dataset 'casme3'; valid names: "
+    with pytest.raises(UnknownDatasetError, match="unknown dataset 'casme9'; valid names: "
                                                   "casme2, samm, smic, ckplus, megc2019"):
-        dataset_spec("casme3", lambda s: "loso" in s.protocols)
-    with pytest.raises(ConfigError, match=r"data.dataset: .*unknown dataset 'casme3' for loso; "
+        dataset_spec("casme9", lambda s: "loso" in s.protocols)
+    with pytest.raises(ConfigError, match=r"data.dataset: .*unknown dataset 'casme9' for loso; "
                                           r"registered: casme2, samm, smic, ckplus, megc2019"):
-        load_config(None, ["data.dataset=casme3"])
+        load_config(None, ["data.dataset=casme9"])
     with pytest.raises(ConfigError, match="unknown dataset 'casme2' for holdout; registered: "
                                           "image_folder, ckplus, fer2013"):
         load_config(None, ["data.dataset=casme2"], schema=FitConfig)
 
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("data: {format: apex, dataset: casme3}\n")
+    cfg.write_text("data: {format: apex, dataset: casme9}\n")
     result = CliRunner().invoke(app, ["loso", "--config", str(cfg), "--data-root",
                                       str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "'casme3'" in lines[0] and "casme2, samm" in lines[0], lines
-    result = CliRunner().invoke(app, ["prepare", "faces", "--dataset", "casme3", "--data-root",
+    assert len(lines) == 1 and "'casme9'" in lines[0] and "casme2, samm" in lines[0], lines
+    result = CliRunner().invoke(app, ["prepare", "faces", "--dataset", "casme9", "--data-root",
                                       str(tmp_path), "--out", str(tmp_path / "faces")])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert "'casme3'" in lines[0] and "casme2, samm, smic, ckplus, dfew" in lines[0]
+    assert "'casme9'" in lines[0] and "casme2, samm, smic, ckplus, dfew" in lines[0]
     assert not (tmp_path / "faces").exists()
 
 

@@ -37,8 +37,8 @@ def test_smic(smic_release):
 
 
 def test_unknown_name_and_protocol(tmp_path, smic_release):
-    with pytest.raises(ValueError, match="unknown dataset 'casme3'; valid names: casme2, samm, "
+    with pytest.raises(ValueError, match="unknown dataset 'casme9'; valid names: casme2, samm, "
                                          "smic"):
-        load_dataset("casme3", tmp_path, "3class")
+        load_dataset("casme9", tmp_path, "3class")
     with pytest.raises(ValueError, match="unknown protocol '5class' for smic"):
         load_dataset("smic", smic_release[0], "5class")

@@ -229,7 +229,7 @@ def test_missing_and_broken_frames_are_named(tmp_path):
 
 def test_bad_option_values_are_option_errors(tmp_path):
     cases = [
-        (lambda: load_dataset("casme3", tmp_path, "3class"), "unknown dataset 'casme3'"),
+        (lambda: load_dataset("casme9", tmp_path, "3class"), "unknown dataset 'casme9'"),
         (lambda: parse_ranges("1,,2", option="--folds"), "--folds '1,,2'"),
         (lambda: read_dfew(tmp_path, source="clip_64"), "unknown DFEW source 'clip_64'"),
         (lambda: read_dfew(tmp_path, folds=[6]), "DFEW folds are 1..5"),

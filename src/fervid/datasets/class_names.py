@@ -17,8 +17,8 @@ BASIC_CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadn
 MAFW_CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise",
                                  "contempt", "anxiety", "helplessness", "disappointment",
                                  "neutral")
-#: Micro-expression classes (CASME II, SAMM, MEGC2019 composite).
-MICRO_CLASSES: tuple[str, ...] = ("repression", "others", "negative", "positive")
+#: Micro-expression classes (CASME II, SAMM, MEGC2019 composite; MMME's ``tense``).
+MICRO_CLASSES: tuple[str, ...] = ("repression", "others", "negative", "positive", "tense")
 
 #: Every canonical name.
 VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys((*BASIC_CLASSES, *MAFW_CLASSES,
@@ -40,6 +40,7 @@ ALIASES: dict[str, str] = {
     "repression": "repression", "repressed": "repression",
     "other": "others", "others": "others",
     "negative": "negative", "positive": "positive",
+    "tense": "tense", "tension": "tense",
 }
 
 
