@@ -91,3 +91,50 @@ def test_dfew_folds_per_class_and_missing_clips_listed(tmp_path):
     assert sum(report["per_split"]["fold 1 train"].values()) + sum(
         report["per_split"]["fold 1 test"].values()) == len(numbers) - 1
     assert report["problems"] and f"{missing:05d}" in report["problems"][0]
+
+
+# --- Release trees generated from the real sheets (tests/release_trees): the counts the
+# readers give, through `fervid data check --json`.
+
+def _tree_report(module: str, tmp_path_factory, *extra: str):
+    import importlib
+
+    tree = importlib.import_module(f"release_trees.{module}").build(
+        tmp_path_factory.mktemp(module))
+    args = ["--dataset", module, "--data-root", str(tree["root"]), *extra]
+    if tree.get("sheet") is not None:
+        args += ["--sheet", str(tree["sheet"])]
+    result, report = _check(*args)
+    assert result.exit_code == 0, result.output
+    assert report["ok"], report["layout_error"]
+    return report
+
+
+def test_casme3_part_a_860_samples_94_subjects_under_each_protocol(tmp_path_factory):
+    report = _tree_report("casme3", tmp_path_factory)
+    assert report["samples"] == 860 and report["subjects"] == 94
+    counts = {p["protocol"]: (p["counts"], p["outside"]) for p in report["protocols"]}
+    assert counts["7class"] == ({"anger": 64, "disgust": 250, "fear": 86, "happiness": 55,
+                                 "sadness": 57, "surprise": 187, "others": 161}, 0)
+    assert counts["4class"] == ({"negative": 457, "positive": 55, "surprise": 187,
+                                 "others": 161}, 0)
+    assert counts["3class"] == ({"negative": 457, "positive": 55, "surprise": 187}, 161)
+    # The sheet's known errors are corrected and said so, one line each.
+    assert sum(n.startswith("corrected by errata") for n in report["notes"]) == 7
+
+
+def test_dfme_release_splits_and_frame_rates(tmp_path_factory):
+    report = _tree_report("dfme", tmp_path_factory, "--protocol", "7class")
+    assert {k: sum(v.values()) for k, v in report["per_split"].items()} == {
+        "train": 1856, "testA": 474, "testB": 299}
+    assert report["samples"] == 2629 and report["subjects"] == 259
+    assert report["fps"] == {"200": 831, "300": 805, "500": 993}
+    assert report["protocols"][0]["counts"] == {
+        "anger": 241, "contempt": 171, "disgust": 735, "fear": 365, "happiness": 311,
+        "sadness": 359, "surprise": 447}
+
+
+def test_mmme_micro_rows_and_the_macro_rows_left_out(tmp_path_factory):
+    report = _tree_report("mmme", tmp_path_factory, "--protocol", "7class")
+    assert report["samples"] == 434
+    assert any("510" in note and "macro" in note for note in report["notes"]), report["notes"]
