@@ -6,12 +6,14 @@ import pytest
 
 import fervid.datasets as datasets
 from fervid.datasets import DATASET_NAMES, PROTOCOLS, load_dataset, read_casme2, read_samm
+from fervid.samples import DatasetFormatError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*apex not annotated")
 
 
 def test_names_and_protocols():
-    assert DATASET_NAMES == ("casme2", "samm", "smic", "ckplus")
+    assert DATASET_NAMES == ("casme2", "samm", "smic", "ckplus", "casme", "casme_sq", "casme3",
+                             "dfme", "mmme", "4dme", "mmew")
     assert set(PROTOCOLS) == set(DATASET_NAMES)
     assert list(PROTOCOLS["casme2"]) == ["5class", "3class", "all"]
     assert list(PROTOCOLS["smic"]) == ["3class"]
@@ -32,7 +34,9 @@ def test_sheet_datasets(name, reader, fixture, request):
 def test_smic(smic_release):
     table = load_dataset("smic", smic_release[0], "3class")
     assert len(table) == 164 and table.samples[0].dataset == "smic"
-    with pytest.raises(ValueError, match="smic has no coding sheet"):
+    # Its sheet is optional (third-party apexes): a named sheet that is absent is an error.
+    with pytest.raises(DatasetFormatError, match=r"x\.xlsx: 1 problem\(s\): sheet file does not "
+                                                 r"exist"):
         load_dataset("smic", smic_release[0], "3class", sheet=smic_release[0] / "x.xlsx")
 
 

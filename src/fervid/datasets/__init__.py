@@ -1,13 +1,24 @@
 """Readers for the official releases, each returning a :class:`SampleTable`.
 
-============  ==========  ============================  ==========================
-dataset       subject     clip                          protocols
-============  ==========  ============================  ==========================
-``casme2``    ``sub01``   ``EP02_01f``                  ``5class``, ``3class``, ``all``
-``samm``      ``006``     ``006_1_2``                   ``5class``, ``3class``, ``all``
-``smic``      ``s01``     ``s01_ne_01``                 ``3class``
-``ckplus``    ``S052``    ``S052_001``                  ``7class``, ``6class``
-============  ==========  ============================  ==========================
+============  ============  ============================  ==================================
+dataset       subject       clip                          protocols
+============  ============  ============================  ==================================
+``casme2``    ``sub01``     ``EP02_01f``                  ``5class``, ``3class``, ``all``
+``samm``      ``006``       ``006_1_2``                   ``5class``, ``3class``, ``all``
+``smic``      ``s01``       ``s01_ne_01``                 ``3class``
+``ckplus``    ``S052``      ``S052_001``                  ``7class``, ``6class``
+``casme``     ``sub01``     ``EP01_5``                    ``all``, ``3class``
+``casme_sq``  ``s15``       ``anger1_1``                  ``4class``, ``3class`` (+ ``_all``)
+``casme3``    ``spNO.1``    ``a``, ``a_2``                ``7class``, ``4class``, ``3class``
+``dfme``      (sheet's)     (sheet's Filename)            ``7class``, ``3class``
+``mmme``      (sheet's)     (video stem and onset)        ``7class``, ``3class``
+``4dme``      (sheet's)     (sheet's fold_name)           ``5class``, ``3class``
+``mmew``      (sheet's)     (sheet's Filename)            ``all``, ``3class``
+============  ============  ============================  ==================================
+
+Releases read through their own splits (``dfew``, ``ferv39k``, ``mafw``), still-face releases
+(``fer2013``, ``image_folder``) and composites (``megc2019``, ``composite``) are in the same
+table; ``fervid data list`` prints it.
 
 The ids are those of MEGC2019's ``combined_3class_gt.csv`` (whose SAMM subjects alone are
 unpadded, ``6``; :func:`read_megc2019` pads them). Every reader checks the whole release before
@@ -76,8 +87,8 @@ def load_dataset(name: str, root: Path, protocol: str, sheet: Path | None = None
     protocol : str
         One of its class protocols (``PROTOCOLS[name]``).
     sheet : Path, optional
-        The coding sheet: required where the spec names one (CASME II, SAMM), refused where
-        labels come from elsewhere (SMIC, CK+).
+        The coding sheet: required where the spec names one (CASME II, SAMM, ...), optional
+        for SMIC (its third-party apex sheet), refused where labels come from elsewhere (CK+).
 
     Raises
     ------

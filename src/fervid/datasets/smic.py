@@ -4,12 +4,18 @@ There is no coding sheet: the label is the folder name and each clip folder hold
 so the apex is taken as the middle frame. Folder names are unpadded (``s1``, ``s1_ne_01``); the
 ids are padded as in MEGC2019's ground truth: dataset ``'smic'``, subject ``'s01'``, clip
 ``'s01_ne_01'``. Already padded folders (``s01``) give the same ids.
+
+Optionally, apexes come from a third party's sheet, ``smic_apex_third_party.xlsx`` (QqXuyujie/
+Micro-Expression-Datasets, ``Onset_Apex_Files/SMIC/``: ``data, subject, clip, label,
+onset_frame, apex_frame, offset_frame, *_path``, one row per SMIC-HS clip, frame numbers as the
+clip folders number them; seven rows leave the offset blank): see :func:`read_smic`.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -144,7 +150,7 @@ def scan_smic(hs: Path) -> tuple[list[Sample], list[str], set[str]]:
     return samples, problems, broken
 
 
-def read_smic(root: Path, protocol: str = "3class") -> SampleTable:
+def read_smic(root: Path, protocol: str = "3class", apex_sheet: Path | None = None) -> SampleTable:
     """Read SMIC-HS as shipped (raw ``SMIC_all_raw`` or ``SMIC_all_cropped``, same layout).
 
     Parameters
@@ -153,26 +159,120 @@ def read_smic(root: Path, protocol: str = "3class") -> SampleTable:
         The folder holding ``HS/``, or ``HS/`` itself.
     protocol : {'3class'}
         Negative, positive, surprise, from the folder names (164 clips, 16 subjects).
+    apex_sheet : Path, optional
+        A third party's apex sheet (``smic_apex_third_party.xlsx``): each clip's apex from it
+        (see :func:`apply_apex_sheet`). None: the middle frame.
 
     Returns
     -------
     SampleTable
         Every clip labelled; onset/offset the first/last frame number in its folder, apex the
-        middle one.
+        middle one or the sheet's.
 
     Raises
     ------
     OptionError
         Unknown protocol (a ``ValueError``).
     DatasetFormatError
-        Naming the HS folder and listing every problem found.
+        Naming the HS folder and listing every problem found; or naming the apex sheet.
     """
     check_protocol(protocol, SMIC_PROTOCOLS, "smic")
     hs = find_hs(root)
     samples, problems, _ = scan_smic(hs)
     if problems:
         raise DatasetFormatError(hs, problems)
+    if apex_sheet is not None:
+        samples = apply_apex_sheet(samples, apex_sheet)
     return SampleTable(samples, SMIC_PROTOCOLS[protocol], protocol)
+
+
+#: The third-party apex sheet's columns the reader needs.
+APEX_SHEET = "smic_apex_third_party.xlsx"
+APEX_COLUMNS = ("clip", "onset_frame", "apex_frame", "offset_frame", "label")
+
+
+def read_smic_apex_sheet(path: Path) -> pd.DataFrame:
+    """The third-party SMIC-HS apex sheet as tidy rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``excel_row, clip`` (padded, ``'s01_ne_01'``), ``onset, apex, offset`` (nullable ints;
+        the offset is blank in seven rows), ``label`` (0 negative, 1 positive, 2 surprise, as
+        written), one row per clip in sheet order.
+
+    Raises
+    ------
+    DatasetFormatError
+        Naming the sheet: missing columns, blank clips, non-integer frames or labels, an apex
+        outside its onset..offset, a clip listed twice.
+    """
+    path = Path(path)
+    sheet = read_sheet(path, list(APEX_COLUMNS))
+    out = pd.DataFrame({"excel_row": sheet["excel_row"],
+                        "clip": clean_text(sheet["clip"]).map(smic_clip_id, na_action="ignore")})
+    problems = [f"row {r}: clip is blank" for r in out.excel_row[out["clip"].isna()]]
+    for column, name in (("onset_frame", "onset"), ("apex_frame", "apex"),
+                         ("offset_frame", "offset"), ("label", "label")):
+        out[name] = as_ints(sheet[column])
+        given = sheet[column].notna() if name == "offset" else slice(None)
+        problems += bad_values(sheet[given], column, out[name][given],
+                               "a label" if name == "label" else "a frame number")
+    if problems:
+        raise DatasetFormatError(path, problems)
+    order = (out.onset <= out.apex) & (out.apex <= out.offset.fillna(out.apex))
+    problems += [f"row {r.excel_row}: {r.clip} needs onset_frame <= apex_frame <= offset_frame, "
+                 f"got {r.onset}, {r.apex}, {r.offset}" for r in out[~order].itertuples()]
+    problems += [f"row {r.excel_row}: {r.clip} is listed twice"
+                 for r in out[out.duplicated("clip")].itertuples()]
+    if problems:
+        raise DatasetFormatError(path, problems)
+    return out.reset_index(drop=True)
+
+
+def apply_apex_sheet(samples: list[Sample], path: Path) -> list[Sample]:
+    """``samples`` with their apexes from the third-party sheet at ``path``.
+
+    The sheet's onset and offset are checked against each clip folder's first and last frames,
+    its label against the folder's class: disagreements are reported in one
+    :class:`AnnotationWarning` (the folder's frames and class are kept), as are sheet rows of
+    clips not in the release.
+
+    Raises
+    ------
+    DatasetFormatError
+        Naming the sheet: its own problems (:func:`read_smic_apex_sheet`), clips of the release
+        it does not list, apexes outside their clip's frames.
+    """
+    path = Path(path)
+    rows = read_smic_apex_sheet(path).set_index("clip")
+    problems: list[str] = []
+    differ: list[str] = []
+    out: list[Sample] = []
+    for s in samples:
+        if s.clip not in rows.index:
+            problems.append(f"clip {s.clip} of the release is not in the sheet")
+            continue
+        r = rows.loc[s.clip]
+        if not s.onset <= r.apex <= s.offset:
+            problems.append(f"row {r.excel_row}: {s.clip} apex_frame {r.apex} is outside its "
+                            f"folder's frames {s.onset}..{s.offset}")
+            continue
+        if r.onset != s.onset or (pd.notna(r.offset) and r.offset != s.offset):
+            differ.append(f"{s.clip} onset..offset {r.onset}..{r.offset} (folder "
+                          f"{s.onset}..{s.offset})")
+        if r.label != s.label:
+            differ.append(f"{s.clip} label {r.label} (folder {s.emotion})")
+        out.append(replace(s, apex=int(r.apex)))
+    if problems:
+        raise DatasetFormatError(path, problems)
+    absent = sorted(set(rows.index) - {s.clip for s in samples})
+    notes = differ + [f"{c} (not in the release)" for c in absent]
+    if notes:
+        warnings.warn(f"SMIC apex sheet {path.name}: {len(notes)} disagreement(s) with the "
+                      f"release, folders kept: {'; '.join(notes[:5])}"
+                      + (" ..." if len(notes) > 5 else ""), AnnotationWarning, stacklevel=3)
+    return out
 
 
 #: SMIC-HS-E sheet column -> tidy column; the first five are required.
@@ -242,10 +342,11 @@ def find_smic_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_smic(request.root, request.protocol)
+    return read_smic(request.root, request.protocol, request.sheet)
 
 
 register_dataset(DatasetSpec(
     name=DATASET, subject="s01", layouts=("raw", "cropped"), protocols=("loso",), read=_read,
-    classes=SMIC_PROTOCOLS, labels_from="its folders", fps=FPS,
+    classes=SMIC_PROTOCOLS, sheet=APEX_SHEET, sheet_optional=True, labels_from="its folders",
+    fps=FPS,
     prepare=PrepareHook(find_smic_clips, "s<N>/micro/<emotion>/<clip>/image{N}.bmp")))
