@@ -58,3 +58,35 @@ def test_a_diverged_loss_stops_training_with_a_clear_error():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TrainingDivergedError, match="nan at batch 2"):
         train_one_epoch(model, criterion, opt, batches)
+
+
+def test_a_trailing_batch_of_one_is_skipped_only_where_batchnorm_cannot_train_on_it():
+    import warnings
+
+    from torch import nn
+
+    from fervid.models.output import ModelOutput
+    from fervid.training.loop import SkippedBatchWarning, train_one_epoch
+
+    class Head(nn.Module):
+        def __init__(self, norm: bool):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+            self.norm = nn.BatchNorm1d(2) if norm else nn.Identity()
+
+        def forward(self, x):
+            return ModelOutput(self.norm(self.fc(x)))
+
+    def ce(out, y):
+        return nn.functional.cross_entropy(out.logits, y), {}
+
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0])
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    for norm, seen in ((True, 4), (False, 5)):
+        model = Head(norm)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stats = train_one_epoch(model, ce, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    batches)
+        assert stats.n == seen
+        assert any(w.category is SkippedBatchWarning for w in caught) == norm

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,6 +52,20 @@ class Evaluation:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+#: PyTorch's message when BatchNorm trains on one value per channel.
+SINGLE_SAMPLE_BATCHNORM = "Expected more than 1 value per channel when training"
+
+
+def _warn_single_sample_batch() -> None:
+    warnings.warn("a training batch of one sample was skipped: BatchNorm cannot train on it "
+                  "(choose train.batch_size so that no batch holds a single sample to use "
+                  "every sample)", SkippedBatchWarning, stacklevel=3)
+
+
+class SkippedBatchWarning(UserWarning):
+    """A training batch the model cannot train on was skipped."""
+
+
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                     backward: Callable[[torch.Tensor], None] | None = None,
@@ -66,7 +81,16 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     model.train()
     total, correct, seen = 0.0, 0, 0
     for batch, (x, y) in enumerate(batches, 1):
-        out = model(x)
+        try:
+            out = model(x)
+        except ValueError as err:
+            # A training set of n = k * batch_size + 1 samples ends with a batch of one, on
+            # which BatchNorm over one value per channel cannot train: that batch is skipped
+            # (only where it would fail, so every other run trains exactly as before).
+            if len(y) == 1 and SINGLE_SAMPLE_BATCHNORM in str(err):
+                _warn_single_sample_batch()
+                continue
+            raise
         loss, _ = criterion(out, y)
         optimizer.zero_grad(set_to_none=True)
         if backward is None:
