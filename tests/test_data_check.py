@@ -96,12 +96,12 @@ def test_dfew_folds_per_class_and_missing_clips_listed(tmp_path):
 # --- Release trees generated from the real sheets (tests/release_trees): the counts the
 # readers give, through `fervid data check --json`.
 
-def _tree_report(module: str, tmp_path_factory, *extra: str):
+def _tree_report(module: str, tmp_path_factory, *extra: str, dataset: str | None = None):
     import importlib
 
     tree = importlib.import_module(f"release_trees.{module}").build(
         tmp_path_factory.mktemp(module))
-    args = ["--dataset", module, "--data-root", str(tree["root"]), *extra]
+    args = ["--dataset", dataset or module, "--data-root", str(tree["root"]), *extra]
     if tree.get("sheet") is not None:
         args += ["--sheet", str(tree["sheet"])]
     result, report = _check(*args)
@@ -138,3 +138,27 @@ def test_mmme_micro_rows_and_the_macro_rows_left_out(tmp_path_factory):
     report = _tree_report("mmme", tmp_path_factory, "--protocol", "7class")
     assert report["samples"] == 434
     assert any("510" in note and "macro" in note for note in report["notes"]), report["notes"]
+
+
+def test_casme_sq_cut_micro_expressions_from_its_official_code_sheet(tmp_path_factory):
+    report = _tree_report("casme_sq", tmp_path_factory)
+    counts = {p["protocol"]: p for p in report["protocols"]}
+    assert counts["4class"]["counts"] == {"negative": 21, "positive": 8, "surprise": 9,
+                                          "others": 19}
+    assert sum(counts["3class"]["counts"].values()) == 38
+    assert report["samples"] == 57 and report["subjects"] == 14
+
+
+def test_smic_with_its_third_party_apex_sheet(tmp_path_factory):
+    report = _tree_report("smic_apex", tmp_path_factory, dataset="smic")
+    assert report["samples"] == 164 and report["subjects"] == 16
+    assert report["protocols"][0]["counts"] == {"negative": 70, "positive": 51, "surprise": 43}
+
+
+@pytest.mark.parametrize("module, dataset", [("casme", "casme"), ("fourdme", "4dme"),
+                                             ("mmew", "mmew")])
+def test_readers_without_a_real_sheet_read_their_generated_trees(module, dataset,
+                                                                 tmp_path_factory):
+    report = _tree_report(module, tmp_path_factory, dataset=dataset)
+    assert report["samples"] > 0 and report["subjects"] > 0
+    assert all(sum(p["counts"].values()) > 0 for p in report["protocols"])
