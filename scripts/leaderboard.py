@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
+from fervid.runs.provenance import mixed, segments
 from fervid.runs.results import build_loso_results
+from fervid.runs.store import read_run_meta
 
 
 def mean_std(values: list[float]) -> str:
@@ -53,11 +56,24 @@ def main() -> None:
     print("| method | seeds | UF1 | UAR | " + " | ".join(f"{p} UF1 / UAR" for p in parts)
           + " | test-selected UF1 / UAR (runs) | wall s |")
     print("|" + " --- |" * (6 + len(parts)))
+    everything: list[Path] = []
     for spec in args.methods:
         label, _, dirs = spec.partition("=")
         if not dirs:
             raise SystemExit(f"{spec!r}: expected LABEL=RUN[,RUN...]")
-        print(row(label, [Path(d) for d in dirs.split(",")], parts))
+        runs = [Path(d) for d in dirs.split(",")]
+        print(row(label, runs, parts))
+        everything += runs
+    warn_if_mixed(everything)
+
+
+def warn_if_mixed(runs: list[Path]) -> None:
+    """One ``warning:`` line on stderr when the runs were made by different fervid versions
+    or machines (their wall times and, possibly, their figures are then not comparable)."""
+    recorded = {str(r): segments(read_run_meta(r)) for r in runs}
+    different = mixed({name: s for name, s in recorded.items() if s})
+    if different:
+        print(f"warning: the table combines {different}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ def is_tmp(rel: str) -> bool:
 
 def tree(out: Path) -> dict[str, object]:
     """Every output file's content, comparable across runs: timings dropped from metrics.json
-    and epoch logs, TensorBoard and per-invocation wall records left out, temporary files left
-    out (they are checked apart)."""
+    and epoch logs, provenance from run.json, TensorBoard and per-invocation wall records left
+    out, temporary files left out (they are checked apart)."""
     contents = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
@@ -85,6 +85,9 @@ def tree(out: Path) -> dict[str, object]:
             continue
         if rel.endswith("metrics.json"):
             contents[rel] = drop_timings(json.loads(path.read_text()))
+        elif rel.endswith("run.json"):  # provenance: each invocation's command line and time
+            contents[rel] = {k: v for k, v in json.loads(path.read_text()).items()
+                             if k != "provenance"}
         elif rel.startswith("train_logs/"):
             log = pd.read_csv(path)
             contents[rel] = log.drop(columns=[c for c in TIMINGS if c in log]).to_csv()

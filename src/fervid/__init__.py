@@ -1,9 +1,18 @@
 """fervid."""
 
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
+
+try:
+    __version__ = _version("fervid")
+except _NotInstalled:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
 # Heavy entry points are imported on first use (PEP 562), so ``import fervid`` stays light.
 _LAZY = {
     "dynamic_image": "fervid.representation.dynamic_image",
     "dssi": "fervid.representation.dssi",
+    "predict_video": "fervid.predict.api",
 }
 
 

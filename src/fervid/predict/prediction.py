@@ -17,6 +17,7 @@ from fervid.predict.outputs import (
     write_timeline,
 )
 from fervid.predict.windows import Window
+from fervid.runs import provenance
 from fervid.runs.checkpoint import Checkpoint
 
 #: Per-stage times, in the order the pipeline runs them.
@@ -77,6 +78,8 @@ class Prediction:
     #: frame rate).
     rotation: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The face followed, frame by frame (boxes, raw and smoothed landmarks).
+    track: FaceTrack | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_face_frames(self) -> int:
@@ -149,7 +152,9 @@ def write_predictions(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack
                        window_s: float, stride_s: float, onnx_path: Path | str | None,
                        min_face_fraction: float | None) -> None:
     """``predictions.json``. Frame models add ``frames`` (one entry per frame with a face),
-    ``min_face_fraction`` and ``n_face_frames``; every other key is the same for both kinds."""
+    ``min_face_fraction`` and ``n_face_frames``; every other key is the same for both kinds,
+    ``provenance`` (what made the prediction: :func:`fervid.runs.provenance.collect`) among
+    them."""
     classes = list(prediction.classes)
 
     def named(row) -> dict[str, float]:
@@ -185,6 +190,8 @@ def write_predictions(prediction: Prediction, ckpt: Checkpoint, track: FaceTrack
                  "label": prediction.label, "index": prediction.label_index,
                  "method": prediction.clip_method},
         "stage_s": prediction.stage_s,
+        # the model runs in float32, through torch or ONNX Runtime
+        "provenance": provenance.collect(precision="32-true"),
     }
     if prediction.frame_probs is not None:
         payload["min_face_fraction"] = min_face_fraction

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from fervid.config import ConfigError, LosoConfig, deep_merge, validation_proble
 from fervid.errors import FervidError
 from fervid.protocol.folds import LosoFolds
 from fervid.representation.loso_inputs import LosoData
+from fervid.runs import provenance
+from fervid.runs.provenance import ProvenanceWarning
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import (
     PREDICTION_COLUMNS,
@@ -105,6 +108,11 @@ def ensemble_runs(run_dirs: Sequence[Path], out: Path) -> LosoReport:
     metas = [read_run_meta(d) for d in run_dirs]
     for d, meta in zip(run_dirs, metas, strict=True):
         require_meta(meta, d, "classes", "fingerprint", "n_folds")
+    different = provenance.mixed({str(d): provenance.segments(m)
+                                  for d, m in zip(run_dirs, metas, strict=True)
+                                  if provenance.segments(m)})
+    if different:  # allowed, but their figures may not be comparable
+        warnings.warn(f"ensemble of {different}", ProvenanceWarning, stacklevel=2)
     fingerprints = [m["fingerprint"] for m in metas]
     digest = hashlib.sha1(",".join(fingerprints).encode()).hexdigest()[:12]
     seeds = {m.get("seed") for m in metas}

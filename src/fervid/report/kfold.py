@@ -3,9 +3,12 @@ DFEW paper) and as the mean of the folds (later papers); merged by :mod:`fervid.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
+from fervid.report.provenance import print_provenance
 from fervid.runs.results import AVERAGES
 
 
@@ -26,5 +29,10 @@ def kfold_table(metrics: dict) -> Table:
     return table
 
 
-def print_kfold_report(metrics: dict, console: Console | None = None) -> None:
-    (console or Console()).print(kfold_table(metrics))
+def print_kfold_report(metrics: dict, console: Console | None = None,
+                       run_dir: Path | None = None) -> None:
+    """The table, then the one-line summary of what made the run (read from ``run_dir``, or
+    from ``metrics`` when it holds a ``provenance``)."""
+    console = console or Console()
+    console.print(kfold_table(metrics))
+    print_provenance(console, run_dir, metrics if "provenance" in metrics else None)

@@ -7,6 +7,7 @@ import statistics
 from rich.console import Console
 from rich.table import Table
 
+from fervid.report.provenance import print_provenance
 from fervid.runs.results import LosoReport
 
 
@@ -36,6 +37,7 @@ def results_table(report: LosoReport) -> Table:
 def print_report(report: LosoReport, console: Console | None = None) -> None:
     console = console or Console()
     console.print(results_table(report))
+    print_provenance(console, report.run_dir)
     console.print(f"results in {report.run_dir}: metrics.json, predictions.csv, "
                   f"per_subject.csv, confusion.png")
 

@@ -3,7 +3,8 @@
 The same layout for every protocol (LOSO, DFEW k-fold):
 
 ``RUN_DIR/``
-    ``run.json`` (``protocol``, config fingerprint, seed, classes), ``config.yaml``;
+    ``run.json`` (``protocol``, config fingerprint, seed, classes, ``provenance``: what
+      made the run, a segment per machine or version it ran on), ``config.yaml``;
     LOSO: ``folds.csv`` (fold → subject);
     ``folds/fold_NNN.csv``: one file per finished fold, written atomically the moment it ends
       (LOSO folds count from 0, DFEW's from 1);
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from pydantic import BaseModel
 
 from fervid.errors import FervidError, UserPathError, path_error
 from fervid.files import atomic_write, remove_stale_tmp
+from fervid.runs import provenance
 
 if TYPE_CHECKING:  # torch is imported where a model is saved: `fervid report` needs none
     import torch
@@ -153,16 +156,35 @@ class RunStore:
 
     def open(self, cfg: BaseModel, info: dict, *, same: Sequence[str] = ("fingerprint",),
              folds: pd.DataFrame | None = None) -> bool:
-        """Create the run directory with ``run.json`` (``info``, which names the ``protocol``),
-        ``config.yaml`` and, when given, ``folds.csv``; or check that it holds a run that
-        agrees on ``same`` (a resume). Returns True when created."""
+        """Create the run directory with ``run.json`` (``info``, which names the ``protocol``,
+        plus this process's ``provenance``), ``config.yaml`` and, when given, ``folds.csv``;
+        or check that it holds a run that agrees on ``same`` (a resume). Returns True when
+        created.
+
+        A resume on another machine or with other versions appends a provenance segment to
+        ``run.json`` and prints a one-line notice on stderr (:mod:`fervid.runs.provenance`);
+        provenance never decides whether a run may resume."""
         if "protocol" not in info:
             raise ValueError("run.json must name its protocol")
-        created = claim_run_dir(self.root, info, cfg, same=same)
+        record = provenance.collect(precision=info.get("precision"))
+        created = claim_run_dir(self.root, {**info, "provenance": [record]}, cfg, same=same)
+        if not created:
+            self._record_resume(record)
         # Also on a resume when missing: a run killed right after run.json had none.
         if folds is not None and (created or not (self.root / "folds.csv").exists()):
             atomic_write(self.root / "folds.csv", lambda p: folds.to_csv(p, index=False))
         return created
+
+    def _record_resume(self, record: dict) -> None:
+        meta = read_run_meta(self.root)
+        kept, notice = provenance.resumed(meta, record)
+        if kept == provenance.segments(meta):
+            return
+        # Shards resumed at once on two machines may each append; the later write wins.
+        atomic_write(self.root / "run.json",
+                     lambda p: p.write_text(json.dumps({**meta, "provenance": kept}, indent=2)))
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
 
     def finished(self, folds: Sequence[int]) -> list[int]:
         return [f for f in folds if self.fold_path(f).exists()]

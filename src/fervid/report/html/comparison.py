@@ -10,6 +10,7 @@ from html import escape
 
 from fervid.report.html.markup import METRIC_NAMES, delta, fmt, section, table
 from fervid.report.html.run_data import LOSO, RunData
+from fervid.runs.provenance import mixed
 
 _LOSO = ("uf1", "uar", "acc", "f1_macro")
 _KFOLD = ("war", "uar")
@@ -62,6 +63,10 @@ def comparison_section(runs: Sequence[RunData]) -> str:
                 "taken. Differences are from the first run.</p>")
     if any(r.protocol != LOSO for r in runs):
         note += "<p>K-fold runs show WAR and UAR pooled over their folds.</p>"
+    different = mixed({r.run_dir.name: r.provenance for r in runs if r.provenance})
+    if different:
+        note += f'<p class="warn">{escape(different[0].upper() + different[1:])}.</p>'
+
     headers = ["run", "seed", "folds", *(METRIC_NAMES[k] for k in keys), "wall s"]
     return section("comparison", f"Comparison of {len(runs)} runs",
                    note + table(headers, rows, row_classes=classes), anchor="comparison")

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 from html import escape
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -62,7 +63,22 @@ def meta_table(items: Sequence[tuple[str, str, str]]) -> str:
 
 
 def provenance_rows(run: RunData) -> list[tuple[str, str, str]]:
-    """Commit, package versions and device: recorded by the run or read at report time."""
+    """What made the run, as its ``run.json`` records it (fervid version and commit, library
+    versions, CPU, GPU, precision, command line); a value that changed when the run was
+    resumed shows each segment's, in order. Runs that recorded none: the commit and versions
+    at report time and the device from the config."""
+    from fervid.runs.provenance import describe
+
+    if run.provenance:
+        described = [describe(r) for r in run.provenance]
+        rows = []
+        for label in described[0]:
+            values = [value for value, _ in groupby(d[label] for d in described)]
+            source = "recorded in run.json" + (
+                " (changed when the run was resumed)"
+                if len(values) > 1 else "")
+            rows.append((label, " → ".join(values), source))
+        return rows
     commit = run.git_commit()
     device = run.device()
     return [("git commit", commit.value, commit.source),

@@ -24,6 +24,7 @@ import yaml
 from fervid.config import PLACEMENT_FIELDS
 from fervid.datasets import casme2, megc2019, samm, smic
 from fervid.errors import FervidError
+from fervid.runs.provenance import segments
 from fervid.synth.casme2_like import SYNTHME_MARKER
 
 #: ``run.json``'s ``protocol`` of LOSO runs; older LOSO runs name none.
@@ -157,9 +158,14 @@ class RunData:
             return float(sum(w.get("wall_s", 0.0) for w in self.wall))
         return float(sum(log["wall_s"].sum() for log in self.train_logs if "wall_s" in log))
 
+    @property
+    def provenance(self) -> list[dict]:
+        """``run.json``'s provenance segments (:mod:`fervid.runs.provenance`); ``[]`` for
+        runs made before it was recorded."""
+        return segments(self.meta)
+
     def git_commit(self) -> Provenance:
-        if self.meta.get("git_commit"):
-            return Provenance(str(self.meta["git_commit"]), "recorded in run.json")
+        """The commit, for runs that recorded no provenance: read at report time."""
         try:
             out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
                                  cwd=Path(__file__).resolve().parent, capture_output=True,
@@ -169,12 +175,9 @@ class RunData:
         return Provenance(out.stdout.strip(), "at report time (not recorded by the run)")
 
     def versions(self) -> dict[str, Provenance]:
-        recorded = self.meta.get("versions") or {}
+        """fervid's and torch's versions, for runs that recorded no provenance."""
         found = {}
         for package in ("fervid", "torch"):
-            if package in recorded:
-                found[package] = Provenance(str(recorded[package]), "recorded in run.json")
-                continue
             try:
                 found[package] = Provenance(version(package), "at report time")
             except PackageNotFoundError:
@@ -182,8 +185,8 @@ class RunData:
         return found
 
     def device(self) -> Provenance:
-        if self.meta.get("device"):
-            return Provenance(str(self.meta["device"]), "recorded in run.json")
+        """What the config and wall records tell of the device, for runs that recorded no
+        provenance."""
         run = self.config.get("run", {})
         hosts = sorted({str(w["host"]) for w in self.wall if w.get("host")})
         text = (f"accelerator {run.get('accelerator', '?')}, devices {run.get('devices', '?')}, "
