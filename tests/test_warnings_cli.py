@@ -145,3 +145,22 @@ def test_quiet_keeps_only_the_count_and_no_count_without_warnings():
     with pytest.warns(UserWarning, match="after"):
         warnings.warn("after", UserWarning, stacklevel=1)
     assert warnings.showwarning.__module__ == "warnings"
+
+
+def _warn_in_worker(shard, progress):
+    import warnings
+
+    warnings.warn(f"shard {shard} says\nhello", UserWarning, stacklevel=1)
+
+
+def test_a_worker_process_warning_reaches_the_parent_as_one_warning():
+    import warnings
+
+    from fervid.progress import progress_bar
+    from fervid.protocol.workers import WorkerWarning, run_in_workers
+
+    with warnings.catch_warnings(record=True) as caught, progress_bar(False) as bar:
+        warnings.simplefilter("always")
+        run_in_workers(_warn_in_worker, [[0], [1]], 1, bar)
+    texts = sorted(str(w.message) for w in caught if w.category is WorkerWarning)
+    assert texts == ["[w0] shard [0] says\nhello", "[w1] shard [1] says\nhello"]

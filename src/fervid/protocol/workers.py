@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_mod
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
 
@@ -38,6 +39,10 @@ class QueueProgress:
         self.q.put(("remove", self.worker, task))
 
 
+class WorkerWarning(UserWarning):
+    """A warning raised in a worker process, shown by the parent as its own."""
+
+
 def _pump(q, progress: ProgressLike, tasks: dict) -> None:
     while True:
         try:
@@ -45,7 +50,10 @@ def _pump(q, progress: ProgressLike, tasks: dict) -> None:
         except queue_mod.Empty:
             return
         kind, worker, task = msg[0], msg[1], msg[2]
-        if kind == "add":
+        if kind == "warn":
+            # The parent shows it the way the command shows its own warnings (one line).
+            warnings.warn(f"[w{worker}] {task}", WorkerWarning, stacklevel=2)
+        elif kind == "add":
             _, _, _, description, total, fields = msg
             tasks[worker, task] = progress.add_task(f"[w{worker}] {description}", total=total,
                                                     **fields)
@@ -57,6 +65,11 @@ def _pump(q, progress: ProgressLike, tasks: dict) -> None:
 
 def _run_worker(fn: Callable, shard: list[int], worker: int, threads: int, q) -> None:
     torch.set_num_threads(threads)
+
+    def forward(message, category, filename, lineno, file=None, line=None) -> None:
+        q.put(("warn", worker, str(message)))
+
+    warnings.showwarning = forward  # a spawned process: nothing else is affected
     fn(shard, QueueProgress(q, worker))
 
 
