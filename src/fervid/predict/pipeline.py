@@ -41,11 +41,12 @@ from pathlib import Path
 import numpy as np
 
 from fervid.errors import OptionError
-from fervid.faces import FaceTrack, FaceTracker, align_face, read_video_frames
+from fervid.faces import FaceTrack, FaceTracker, align_face
 from fervid.faces.choice import FaceChooser
 from fervid.faces.detection import DlibFaceDetector, FaceDetector
 from fervid.faces.tracking import PRESENT, landmark_jitter
 from fervid.faces.video import DecodedFrame, VideoFrames
+from fervid.predict.device import DeviceClassifier, QueuedFrameSink, QueuedWindowSink
 from fervid.predict.frames import frame_crop, frame_target
 from fervid.predict.outputs import FrameProbsWriter, write_annotated_video
 from fervid.predict.prediction import (  # noqa: F401  (re-exported)
@@ -57,7 +58,8 @@ from fervid.predict.prediction import (  # noqa: F401  (re-exported)
     write_figures,
     write_predictions,
 )
-from fervid.predict.sinks import Classifier, FrameSink, StageTimer, WindowSink
+from fervid.predict.sinks import StageTimer
+from fervid.predict.sources import LoadedFrames, Source, open_frames
 from fervid.progress import progress_bar
 from fervid.runs.checkpoint import Checkpoint, load_checkpoint
 
@@ -65,20 +67,22 @@ from fervid.runs.checkpoint import Checkpoint, load_checkpoint
 _PIXEL_FORMATS = {"gray": "gray", "rgb": "rgb24", "bgr": "bgr24"}
 
 
-def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
+def predict_video(video: Source, checkpoint: Path | str | Checkpoint, *,
                   window_s: float = 1.0, stride_s: float = 0.5, out_dir: Path | str,
                   annotate: bool = False, onnx_path: Path | str | None = None,
                   detector: FaceDetector | None = None, detect_every: int = 5,
                   margin: float = 0.1, batch_size: int = 32,
                   refine_landmarks: bool = False, progress: bool = False,
                   face: str | FaceChooser = "largest",
-                  min_face_fraction: float = 0.5) -> Prediction:
+                  min_face_fraction: float = 0.5, device: str = "cpu",
+                  fps: float | None = None) -> Prediction:
     """Classify the expression of the face in ``video`` over sliding windows.
 
     Parameters
     ----------
     video
-        Any video PyAV reads, GIFs included.
+        Any video PyAV reads, GIFs included; or a folder of numbered frames, or an array of
+        frames, both at ``fps`` (:func:`fervid.predict.sources.open_frames`).
     checkpoint
         A self-describing checkpoint or a run's fold model
         (:func:`fervid.runs.checkpoint.load_checkpoint`).
@@ -112,6 +116,11 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     min_face_fraction
         Frame models: the least fraction of a window's frames with a face for the window to
         be kept.
+    device
+        Where the model runs (``auto``, ``cpu``, ``cuda``): batches go to it through a bounded
+        queue while decoding and tracking go on (:mod:`fervid.predict.device`).
+    fps
+        The frame rate of a folder or an array of frames.
 
     Raises
     ------
@@ -145,7 +154,8 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
         raise OptionError(f"min_face_fraction must be in (0, 1], got {min_face_fraction}")
     out = Path(out_dir)
     timer = StageTimer()
-    frames = read_video_frames(video)
+    frames = open_frames(video, fps)
+    video = frames.path  # names the source in messages and outputs (an array has no path)
     if frames.fps <= 0:
         raise PredictError(f"{video}: the frame rate is unknown, cannot cut windows in seconds")
     if per_frame:
@@ -162,15 +172,16 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
     tracker = FaceTracker(detector=detector or DlibFaceDetector(upsample=0, max_side=480),
                           detect_every=detect_every, refine=refine_landmarks, choose=face,
                           chunk=_chunk(frames, spec.mode))
-    classifier = Classifier(ckpt, onnx_path, batch_size)  # after the video opened
+    classifier = DeviceClassifier(ckpt, onnx_path, batch_size, device)  # after the video opened
     with ExitStack() as stack:
+        stack.callback(classifier.close)
         if per_frame:
             csv = stack.enter_context(FrameProbsWriter(out / "frame_probs.csv", frames.fps,
                                                        ckpt.classes))
-            sink: FrameSink | WindowSink = FrameSink(classifier, timer, csv)
+            sink: QueuedFrameSink | QueuedWindowSink = QueuedFrameSink(classifier, timer, csv)
         else:
             csv = None
-            sink = WindowSink(classifier, timer, frames.fps, window_s, stride_s)
+            sink = QueuedWindowSink(classifier, timer, frames.fps, window_s, stride_s)
         times = _stream(frames, tracker, sink, crop, side, spec.channels, spec.mode, timer,
                         progress)
         track = tracker.track(fps=frames.fps, source=str(video))
@@ -190,14 +201,14 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
             frame_probs=frame_probs, face=face if isinstance(face, str) else "custom",
             max_faces=int(track.n_faces.max()) if track.n_faces is not None else 1,
             alignment=alignment, fps_source=frames.fps_source, rotation=frames.rotation,
-            notes=_notes(frames, times))
+            notes=_notes(frames, times), track=track)
         if per_frame:
             prediction.clip_method = "mean of frame probabilities over frames with a face"
             prediction.skip_reason = f"face in fewer than {min_face_fraction:.0%} of its frames"
         write_figures(prediction, track, usable, out, csv)
     if annotate:
         prediction.files["annotated"] = out / "annotated.mp4"
-        write_annotated_video(prediction.files["annotated"], read_video_frames(video),
+        write_annotated_video(prediction.files["annotated"], frames,
                               frames.fps, track.boxes, frame_labels(prediction, len(track)))
     prediction.stage_s = {k: round(v, 4) for k, v in prediction.stage_s.items()}
     prediction.stage_s["total"] = round(time.perf_counter() - started, 4)
@@ -211,14 +222,15 @@ def predict_video(video: Path | str, checkpoint: Path | str | Checkpoint, *,
 _HELD_BYTES = 64 * 2**20
 
 
-def _chunk(frames: VideoFrames, mode: str) -> int:
+def _chunk(frames: VideoFrames | LoadedFrames, mode: str) -> int:
     """Frames the tracker finalises at once, so the decoded frames held stay near
     :data:`_HELD_BYTES` (gray models hold luma planes, colour ones FFmpeg's YUV frames)."""
     per_frame = frames.width * frames.height * (1.0 if mode == "gray" else 1.5)
     return int(np.clip(_HELD_BYTES // max(per_frame, 1), 1, 32))
 
 
-def _stream(frames: VideoFrames, tracker: FaceTracker, sink: FrameSink | WindowSink,
+def _stream(frames: VideoFrames | LoadedFrames, tracker: FaceTracker,
+            sink: QueuedFrameSink | QueuedWindowSink,
             crop: Callable[[np.ndarray, np.ndarray], np.ndarray], side: int, channels: int,
             mode: str, timer: StageTimer, progress: bool) -> list[float | None]:
     """The one pass: decode, track, and hand each finalised frame's crop (None: no face) to
@@ -271,7 +283,7 @@ def _stream(frames: VideoFrames, tracker: FaceTracker, sink: FrameSink | WindowS
     return times
 
 
-def _notes(frames: VideoFrames, times: list[float | None]) -> list[str]:
+def _notes(frames: VideoFrames | LoadedFrames, times: list[float | None]) -> list[str]:
     """What the user should know about the input: a rotation applied, a variable frame rate
     (window times then use the mean rate)."""
     notes = []

@@ -120,7 +120,8 @@ def evaluate_checkpoint(checkpoint: Path, data_root: Path, out: Path,
                              show_progress=progress)
     index = torch.arange(len(scored))
     model = build_model_from_checkpoint(ckpt)
-    probs = evaluate(model, eval_face_batches(faces, index, 256, spec.size)).probs
+    probs = evaluate(model, eval_face_batches(faces, index, 256, spec.size,
+                                              spec.scaling)).probs
     probs = probs[:, list(match.model_index)]
     probs = probs / probs.sum(1, keepdim=True)  # renormalised over the common classes
     preds = probs.argmax(1).numpy()

@@ -100,10 +100,11 @@ def train_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int,
         yield standardize_faces(crops), faces.y[idx]
 
 
-def eval_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int, size: int
-                      ) -> Iterator[torch.Tensor]:
-    """Centre crops of ``faces.x[index]`` in order, standardised, in batches
+def eval_face_batches(faces: FaceTensors, index: torch.Tensor, batch_size: int, size: int,
+                      scaling: str = "standardize") -> Iterator[torch.Tensor]:
+    """Centre crops of ``faces.x[index]`` in order, standardised (or scaled as the model's
+    input spec says, ``scaling``), in batches
     (:func:`~fervid.representation.input_spec.face_input`, as ``fervid predict`` builds a frame
     model's input)."""
     for s in range(0, len(index), batch_size):
-        yield face_input(faces.x[index[s:s + batch_size]], size)
+        yield face_input(faces.x[index[s:s + batch_size]], size, scaling)

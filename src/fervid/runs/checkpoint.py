@@ -151,6 +151,9 @@ def save_checkpoint(path: Path | str, model_state: dict, *, config: dict | BaseM
 def load_checkpoint(path: Path | str) -> Checkpoint:
     """Read a self-describing checkpoint, or a run's plain fold model with its run directory.
 
+    A bundled model's name (``fer_mini_xception``, :mod:`fervid.models.bundled`) reads its
+    file.
+
     Raises
     ------
     FileNotFoundError
@@ -158,7 +161,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     CheckpointError
         The file is not a checkpoint or describes no usable model; the message names it.
     """
-    path = Path(path)
+    from fervid.models.bundled import resolve_checkpoint
+
+    path = resolve_checkpoint(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt file in it")
     if not path.is_file():
