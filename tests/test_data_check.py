@@ -162,3 +162,37 @@ def test_readers_without_a_real_sheet_read_their_generated_trees(module, dataset
     report = _tree_report(module, tmp_path_factory, dataset=dataset)
     assert report["samples"] > 0 and report["subjects"] > 0
     assert all(sum(p["counts"].values()) > 0 for p in report["protocols"])
+
+
+def _whole_tree_report(module: str, tmp_path, dataset: str):
+    import importlib
+
+    root = importlib.import_module(f"release_trees.{module}").build(tmp_path, frames=1)["root"]
+    result, report = _check("--dataset", dataset, "--data-root", str(root))
+    assert result.exit_code == 0, result.output
+    assert report["ok"] and not report["problems"], report["problems"]
+    return report
+
+
+def test_ferv39k_whole_tree_train_and_test_per_class(tmp_path):
+    from fervid.datasets.ferv39k import FERV39K_CLASSES
+    from test_datasets_ferv39k import TEST_COUNTS, TRAIN_COUNTS
+
+    report = _whole_tree_report("ferv39k", tmp_path, "ferv39k")
+    assert report["samples"] == 31088 + 7847
+    assert report["per_split"] == {
+        "fold 1 train": dict(zip(FERV39K_CLASSES, TRAIN_COUNTS, strict=True)),
+        "fold 1 test": dict(zip(FERV39K_CLASSES, TEST_COUNTS, strict=True))}
+
+
+def test_mafw_whole_tree_every_fold_per_class(tmp_path):
+    from fervid.datasets.mafw import MAFW_CLASSES
+    from test_datasets_mafw import FOLD_COUNTS
+
+    report = _whole_tree_report("mafw", tmp_path, "mafw")
+    assert report["samples"] == 9172
+    for fold, (train, test) in FOLD_COUNTS.items():
+        assert report["per_split"][f"fold {fold} train"] == dict(zip(MAFW_CLASSES, train,
+                                                                     strict=True))
+        assert report["per_split"][f"fold {fold} test"] == dict(zip(MAFW_CLASSES, test,
+                                                                    strict=True))

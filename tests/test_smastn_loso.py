@@ -116,7 +116,8 @@ def test_feature_loss_trains_any_model_with_features(release, tmp_path):
 
 def test_bad_frame_names_the_clip(tmp_path):
     root = tmp_path / "tree"
-    make_casme2_like(root, n_subjects=1, clips_per_subject=2, size=32)
+    # two subjects: one alone cannot make a LOSO fold, which is checked before any frame
+    make_casme2_like(root, n_subjects=2, clips_per_subject=2, size=32)
     victim = sorted((root / FRAMES_DIR).rglob("*.jpg"))[3]
     victim.write_bytes(b"not a jpeg")
     clip = victim.parent.name

@@ -63,13 +63,60 @@ class Sample:
         return self.apex - self.onset
 
 
+class ClipProblem(str):
+    """A problem of one clip (its folder or frames missing or damaged): the text a
+    :class:`DatasetFormatError` lists, carrying the clip it concerns, so a reader asked to
+    skip such clips (``ReadRequest.skip_missing``) drops the clip instead of failing, and
+    records it in :attr:`SampleTable.skipped`.
+
+    A ``str``, so problem lists stay lists of text wherever they are joined or printed.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+
+    def __new__(cls, text: str, dataset: str, subject: str, clip: str) -> ClipProblem:
+        self = super().__new__(cls, text)
+        self.dataset, self.subject, self.clip = dataset, subject, clip
+        return self
+
+    def __reduce__(self):  # picklable with its clip (a worker process sends it back)
+        return type(self), (str(self), self.dataset, self.subject, self.clip)
+
+    @property
+    def name(self) -> str:
+        """``dataset/subject/clip``: the clip as run records and messages name it."""
+        return f"{self.dataset}/{self.subject}/{self.clip}"
+
+    def prefixed(self, prefix: str) -> ClipProblem:
+        """The same problem of the same clip, its text after ``prefix`` (a path, a part)."""
+        return ClipProblem(prefix + self, self.dataset, self.subject, self.clip)
+
+
+def with_prefix(prefix: str, problem: str) -> str:
+    """``problem`` after ``prefix``, still a :class:`ClipProblem` when it was one."""
+    return problem.prefixed(prefix) if isinstance(problem, ClipProblem) else prefix + problem
+
+
+#: What a :class:`DatasetFormatError` listing clip problems adds: how to run without them.
+SKIP_HINT = ("pass --skip-missing (data.skip_missing: true) to leave out the {n} clip(s) with "
+             "missing or damaged frames")
+
+
 @dataclass
 class SampleTable:
-    """An ordered collection of samples plus the class names of its protocol."""
+    """An ordered collection of samples plus the class names of its protocol.
+
+    ``skipped`` lists the clips a reader dropped because their folders or frames are missing
+    or damaged (asked to with ``ReadRequest.skip_missing``), each with its problem; it is
+    kept through :meth:`labelled`, :meth:`filter` and :meth:`concat`.
+    """
 
     samples: list[Sample]
     classes: tuple[str, ...]
     protocol: str = ""
+    skipped: tuple[ClipProblem, ...] = ()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -88,11 +135,11 @@ class SampleTable:
     def labelled(self) -> SampleTable:
         """The samples whose emotion belongs to the protocol (``label is not None``)."""
         return SampleTable([s for s in self.samples if s.label is not None], self.classes,
-                           self.protocol)
+                           self.protocol, self.skipped)
 
     def filter(self, keep: Iterable[bool]) -> SampleTable:
         return SampleTable([s for s, k in zip(self.samples, keep, strict=True) if k],
-                           self.classes, self.protocol)
+                           self.classes, self.protocol, self.skipped)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per sample; ``frames`` becomes ``n_frames``."""
@@ -111,7 +158,7 @@ class SampleTable:
         if len(classes) != 1:
             raise ValueError(f"cannot join tables with different classes: {sorted(classes)}")
         return SampleTable([s for t in tables for s in t.samples], tables[0].classes,
-                           tables[0].protocol)
+                           tables[0].protocol, tuple(p for t in tables for p in t.skipped))
 
 
 def subject_key(sample: Sample) -> str:
@@ -123,7 +170,8 @@ class DatasetFormatError(FervidError, ValueError):
     """A release on disk does not match the official layout.
 
     The message (one line) names the path and lists up to ten of the problems found, so one run
-    shows what is wrong instead of failing at the first missing key.
+    shows what is wrong instead of failing at the first missing key. When some are problems of
+    single clips (:class:`ClipProblem`), it ends by saying how to run without those clips.
     """
 
     MAX_LISTED = 10
@@ -137,7 +185,15 @@ class DatasetFormatError(FervidError, ValueError):
         text = f"{self.path}: {len(self.problems)} problem(s): " + "; ".join(shown)
         if more:
             text += f"; ... and {more} more"
+        clips = len({p.name for p in self.clip_problems})
+        if clips:
+            text += "; " + SKIP_HINT.format(n=clips)
         super().__init__(text)
+
+    @property
+    def clip_problems(self) -> list[ClipProblem]:
+        """The problems of single clips, which ``skip_missing`` drops."""
+        return [p for p in self.problems if isinstance(p, ClipProblem)]
 
     def __reduce__(self):  # picklable: a worker process sends it back to the parent
         return type(self), (self.path, self.problems)

@@ -15,11 +15,13 @@ from fervid.cli.common import (
     config_overrides,
     console,
     fail,
+    global_options,
     run_app,
 )
 
 app = typer.Typer(help="fervid: facial expression recognition in video.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
+app.callback()(global_options)  # --version, --quiet; warnings as one line each
 
 
 @app.command()
@@ -40,6 +42,9 @@ def loso(
         help="What a fold holds out: subject (LOSO, the default) or dataset (MEGC2019's "
              "hold-out-database protocol: train on two parts of the composite set, test on "
              "the third). Overrides the config's group.")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        help="Leave out clips whose folders or frames are missing or damaged (count and "
+             "first names printed and kept in run.json) instead of stopping.")] = False,
     set_: SetOption = None,
     cache_dir: Annotated[Path | None, typer.Option(
         help="Where computed DSSI results are cached (default $FERVID_CACHE or "
@@ -55,7 +60,8 @@ def loso(
     from fervid.protocol.loso import load_loso_data, run_loso
     from fervid.report.loso import print_report
 
-    overrides = config_overrides(set_, seed=seed, group=group, **{"train.epochs": epochs})
+    overrides = config_overrides(set_, seed=seed, group=group, **{
+        "train.epochs": epochs, "data.skip_missing": "true" if skip_missing else None})
     try:
         cfg = load_config(config, overrides)
         check_output_dir(out)
@@ -82,12 +88,16 @@ def loso(
 
 @app.command()
 def kfold(
-    config: Annotated[Path, typer.Option(help="YAML config, e.g. configs/dfew_r3d_18.yaml")],
+    config: Annotated[Path, typer.Option(
+        help="YAML config, e.g. configs/dfew_r3d_18.yaml; data.dataset names the release "
+             "(DFEW when left out; mafw, ferv39k).")],
     data_root: Annotated[Path, typer.Option(
-        help="The DFEW folder (Clip/..., EmoLabel_DataSplit/...).")],
+        help="The release's folder: DFEW (Clip/..., EmoLabel_DataSplit/...), MAFW (data/..., "
+             "Train & Test Set/...) or FERV39k (2_ClipsforFaceCrop/..., 4_setups/...).")],
     out: Annotated[Path, typer.Option(help="Run directory; rerunning resumes it.")],
-    folds: Annotated[str | None, typer.Option(help="Folds to run, e.g. 1,3 (default 1-5).")
-                     ] = None,
+    folds: Annotated[str | None, typer.Option(
+        help="Folds to run, e.g. 1,3 (default all of the release's: DFEW and MAFW 1-5, "
+             "FERV39k 1, its train/test split).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Overrides train.epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Overrides train.batch_size.")] = None,
     seed: Annotated[int | None, typer.Option(help="Overrides the config's seed.")] = None,
@@ -103,7 +113,8 @@ def kfold(
     set_: SetOption = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """DFEW 5-fold training and evaluation, resumable (per-epoch checkpoints) and multi-GPU.
+    """Training and evaluation over a release's own folds (DFEW 5-fold, MAFW 5-fold, FERV39k
+    train/test), resumable (per-epoch checkpoints) and multi-GPU.
 
     Prints WAR, UAR and per-class recall, pooled over the folds and as the mean of the folds.
     """
@@ -163,6 +174,7 @@ def report(
 
     With several runs (e.g. seeds), also prints them side by side with their mean and spread.
     """
+    from fervid.datasets.video_release import is_kfold_protocol
     from fervid.report.kfold import print_kfold_report
     from fervid.report.loso import print_report, seeds_table
     from fervid.runs.results import build_kfold_results, build_loso_results
@@ -172,7 +184,7 @@ def report(
         if html is not None:
             check_output_file(html, "--html")
         kfold_dirs = [d for d in run_dirs if (d / "run.json").exists()
-                      and read_run_meta(d).get("protocol") == "dfew_5fold"]
+                      and is_kfold_protocol(read_run_meta(d).get("protocol"))]
         for d in kfold_dirs:
             print_kfold_report(build_kfold_results(d), console)
         reports = [build_loso_results(d) for d in run_dirs if d not in kfold_dirs]
@@ -275,7 +287,7 @@ def _register_subcommands() -> None:
     from fervid.cli.data import data_app
     from fervid.cli.evaluate import evaluate
     from fervid.cli.fit import fit
-    from fervid.cli.predict import export, predict
+    from fervid.cli.predict import export, models, predict
     from fervid.cli.prepare import prepare_app
 
     app.add_typer(prepare_app, name="prepare")
@@ -283,6 +295,7 @@ def _register_subcommands() -> None:
     app.command()(fit)
     app.command()(evaluate)
     app.command()(predict)
+    app.command()(models)
     app.command()(export)
 
 

@@ -55,6 +55,9 @@ def check(
     sheet: Annotated[Path | None, typer.Option(
         help="The coding sheet (default: the release's sheet file in --data-root, when "
              "there).")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        help="Count what is left without the clips whose folders or frames are missing or "
+             "damaged, and list those, as --skip-missing trains.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read a release as training will and report samples per class, subject and split,
@@ -62,7 +65,8 @@ def check(
     from fervid.datasets.check import check_release
 
     try:
-        report = check_release(dataset, data_root, protocol=protocol, sheet=sheet)
+        report = check_release(dataset, data_root, protocol=protocol, sheet=sheet,
+                               skip_missing=skip_missing)
     except USER_ERRORS as e:
         raise fail(str(e)) from None
     if json_out:
@@ -102,6 +106,7 @@ def _print_report(report) -> None:
         sizes = sorted(report.per_subject.values())
         console.print(f"samples per subject: min {sizes[0]}, max {sizes[-1]}")
     for title, lines, style in (("worked around", report.notes, "yellow"),
+                                ("skipped (--skip-missing)", report.skipped, "yellow"),
                                 ("problems", report.problems, "red")):
         if lines:
             console.print(f"[{style}]{title} ({len(lines)}):[/]")

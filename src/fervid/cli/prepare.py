@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -12,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fervid.cli.common import check_output_dir, one_line
-from fervid.errors import FervidError
+from fervid.errors import FervidError, OptionError
 
 PREPARE_HELP = ("Prepare model inputs from a dataset release: aligned face crops from raw frames "
                 "or videos (faces), optical flow images for STSTNet (flow).")
@@ -25,6 +26,8 @@ prepare_app = typer.Typer(
 EXIT_CLIPS_FAILED = 1
 EXIT_BAD_INPUT = 2
 MAX_FAILURES_SHOWN = 20
+
+log = logging.getLogger(__name__)
 
 
 class TemplateName(str, Enum):
@@ -96,6 +99,8 @@ FLOW_HELP = (
     "plus an index.csv (the STSTNet input).\n\n"
     "The images match the published MEGC2019 STSTNet set (cv2.imread order: strain, v, u), so "
     "models trained on one accept the other. " + PARALLEL_AND_EXITS.format(failure="") +
+    "A clip the sheet lists whose folder or frames are missing stops the command before any "
+    "work; --skip-missing leaves such clips out (count and first names printed).\n\n"
     "Example: fervid prepare flow --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
     "--sheet CASME2/CASME2-coding-20140508.xlsx --protocol 3class --out flow/casme2")
 
@@ -116,6 +121,9 @@ def flow(
     = 28,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Processes (default: all cores; 1 = in this process).")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        help="Leave out clips whose folders or frames are missing or damaged (count and first "
+             "names printed) instead of stopping.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Read a release, then :func:`fervid.prepare.flow.prepare_flow` (see ``FLOW_HELP``)."""
@@ -129,11 +137,13 @@ def flow(
     except FervidError as error:
         _fail(err, "cannot prepare flow:", str(error))
     try:
-        from fervid.datasets import load_dataset
-
-        table = load_dataset(dataset, data_root, protocol.value, sheet=sheet)
+        table = _read_release(dataset, data_root, protocol.value, sheet, skip_missing)
     except FervidError as error:
         _fail(err, f"cannot read {dataset} from {data_root}:", str(error))
+    if table.skipped:
+        from fervid.datasets.from_config import skipped_line
+
+        log.warning("%s", skipped_line(table.skipped, "--skip-missing"))
     try:
         result = prepare_flow(table, out, size=size, workers=workers, progress=progress)
     except (FervidError, OSError) as error:
@@ -141,8 +151,31 @@ def flow(
 
     _summary(console, f"prepare flow: {dataset} ({protocol.value}) -> {result.index}",
              [("clips written", result.written), ("already done", result.skipped),
-              ("outside the protocol", result.unlabelled), ("failed", len(result.failed))])
+              ("outside the protocol", result.unlabelled), ("failed", len(result.failed))]
+             + ([("left out: folder or frames missing", len(table.skipped))]
+                if table.skipped else []))
     _report_failures(err, result.failed, "finished images are kept")
+
+
+def _read_release(dataset: str, data_root: Path, protocol: str, sheet: Path | None,
+                  skip_missing: bool):
+    """The clips of ``dataset`` under ``data_root`` as its registered reader gives them.
+
+    Raises
+    ------
+    OptionError
+        A sheet given to a release without one, or missing for one that needs it.
+    DatasetFormatError
+        From the reader.
+    """
+    from fervid.datasets.registry import ReadRequest, dataset_spec
+
+    spec = dataset_spec(dataset)
+    problem = spec.sheet_problem(sheet is not None)
+    if problem is not None:
+        raise OptionError(f"{dataset} {problem}" + ("; do not pass --sheet" if sheet is not None
+                                                    else ": pass --sheet"))
+    return spec.read(ReadRequest(Path(data_root), protocol, sheet, skip_missing=skip_missing))
 
 
 FACES_HELP = (
@@ -156,6 +189,8 @@ FACES_HELP = (
     "landmarks in between) and warped onto a 5- or 68-point template. Also written: "
     "_face_tracks/<clip>.csv (per frame: status, box, 68 landmarks in source pixels) and "
     "prepare_faces.json (the settings; a re-run with other settings is refused). "
+    "Where the release has a coding sheet (--sheet, or its sheet file in --data-root or beside "
+    "it), the clips it lists that the folder lacks are counted and the first named. "
     + PARALLEL_AND_EXITS.format(failure=", e.g. no face found") +
     "Example: fervid prepare faces --dataset casme2 --data-root CASME2/CASME2_RAW_selected "
     "--out CASME2/Aligned (beside the raw folder, so a config's data.sheet "
@@ -195,6 +230,9 @@ def faces(
     ] = 5,
     clips: Annotated[str | None, typer.Option(
         help="dfew only: clip numbers to prepare, e.g. 1,5,100-120 (default all).")] = None,
+    sheet: Annotated[Path | None, typer.Option(
+        help="The coding sheet to list the clips the folder lacks (default: the release's "
+             "sheet file in --data-root or its parent, when there).")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Processes (default: all cores; 1 = in this process).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -209,6 +247,7 @@ def faces(
                            "by prepare faces (it registers no raw layout)")
     except FervidError as error:
         _fail(err, "cannot prepare faces:", str(error))
+    _warn_sheet_clips_missing(dataset, data_root, sheet)
     try:
         check_output_dir(out)
         numbers = None if clips is None else set(parse_ranges(clips, option="--clips"))
@@ -229,6 +268,26 @@ def faces(
         rows.append(("frames/s", f"{result.frames / result.seconds:.1f}"))
     _summary(Console(), f"prepare faces: {dataset} -> {result.out}", rows)
     _report_failures(err, result.failed, "finished clips are kept")
+
+
+def _warn_sheet_clips_missing(dataset: str, data_root: Path, sheet: Path | None) -> None:
+    """Warn (one line) of the clips the release's coding sheet lists that ``data_root`` lacks
+    or holds with frames missing: they cannot be prepared."""
+    from fervid.datasets.from_config import first_names
+    from fervid.prepare.raw_clips import find_sheet, sheet_clips_missing
+
+    sheet = sheet if sheet is not None else find_sheet(dataset, data_root)
+    if sheet is None or not Path(data_root).is_dir():
+        return
+    try:
+        missing = sheet_clips_missing(dataset, data_root, sheet)
+    except FervidError as error:
+        log.warning("cannot compare %s with its sheet %s: %s", data_root, sheet, error)
+        return
+    if missing:
+        log.warning("%s lists %d clip(s) that %s lacks or holds with frames missing; they are "
+                    "not prepared: %s", Path(sheet).name, len(missing), data_root,
+                    first_names([p.name for p in missing]))
 
 
 def _summary(console: Console, title: str, rows: list[tuple[str, object]]) -> None:

@@ -24,6 +24,7 @@ from fervid.config.sections import (
     TrainConfig,
     VideoDataConfig,
     _Strict,
+    default_name,
     registered_name,
 )
 
@@ -159,7 +160,8 @@ class LosoConfig(_ProtocolConfig):
 
 
 class KfoldConfig(_ProtocolConfig):
-    """One DFEW 5-fold experiment."""
+    """One experiment over a release's own folds (DFEW's five, MAFW's five, FERV39k's one
+    train/test split)."""
 
     PROTOCOL: ClassVar[str] = "kfold"
     SECTION_DEFAULTS: ClassVar[dict] = {"model": {"name": "r3d_18"},
@@ -204,12 +206,19 @@ _ADDED = ("group", "members", "model.c", "model.c_grid", "data.features",
 #: made before they existed still resumes. Besides ``_ADDED``, each protocol gained the
 #: fields only the others had when the three protocols' sections became one schema.
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
-    "loso": (*_ADDED, "train.nesterov", "train.schedule", "train.selection"),
+    "loso": (*_ADDED, "train.nesterov", "train.schedule", "train.selection",
+             "data.skip_missing"),
     "kfold": (*_ADDED, "model.backbone", "model.spatial_attention", "model.spatial_stage",
               "model.temporal_attention", "model.use_global", "train.nesterov",
-              "train.schedule", "train.selection", "run.engine", "run.chunk"),
+              "train.schedule", "train.selection", "run.engine", "run.chunk", "data.dataset"),
     "holdout": (*_ADDED, "run.engine", "run.chunk"),
 }
+
+
+#: By protocol, ``LATER_FIELDS`` whose default is a registered name (``default_name(kind,
+#: protocol)``): naming that default is hashed as leaving the field out (k-fold's
+#: ``data.dataset``: DFEW, the release every k-fold config read before the field existed).
+NAMED_DEFAULTS: dict[str, dict[str, str]] = {"kfold": {"data.dataset": "dataset"}}
 
 
 def fingerprint(cfg: LosoConfig | KfoldConfig | FitConfig, *, precision: str | None = None,
@@ -223,11 +232,13 @@ def fingerprint(cfg: LosoConfig | KfoldConfig | FitConfig, *, precision: str | N
     """
     d = cfg.model_dump()
     defaults = protocol_defaults(type(cfg))
+    named = NAMED_DEFAULTS.get(cfg.PROTOCOL, {})
     for path in LATER_FIELDS[cfg.PROTOCOL]:  # see LATER_FIELDS
         section, _, key = path.rpartition(".")
         node = d.get(section, {}) if section else d
         default = defaults.get(section, {}).get(key) if section else defaults.get(key)
-        if key in node and node[key] == default:
+        also = default_name(named[path], cfg.PROTOCOL) if path in named else None
+        if key in node and (node[key] == default or (also is not None and node[key] == also)):
             del node[key]
     run = {k: v for k, v in d.pop("run").items() if k not in PLACEMENT_FIELDS}
     if precision is not None:

@@ -143,6 +143,9 @@ class DataConfig(_Strict):
     #: ``train.flow_flip`` (mirroring a flow field negates u). The shared flow images store
     #: strain, v, u: channel 2 with all three channels, 0 with ``channels: [2, 1]``.
     flow_u_channel: int | None = Field(None, ge=0)
+    #: Frame-based formats: leave out the clips whose folders or frames are missing or damaged
+    #: (their count and first names are printed and kept in run.json) instead of stopping.
+    skip_missing: bool = False
 
     @field_validator("dataset")
     @classmethod
@@ -150,11 +153,33 @@ class DataConfig(_Strict):
         return registered_name("dataset", value, "loso")
 
 
-class VideoDataConfig(_Strict):
-    """k-fold's data: clips of a DFEW release (``--data-root``) and how frames are drawn."""
+#: The default release's ``source`` and ``classes`` (DFEW's; :mod:`fervid.datasets.dfew`): what a
+#: config naming no ``data.dataset`` gets, as before the field existed, so its fingerprint holds.
+_DEFAULT_RELEASE = {"source": "clip_224x224_16f",
+                    "classes": ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]}
 
-    source: Literal["clip_224x224_16f", "clip_224x224", "original"] = "clip_224x224_16f"
-    #: Split files; default ``<data-root>/EmoLabel_DataSplit``.
+
+class VideoDataConfig(_Strict):
+    """k-fold's data: clips of a release with its own folds (``--data-root``) and how frames
+    are drawn.
+
+    ``source`` and ``classes`` left out are the release's own (its default frame source, its
+    label order), filled in when the run reads the release; a config naming no ``dataset``
+    reads the table's k-fold default (DFEW) and gets its values here.
+    """
+
+    #: The release: a registered dataset with its own folds (``fervid data list``: protocol
+    #: ``kfold``), e.g. DFEW (folds 1..5), MAFW (1..5), FERV39k (its train/test split, fold 1).
+    #: Left out: the table's k-fold default, DFEW.
+    dataset: str | None = None
+    #: Where the frames come from, one of the release's sources: DFEW ``clip_224x224_16f``
+    #: (default), ``clip_224x224``, ``original``; MAFW ``faces`` (default), ``frames``,
+    #: ``clips``; FERV39k ``2_ClipsforFaceCrop`` (default), ``0_7_LabelClips``.
+    source: str | None = None
+    #: Split files, relative to ``--data-root`` unless absolute; default the release's own
+    #: (DFEW ``EmoLabel_DataSplit``, MAFW ``Train & Test Set/single/no_caption``, FERV39k
+    #: ``4_setups/All_scenes``). MAFW and FERV39k also read DFER-CLIP-style lists
+    #: (``MAFW_set_N_{train,test}.txt``, ``FERV39K_{train,test}.txt``) from here.
     split_dir: str | None = None
     num_frames: int = Field(16, ge=1)
     #: ``uniform``, ``random`` (random sorted), ``tsn`` or ``tim`` (time interpolation).
@@ -167,8 +192,21 @@ class VideoDataConfig(_Strict):
     representation: Literal["clip", "dssi"] = "clip"
     #: Drop missing or unreadable clips (logged with their count) instead of stopping.
     skip_missing: bool = False
-    classes: list[str] = Field(default_factory=lambda: ["happy", "sad", "neutral", "angry",
-                                                        "surprise", "disgust", "fear"])
+    #: Class names in label order: the release's own (a run refuses others, naming them).
+    classes: list[str] | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, value: str | None) -> str | None:
+        return registered_name("dataset", value, "kfold")
+
+    @model_validator(mode="after")
+    def _default_release(self):
+        if self.dataset is None:
+            for key, value in _DEFAULT_RELEASE.items():
+                if getattr(self, key) is None:
+                    setattr(self, key, list(value) if isinstance(value, list) else value)
+        return self
 
 
 class FitDataConfig(_Strict):

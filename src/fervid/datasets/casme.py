@@ -42,7 +42,13 @@ import pandas as pd
 
 from fervid.datasets.clip_jobs import subdirs
 from fervid.datasets.errata import apply_errata
-from fervid.datasets.frames import frame_run, index_frames, missing_frames_problem, protocol_labels
+from fervid.datasets.frames import (
+    frame_run,
+    index_frames,
+    missing_frames_problem,
+    protocol_labels,
+    release_table,
+)
 from fervid.datasets.registry import DatasetSpec, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
     AnnotationWarning,
@@ -54,7 +60,7 @@ from fervid.datasets.sheets import (
     require_dir,
     tidy_clip_rows,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "casme"
 #: The release as people write it (in warnings and :data:`fervid.datasets.errata.ERRATA`).
@@ -106,7 +112,7 @@ def release_folder(root: Path, inner: Sequence[str], holds_clips: Callable[[Path
 def coded_table(rows: pd.DataFrame, folders: Sequence[Path | str], protocol: str,
                 protocols: dict[str, tuple[str, ...]], *, root: Path, dataset: str, what: str,
                 fps: float, pattern: re.Pattern[str], file_name: str,
-                problems: Sequence[str] = ()) -> SampleTable:
+                problems: Sequence[str] = (), skip_missing: bool = False) -> SampleTable:
     """The sample table of tidy sheet rows, each sample's frames onset..offset from its clip
     folder, labelled under ``protocol`` by :func:`class_labels`.
 
@@ -127,7 +133,11 @@ def coded_table(rows: pd.DataFrame, folders: Sequence[Path | str], protocol: str
     pattern, file_name : re.Pattern, str
         The frame file names (last group the frame number); how problems show them.
     problems : sequence of str
-        Problems the caller found already, raised with these.
+        Problems the caller found already, raised with these (a
+        :class:`~fervid.samples.ClipProblem` drops its clip under ``skip_missing``).
+    skip_missing : bool
+        Leave out the clips without a folder or with frames missing, listed in ``skipped``
+        (:func:`~fervid.datasets.frames.release_table`).
 
     Returns
     -------
@@ -148,11 +158,12 @@ def coded_table(rows: pd.DataFrame, folders: Sequence[Path | str], protocol: str
     for row, folder, label in zip(rows.itertuples(index=False), folders, labels, strict=True):
         where = f"{row.subject}/{row.clip}"
         if isinstance(folder, str):
-            problems.append(f"{where}: {folder}")
+            problems.append(ClipProblem(f"{where}: {folder}", dataset, row.subject, row.clip))
             continue
         index = index_frames(folder, pattern)
         if index is None:
-            problems.append(f"{where}: clip folder missing ({folder.name})")
+            problems.append(ClipProblem(f"{where}: clip folder missing ({folder.name})",
+                                        dataset, row.subject, row.clip))
             continue
         onset, offset = int(row.onset), int(row.offset)
         frames, missing = frame_run(index, onset, offset)
@@ -160,8 +171,8 @@ def coded_table(rows: pd.DataFrame, folders: Sequence[Path | str], protocol: str
             frames, missing = tuple(index[n] for n in sorted(index)), []
             renumbered.append(f"{where} ({min(index)}..{max(index)} for {onset}..{offset})")
         if missing:
-            problems.append(missing_frames_problem(where, missing, offset - onset + 1,
-                                                   file_name))
+            problems.append(ClipProblem(missing_frames_problem(
+                where, missing, offset - onset + 1, file_name), dataset, row.subject, row.clip))
             continue
         samples.append(Sample(dataset, row.subject, row.clip, onset, int(row.apex), offset,
                               row.emotion, label, frames, au=row.au, fps=fps))
@@ -170,9 +181,8 @@ def coded_table(rows: pd.DataFrame, folders: Sequence[Path | str], protocol: str
                       f"the sheet, each holding exactly its onset..offset count, so their frames "
                       f"are taken in order: {', '.join(renumbered[:5])}"
                       + (" ..." if len(renumbered) > 5 else ""), AnnotationWarning, stacklevel=3)
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(samples, protocols[protocol], protocol)
+    return release_table(root, samples, problems, protocols[protocol], protocol,
+                         skip_missing=skip_missing)
 
 
 def au_strings(column: pd.Series) -> pd.Series:
@@ -267,7 +277,8 @@ def subject_folders(root: Path) -> tuple[dict[str, Path], list[str]]:
     return found, problems
 
 
-def read_casme(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
+def read_casme(root: Path, sheet: Path, protocol: str = "all", *,
+               skip_missing: bool = False) -> SampleTable:
     """Read CASME (I) as shipped.
 
     Parameters
@@ -281,6 +292,8 @@ def read_casme(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
         ``all``: the eight sheet emotions (:data:`CASME_EMOTIONS`), every sample labelled.
         ``3class``: MEGC's negative (disgust, repression, sadness, fear, contempt), positive
         (happiness), surprise; tense is left out.
+    skip_missing : bool
+        Leave out the samples whose folders or frames are missing, listed in ``skipped``.
 
     Returns
     -------
@@ -306,11 +319,12 @@ def read_casme(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
                for s, c in rows[["subject", "clip"]].itertuples(index=False)]
     return coded_table(rows, folders, protocol, CASME_PROTOCOLS, root=root, dataset=DATASET,
                        what=TITLE, fps=FPS, pattern=FRAME, file_name="<clip>-{N}.jpg",
-                       problems=problems)
+                       problems=problems, skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_casme(request.root, request.sheet, request.protocol)
+    return read_casme(request.root, request.sheet, request.protocol,
+                      skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

@@ -117,7 +117,8 @@ def casme2_samples(root: Path, rows: pd.DataFrame,
     return samples, problems + more
 
 
-def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
+def read_casme2(root: Path, sheet: Path, protocol: str = "5class", *,
+                skip_missing: bool = False) -> SampleTable:
     """Read CASME II as shipped.
 
     Parameters
@@ -132,6 +133,8 @@ def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTabl
         ``3class``: MEGC2019's negative (disgust, repression), positive (happiness), surprise
         (145 clips; see :func:`casme2_labels` for the two clips it leaves out).
         ``all``: the seven sheet emotions (:data:`CASME2_EMOTIONS`), every clip labelled.
+    skip_missing : bool
+        Leave out the clips whose folders or frames are missing, listed in ``skipped``.
 
     Returns
     -------
@@ -146,7 +149,8 @@ def read_casme2(root: Path, sheet: Path, protocol: str = "5class") -> SampleTabl
     """
     return read_coded_release(root, sheet, protocol, dataset="casme2", what="CASME II",
                               protocols=CASME2_PROTOCOLS, read_sheet=read_casme2_sheet,
-                              labels=casme2_labels, samples=casme2_samples)
+                              labels=casme2_labels, samples=casme2_samples,
+                              skip_missing=skip_missing)
 
 
 def find_casme2_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
@@ -160,7 +164,8 @@ def find_casme2_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_casme2(request.root, request.sheet, request.protocol)
+    return read_casme2(request.root, request.sheet, request.protocol,
+                       skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

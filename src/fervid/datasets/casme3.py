@@ -59,7 +59,7 @@ from fervid.datasets.sheets import (
     tidy_clip_rows,
 )
 from fervid.errors import OptionError
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "casme3"
 SHEET = CASME3_PART_A_SHEET
@@ -259,22 +259,25 @@ def casme3_samples(root: Path, rows: pd.DataFrame, labels: list[int | None],
     poor_clips = poor_frames = 0
     for row, label in zip(rows.itertuples(index=False), labels, strict=True):
         where = f"{row.subject}/{row.clip} (sheet row {row.excel_row})"
+        ids = (DATASET, row.subject, row.clip)  # a problem of this clip alone
         folder = _task_dir(root, row.subject, row.task, listings) / "color"
         index = index_frames(folder, FRAME)
         if index is None:
-            problems.append(f"{where}: frame folder {row.subject}/{row.task}/color missing")
+            problems.append(ClipProblem(f"{where}: frame folder {row.subject}/{row.task}/color "
+                                        f"missing", *ids))
             continue
         onset, apex, offset = int(row.onset), int(row.apex), int(row.offset)
         bad = damaged.get((row.subject, row.task.lower()), set())
         numbers = range(onset, offset + 1)
         missing = [n for n in numbers if n not in index and n not in bad]
         if missing:
-            problems.append(missing_frames_problem(where, missing, len(numbers), "N.jpg"))
+            problems.append(ClipProblem(missing_frames_problem(where, missing, len(numbers),
+                                                               "N.jpg"), *ids))
             continue
         usable = {n for n in numbers if n in index and n not in bad}
         hit = [n for n in numbers if n in bad]
         if hit and not usable:
-            problems.append(f"{where}: every frame is listed as damaged")
+            problems.append(ClipProblem(f"{where}: every frame is listed as damaged", *ids))
             continue
         use = {n: _nearest_intact(n, onset, offset, usable) if n in bad else n for n in numbers}
         if hit:
@@ -295,7 +298,8 @@ def casme3_samples(root: Path, rows: pd.DataFrame, labels: list[int | None],
     return samples, problems
 
 
-def read_casme3(root: Path, sheet: Path, protocol: str = "7class") -> SampleTable:
+def read_casme3(root: Path, sheet: Path, protocol: str = "7class", *,
+                skip_missing: bool = False) -> SampleTable:
     """Read CAS(ME)³ Part A (or Part C) as shipped.
 
     Parameters
@@ -308,6 +312,9 @@ def read_casme3(root: Path, sheet: Path, protocol: str = "7class") -> SampleTabl
         ``7class``: anger, disgust, fear, happiness, sadness, surprise, others (all 860).
         ``4class``: negative (anger, disgust, fear, sadness), positive, surprise, others (860).
         ``3class``: negative, positive, surprise (699).
+    skip_missing : bool
+        Leave out the micro-expressions whose frame folders or frames are missing (or every
+        frame listed as damaged), listed in ``skipped``.
 
     Returns
     -------
@@ -326,11 +333,13 @@ def read_casme3(root: Path, sheet: Path, protocol: str = "7class") -> SampleTabl
                       exceptions=read_exceptions(find_exception_dir(Path(root), sheet)))
     return read_coded_release(root, sheet, protocol, dataset=DATASET, what="CAS(ME)³",
                               protocols=CASME3_PROTOCOLS, read_sheet=read_casme3_sheet,
-                              labels=casme3_labels, samples=samples)
+                              labels=casme3_labels, samples=samples,
+                              skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_casme3(request.root, request.sheet, request.protocol)
+    return read_casme3(request.root, request.sheet, request.protocol,
+                       skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

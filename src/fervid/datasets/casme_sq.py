@@ -47,7 +47,7 @@ from fervid.datasets.sheets import (
     check_protocol,
     clean_text,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, SampleTable
 
 DATASET = "casme_sq"
 #: The release as people write it (in warnings and :data:`fervid.datasets.errata.ERRATA`).
@@ -200,7 +200,8 @@ def _complete(rows: pd.DataFrame, folders: list[Path]) -> pd.DataFrame:
     return rows
 
 
-def read_casme_sq(root: Path, sheet: Path, protocol: str = "4class") -> SampleTable:
+def read_casme_sq(root: Path, sheet: Path, protocol: str = "4class", *,
+                  skip_missing: bool = False) -> SampleTable:
     """Read CAS(ME)²'s cut samples as shipped.
 
     Parameters
@@ -212,6 +213,9 @@ def read_casme_sq(root: Path, sheet: Path, protocol: str = "4class") -> SampleTa
         The code sheet (``CAS(ME)^2code_final(Updated).xlsx``).
     protocol : {'4class', '3class', '4class_all', '3class_all'}
         See the module docstring: micro-expressions only, or ``_all`` with macro-expressions.
+    skip_missing : bool
+        Leave out the samples whose folders or frames are missing (or end before the apex),
+        listed in ``skipped``.
 
     Returns
     -------
@@ -241,15 +245,18 @@ def read_casme_sq(root: Path, sheet: Path, protocol: str = "4class") -> SampleTa
                .itertuples(index=False)]
     rows = _complete(rows, folders)
     late = rows[rows["apex"] > rows["offset"]]
-    problems = [f"{r.subject}/{r.clip}: apex {r.apex} after the folder's last frame {r.offset}"
+    # A folder that ends before the apex lacks frames: a problem of that sample alone.
+    problems = [ClipProblem(f"{r.subject}/{r.clip}: apex {r.apex} after the folder's last "
+                            f"frame {r.offset}", DATASET, r.subject, r.clip)
                 for r in late.itertuples()]
     return coded_table(rows, folders, protocol, CASME_SQ_PROTOCOLS, root=root, dataset=DATASET,
                        what=TITLE, fps=FPS, pattern=NUMBERED_IMAGE, file_name="img{N}.jpg",
-                       problems=problems)
+                       problems=problems, skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_casme_sq(request.root, request.sheet, request.protocol)
+    return read_casme_sq(request.root, request.sheet, request.protocol,
+                         skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

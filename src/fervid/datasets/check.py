@@ -36,7 +36,8 @@ class ReleaseCheck:
     ``layout_error`` is the reader's refusal (a missing folder, absent frames, a bad sheet
     row), one line; when set, the counts are those of what could be read (often none).
     ``notes`` are the problems the reader worked around (its warnings: damaged frames
-    skipped, a sheet error corrected, a row left out).
+    skipped, a sheet error corrected, a row left out). ``skipped``: the clips left out, each
+    with its problem, when read with ``skip_missing``.
     """
 
     dataset: str
@@ -51,6 +52,7 @@ class ReleaseCheck:
     notes: list[str] = field(default_factory=list)
     layout_error: str | None = None
     problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,15 +91,16 @@ def _read_quietly(read, notes: list[str]):
 
 
 def _check_clips(spec: DatasetSpec, root: Path, sheet: Path | None, protocol: str | None,
-                 report: ReleaseCheck) -> None:
+                 report: ReleaseCheck, skip_missing: bool = False) -> None:
     protocols = [protocol] if protocol else list(spec.classes) or [""]
     main: SampleTable | None = None
     for name in protocols:
-        table = _read_quietly(lambda n=name: spec.read(ReadRequest(root, n, sheet)),
-                              report.notes)
+        request = ReadRequest(root, name, sheet, skip_missing=skip_missing)
+        table = _read_quietly(lambda r=request: spec.read(r), report.notes)
         report.protocols.append(_class_counts(table, name))
         main = main or table
     report.samples = len(main)
+    report.skipped = [str(p) for p in main.skipped]
     report.per_subject = dict(Counter(s.subject for s in main))
     report.subjects = len(report.per_subject)
     splits: dict[str, Counter] = {}
@@ -144,7 +147,7 @@ def _check_faces(spec: DatasetSpec, root: Path, report: ReleaseCheck) -> None:
 
 
 def check_release(name: str, root: Path, *, protocol: str | None = None,
-                  sheet: Path | None = None) -> ReleaseCheck:
+                  sheet: Path | None = None, skip_missing: bool = False) -> ReleaseCheck:
     """Read the release ``name`` at ``root`` and count what it holds.
 
     Parameters
@@ -157,6 +160,9 @@ def check_release(name: str, root: Path, *, protocol: str | None = None,
         One class protocol; default every protocol the release has.
     sheet : Path, optional
         Its coding sheet; default ``root / spec.sheet`` when that file exists.
+    skip_missing : bool
+        Count what is left once the clips whose folders or frames are missing or damaged
+        are left out (listed in ``skipped``), as ``--skip-missing`` trains on.
 
     Returns
     -------
@@ -186,7 +192,7 @@ def check_release(name: str, root: Path, *, protocol: str | None = None,
     report = ReleaseCheck(name, str(root))
     try:
         if spec.read is not None:
-            _check_clips(spec, root, sheet, protocol, report)
+            _check_clips(spec, root, sheet, protocol, report, skip_missing)
         elif spec.read_splits is not None:
             _check_splits(spec, root, report)
         else:

@@ -35,12 +35,12 @@ import numpy as np
 
 from fervid.datasets.class_names import BASIC_CLASSES, require_class
 from fervid.datasets.clip_jobs import ClipJob, folder_job
-from fervid.datasets.frames import describe_numbers, index_frames
+from fervid.datasets.frames import describe_numbers, index_frames, release_table
 from fervid.datasets.image_folder import FaceImageSet
 from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import AnnotationWarning, check_protocol, require_dir
 from fervid.errors import OptionError
-from fervid.samples import DatasetFormatError, Sample, SampleTable
+from fervid.samples import ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "ckplus"
 FPS = 30.0
@@ -93,6 +93,11 @@ def ckplus_sequences(root: Path) -> list[tuple[str, str]]:
                                                                           SEQUENCE_DIR)]
 
 
+def _sequence_problem(text: str, subject: str, sequence: str) -> ClipProblem:
+    """A problem of one sequence's frames, which ``skip_missing`` leaves out."""
+    return ClipProblem(text, DATASET, subject, f"{subject}_{sequence}")
+
+
 def read_emotion_code(path: Path) -> tuple[int | None, str | None]:
     """The code of one emotion file: ``(code, None)``, or ``(None, problem)`` for a file that
     does not hold exactly one whole number in 0..7 (or cannot be read)."""
@@ -139,17 +144,19 @@ def _emotion_codes(root: Path, sequences: set[tuple[str, str]],
                 continue
             key = (subject, sequence)
             if key not in sequences:
-                problems.append(f"{rel}: emotion file for a sequence that does not exist "
-                                f"(no folder {IMAGES_DIR}/{subject}/{sequence}/)")
+                problems.append(_sequence_problem(
+                    f"{rel}: emotion file for a sequence that does not exist (no folder "
+                    f"{IMAGES_DIR}/{subject}/{sequence}/)", subject, sequence))
                 continue
             code, problem = read_emotion_code(path)
             if problem:
                 problems.append(f"{rel}: {problem}")
                 continue
             if key in last_frames and int(frame) != last_frames[key]:
-                problems.append(f"{rel}: names frame {int(frame)}, but the sequence's last "
-                                f"frame is {last_frames[key]} (the emotion is coded at the apex, "
-                                f"the last frame)")
+                problems.append(_sequence_problem(
+                    f"{rel}: names frame {int(frame)}, but the sequence's last frame is "
+                    f"{last_frames[key]} (the emotion is coded at the apex, the last frame)",
+                    subject, sequence))
                 continue
             codes[key] = int(code)
     return codes, problems
@@ -165,19 +172,22 @@ def _scan_frames(root: Path) -> tuple[dict[tuple[str, str], tuple[int, tuple[Pat
         where = f"{IMAGES_DIR}/{subject}/{sequence}"
         index = index_frames(root / IMAGES_DIR / subject / sequence, FRAME) or {}
         if not index:
-            problems.append(f"{where}: no frames named {subject}_{sequence}_<N>.png")
+            problems.append(_sequence_problem(f"{where}: no frames named "
+                                              f"{subject}_{sequence}_<N>.png", subject, sequence))
             continue
         first, last = min(index), max(index)
         gaps = [n for n in range(first, last + 1) if n not in index]
         if gaps:
-            problems.append(f"{where}: frame numbers have gaps ({subject}_{sequence}_<N>.png "
-                            f"missing for N in {describe_numbers(gaps)})")
+            problems.append(_sequence_problem(
+                f"{where}: frame numbers have gaps ({subject}_{sequence}_<N>.png missing for N "
+                f"in {describe_numbers(gaps)})", subject, sequence))
             continue
         found[subject, sequence] = first, tuple(index[n] for n in range(first, last + 1))
     return found, set(folders), problems
 
 
-def read_ckplus(root: Path, protocol: str = "7class") -> SampleTable:
+def read_ckplus(root: Path, protocol: str = "7class", *,
+                skip_missing: bool = False) -> SampleTable:
     """Read CK+ as released (layout: the module docstring).
 
     Parameters
@@ -190,6 +200,9 @@ def read_ckplus(root: Path, protocol: str = "7class") -> SampleTable:
         - 1; 327 sequences, 118 subjects in the full release). ``6class``: the six basic
         emotions; contempt sequences stay in the table with ``label`` None, counted in a
         warning (``table.labelled()`` leaves them out).
+    skip_missing : bool
+        Leave out the labelled sequences whose frames are missing or have gaps, listed in
+        ``skipped``.
 
     Returns
     -------
@@ -217,10 +230,6 @@ def read_ckplus(root: Path, protocol: str = "7class") -> SampleTable:
     last = {key: first + len(files) - 1 for key, (first, files) in frames.items()}
     # A folder without frames is already a problem; its emotion file is not reported again.
     codes, more = _emotion_codes(root, folders, last)
-    problems += more
-    if problems:
-        raise DatasetFormatError(root, problems)
-
     classes = CKPLUS_PROTOCOLS[protocol]
     label_of = {name: i for i, name in enumerate(classes)}
     samples = []
@@ -231,7 +240,10 @@ def read_ckplus(root: Path, protocol: str = "7class") -> SampleTable:
         end = first + len(files) - 1
         samples.append(Sample(DATASET, subject, f"{subject}_{sequence}", first, end, end,
                               emotion, label_of.get(emotion), files))
-    unlabelled = len(frames) - len(samples)
+    table = release_table(root, samples, problems + more, classes, protocol,
+                          skip_missing=skip_missing)
+    dropped = {p.clip for p in table.skipped}
+    unlabelled = sum(key not in codes and f"{key[0]}_{key[1]}" not in dropped for key in frames)
     if unlabelled:
         warnings.warn(f"CK+ {root}: {unlabelled} of {len(frames)} sequences have no emotion "
                       f"file (unlabelled); left out", AnnotationWarning, stacklevel=2)
@@ -241,7 +253,7 @@ def read_ckplus(root: Path, protocol: str = "7class") -> SampleTable:
         warnings.warn(f"CK+ {root}: {counts} sequence(s) outside the {protocol} protocol "
                       f"(label None; table.labelled() leaves them out)", AnnotationWarning,
                       stacklevel=2)
-    return SampleTable(samples, classes, protocol)
+    return table
 
 
 def _subject_order(subject: str) -> tuple[int, str]:
@@ -405,7 +417,7 @@ def read_ckplus_faces(root: Path) -> FaceImageSet:
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_ckplus(request.root, request.protocol)
+    return read_ckplus(request.root, request.protocol, skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

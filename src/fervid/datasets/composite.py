@@ -34,7 +34,7 @@ from pathlib import Path
 from fervid.datasets.class_names import canonical_class
 from fervid.datasets.registry import DatasetSpec, ReadRequest, dataset_spec, register_dataset
 from fervid.errors import OptionError
-from fervid.samples import DatasetFormatError, SampleTable
+from fervid.samples import DatasetFormatError, SampleTable, with_prefix
 
 DATASET = "composite"
 #: The suffix of a part's sheet key in ``data.paths``.
@@ -54,8 +54,8 @@ def _canonical(classes: Sequence[str]) -> tuple[str, ...]:
     return tuple(canonical_class(c) or c for c in classes)
 
 
-def read_composite(parts: Sequence[Part], protocol: str, *,
-                   drop: Collection[str] = (), where: Path | None = None) -> SampleTable:
+def read_composite(parts: Sequence[Part], protocol: str, *, drop: Collection[str] = (),
+                   where: Path | None = None, skip_missing: bool = False) -> SampleTable:
     """Read ``parts`` under ``protocol`` and join their labelled samples, in part order.
 
     Parameters
@@ -69,6 +69,9 @@ def read_composite(parts: Sequence[Part], protocol: str, *,
         Sample keys (``dataset_subject_clip``) to leave out, e.g. a published drop list.
     where : Path, optional
         The folder named in a format error (default the first part's root).
+    skip_missing : bool
+        Each part leaves out its clips whose folders or frames are missing or damaged; the
+        table's ``skipped`` lists those of every part.
 
     Returns
     -------
@@ -109,9 +112,10 @@ def read_composite(parts: Sequence[Part], protocol: str, *,
             problems.append(f"{part.dataset} {problem}")
             continue
         try:
-            tables.append(spec.read(ReadRequest(Path(part.root), protocol, part.sheet)))
+            tables.append(spec.read(ReadRequest(Path(part.root), protocol, part.sheet,
+                                                skip_missing=skip_missing)))
         except DatasetFormatError as err:
-            problems += [f"{part.dataset}: {err.path}: {p}" for p in err.problems]
+            problems += [with_prefix(f"{part.dataset}: {err.path}: ", p) for p in err.problems]
     where = Path(where) if where is not None else Path(parts[0].root)
     if problems:
         raise DatasetFormatError(where, problems)
@@ -120,7 +124,8 @@ def read_composite(parts: Sequence[Part], protocol: str, *,
     if unknown:
         raise DatasetFormatError(where, [f"drop list: no labelled sample {k}" for k in unknown])
     kept = [s for s in samples if s.key not in set(drop)]
-    return SampleTable(kept, tuple(tables[0].classes), protocol)
+    return SampleTable(kept, tuple(tables[0].classes), protocol,
+                       tuple(p for t in tables for p in t.skipped))
 
 
 def parts_from_paths(paths: dict[str, Path]) -> list[Part]:
@@ -143,7 +148,7 @@ def parts_from_paths(paths: dict[str, Path]) -> list[Part]:
 
 def _read(request: ReadRequest) -> SampleTable:
     return read_composite(parts_from_paths(dict(request.paths)), request.protocol,
-                          where=request.root)
+                          where=request.root, skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

@@ -16,16 +16,26 @@ to five digits to give the clip id, ``'00001'``) and ``label`` is 1-based in the
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from fervid.datasets.clip_jobs import ClipJob
 from fervid.datasets.registry import DatasetSpec, PrepareHook, register_dataset
+from fervid.datasets.video_release import (
+    VideoClip,
+    VideoFold,
+    VideoRelease,
+    VideoSplit,
+    build_folds,
+    locate_clips,
+    require_root,
+    video_release,
+    with_frames,
+    with_video,
+)
 from fervid.errors import OptionError, PathNotFoundError, path_error
 from fervid.samples import DatasetFormatError
 
@@ -55,68 +65,12 @@ _PARTS = ("train", "test")
 _TIM_FRAME = re.compile(r"(\d+)\.jpg", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class DfewClip:
-    """One DFEW clip.
+#: DFEW's clips are the k-fold readers' shared type; the old name stays for code importing it.
+DfewClip = VideoClip
 
-    ``frames`` lists the image files in temporal order (``None`` for the ``original`` source
-    or when only the split lists were read); ``video`` is the ``.mp4`` for the ``original``
-    source, else ``None``. ``label`` indexes :data:`DFEW_CLASSES`.
-    """
-
-    clip_id: str
-    label: int
-    frames: tuple[Path, ...] | None = field(default=None, repr=False)
-    video: Path | None = None
-
-    @property
-    def emotion(self) -> str:
-        return DFEW_CLASSES[self.label]
-
-    @property
-    def num_frames(self) -> int | None:
-        """Frame files on disk, or ``None`` when not known without decoding (``original``)."""
-        return None if self.frames is None else len(self.frames)
-
-
-@dataclass
-class DfewFold:
-    """The train and test clips of one official fold (``fold`` in 1..5)."""
-
-    fold: int
-    train: list[DfewClip]
-    test: list[DfewClip]
-
-
-@dataclass
-class DfewSplit:
-    """A DFEW release read for one frame source.
-
-    ``missing`` holds the ids dropped with ``skip_missing=True`` (empty otherwise).
-    """
-
-    root: Path
-    source: str
-    folds: list[DfewFold]
-    missing: tuple[str, ...] = ()
-    classes: tuple[str, ...] = DFEW_CLASSES
-
-    def fold(self, number: int) -> DfewFold:
-        """The fold numbered ``number`` (1-based, as in ``set_<number>.csv``)."""
-        for fold in self.folds:
-            if fold.fold == number:
-                return fold
-        read = ", ".join(str(f.fold) for f in self.folds)
-        raise ValueError(f"fold {number} was not read (folds read: {read})")
-
-    @property
-    def clips(self) -> list[DfewClip]:
-        """Every distinct clip over the folds read, in order of first appearance."""
-        seen: dict[str, DfewClip] = {}
-        for fold in self.folds:
-            for clip in fold.train + fold.test:
-                seen.setdefault(clip.clip_id, clip)
-        return list(seen.values())
+#: What :func:`read_dfew` offers ``fervid kfold``.
+RELEASE = VideoRelease(title="DFEW", sources=DFEW_SOURCES, folds=DFEW_FOLDS,
+                       classes=DFEW_CLASSES, split_dir=SPLIT_DIR)
 
 
 def split_csv_path(split_dir: Path, part: str, fold: int) -> Path:
@@ -177,7 +131,7 @@ def read_split_csv(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def read_dfew_splits(split_dir: Path, folds: Iterable[int] = DFEW_FOLDS) -> list[DfewFold]:
+def read_dfew_splits(split_dir: Path, folds: Iterable[int] = DFEW_FOLDS) -> list[VideoFold]:
     """The official split lists alone (no frames needed): clips with ``frames=None``.
 
     Parameters
@@ -194,31 +148,17 @@ def read_dfew_splits(split_dir: Path, folds: Iterable[int] = DFEW_FOLDS) -> list
     PathNotFoundError, DatasetFormatError
         From :func:`read_split_csv`; also a clip given two labels in different files.
     """
-    folds = _check_folds(folds)
-    labels: dict[str, tuple[int, Path]] = {}
-    conflicts: list[str] = []
-    result = []
-    for number in folds:
-        parts = {}
-        for part in _PARTS:
-            path = split_csv_path(split_dir, part, number)
-            rows = read_split_csv(path)
-            for clip_id, label in rows:
-                known = labels.setdefault(clip_id, (label, path))
-                if known[0] != label:
-                    conflicts.append(f"clip {clip_id}: label {label + 1} in {path.name} of "
-                                     f"{path.parent.name}, {known[0] + 1} in {known[1].name} "
-                                     f"of {known[1].parent.name}")
-            parts[part] = [DfewClip(clip_id, label) for clip_id, label in rows]
-        result.append(DfewFold(number, parts["train"], parts["test"]))
-    if conflicts:
-        raise DatasetFormatError(split_dir, conflicts)
-    return result
+    folds = RELEASE.check_folds(folds)
+    parts = [(number, part, path, read_split_csv(path))
+             for number in folds for part in _PARTS
+             for path in [split_csv_path(split_dir, part, number)]]
+    return build_folds(parts, DFEW_CLASSES, Path(split_dir))
 
 
+@video_release(RELEASE)
 def read_dfew(root: Path, *, source: str = "clip_224x224_16f",
               folds: Iterable[int] = DFEW_FOLDS, skip_missing: bool = False,
-              split_dir: Path | None = None) -> DfewSplit:
+              split_dir: Path | None = None) -> VideoSplit:
     """Read the DFEW release at ``root`` for one frame source.
 
     Only file names are listed; no pixel is decoded.
@@ -248,78 +188,31 @@ def read_dfew(root: Path, *, source: str = "clip_224x224_16f",
         unreadable: all of them checked first, then one error naming ``root`` and listing up to
         ten.
     """
-    if source not in DFEW_SOURCES:
-        raise OptionError(f"unknown DFEW source {source!r}; valid sources: "
-                          f"{', '.join(DFEW_SOURCES)}")
-    root = Path(root)
-    if not root.is_dir():
-        raise PathNotFoundError(f"{root}: DFEW folder not found")
+    RELEASE.check_source(source)
+    root = require_root(root, "DFEW")
     fold_lists = read_dfew_splits(root / SPLIT_DIR if split_dir is None
                                   else Path(split_dir), folds)
     source_dir = root / "Clip" / source
-    located: dict[str, DfewClip | str] = {}  # clip id -> clip with frames, or the problem
-    for fold in fold_lists:
-        for clip in fold.train + fold.test:
-            if clip.clip_id not in located:
-                located[clip.clip_id] = _locate(source_dir, source, clip)
-    problems = {cid: found for cid, found in located.items() if isinstance(found, str)}
-    if problems and not skip_missing:
-        raise DatasetFormatError(root, [f"clip {cid}: {why}" for cid, why in problems.items()])
-    if problems:
-        logger.warning("DFEW %s: skipping %d of %d clips whose frames are missing or unreadable "
-                       "under %s (first: %s)", source, len(problems), len(located), source_dir,
-                       ", ".join(list(problems)[:5]))
-    resolved = {cid: found for cid, found in located.items() if isinstance(found, DfewClip)}
-    kept = [DfewFold(f.fold, [resolved[c.clip_id] for c in f.train if c.clip_id in resolved],
-                     [resolved[c.clip_id] for c in f.test if c.clip_id in resolved])
-            for f in fold_lists]
-    return DfewSplit(root, source, kept, tuple(problems))
+    return locate_clips(root, source, fold_lists,
+                        lambda clip: _locate(source_dir, source, clip),
+                        skip_missing=skip_missing, log=logger, title="DFEW",
+                        classes=DFEW_CLASSES)
 
 
-def _check_folds(folds: Iterable[int]) -> list[int]:
-    folds = [int(f) for f in folds]
-    bad = [f for f in folds if f not in DFEW_FOLDS]
-    if bad or not folds:
-        raise OptionError(f"DFEW folds are 1..5, got {folds}")
-    return folds
-
-
-def _locate(source_dir: Path, source: str, clip: DfewClip) -> DfewClip | str:
+def _locate(source_dir: Path, source: str, clip: VideoClip) -> VideoClip | str:
     """The clip with its frame files, or why they cannot be used."""
     if source == "original":
-        video = source_dir / f"{clip.clip_id}.mp4"
-        if not video.is_file():
-            return f"video {video.name} not found"
-        if video.stat().st_size == 0:
-            return f"video {video.name} is empty"
-        return DfewClip(clip.clip_id, clip.label, None, video)
-    folder = source_dir / clip.clip_id
+        return with_video(clip, source_dir, clip.clip_id, suffixes=(".mp4",))
     if source == "clip_224x224_16f":
         pattern = _TIM_FRAME
     else:
         pattern = re.compile(rf"{clip.clip_id}_(\d+)\.jpg", re.IGNORECASE)
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return f"frame folder {clip.clip_id}/ not found"
-    except OSError as error:
-        return f"frame folder {clip.clip_id}/ unreadable ({error.strerror or error})"
-    numbered = _numbered(entries, pattern)
-    if not numbered:
-        return f"frame folder {clip.clip_id}/ holds no frames named like {pattern.pattern}"
-    if source == "clip_224x224_16f" and len(numbered) != TIM_FRAMES:
-        return f"frame folder {clip.clip_id}/ holds {len(numbered)} frames, expected {TIM_FRAMES}"
-    return DfewClip(clip.clip_id, clip.label, tuple(numbered), None)
-
-
-def _numbered(entries: Sequence[os.DirEntry[str]], pattern: re.Pattern[str]) -> list[Path]:
-    # Numeric order: 2.jpg before 10.jpg.
-    found = []
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match:
-            found.append((int(match.group(1)), Path(entry.path)))
-    return [path for _, path in sorted(found)]
+    found = with_frames(clip, source_dir / clip.clip_id, pattern)
+    if source == "clip_224x224_16f" and not isinstance(found, str) \
+            and found.num_frames != TIM_FRAMES:
+        return f"frame folder {clip.clip_id}/ holds {found.num_frames} frames, expected " \
+               f"{TIM_FRAMES}"
+    return found
 
 
 def find_dfew_clips(root: Path, out_dir: Path, clips: set[int] | None = None
@@ -349,7 +242,7 @@ def find_dfew_clips(root: Path, out_dir: Path, clips: set[int] | None = None
 
 register_dataset(DatasetSpec(
     name=DATASET, subject="", layouts=("video", "cropped"), protocols=("kfold",),
-    read_splits=read_dfew, classes={"7class": DFEW_CLASSES},
+    read_splits=read_dfew, classes={"7class": DFEW_CLASSES}, default_for=("kfold",),
     # Heads move in these film clips: one warp per frame. The splits are copied, so the faces
     # are a complete DFEW folder.
     prepare=PrepareHook(find_dfew_clips, "Clip/original/NNNNN.mp4", takes_clip_numbers=True,

@@ -31,6 +31,7 @@ from fervid.datasets.frames import (
     index_frames,
     missing_frames_problem,
     protocol_labels,
+    release_table,
 )
 from fervid.datasets.registry import DatasetSpec, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
@@ -44,7 +45,7 @@ from fervid.datasets.sheets import (
     require_dir,
     tidy_clip_rows,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "dfme"
 SHEET = "training_full_with_AU.xlsx"
@@ -164,13 +165,15 @@ def dfme_samples(root: Path, rows: pd.DataFrame,
         index = None if folder is None else index_frames(folder, NUMBERED_IMAGE)
         if index is None:
             name = SPLITS[row.split][1]
-            problems.append(f"{where}: clip folder missing (looked in {name}/, {name}/{name}/ "
-                            f"and the root)")
+            problems.append(ClipProblem(f"{where}: clip folder missing (looked in {name}/, "
+                                        f"{name}/{name}/ and the root)", DATASET, row.subject,
+                                        row.clip))
             continue
         frames, missing = frame_run(index, int(row.onset), int(row.offset))
         if missing:
             total = int(row.offset) - int(row.onset) + 1
-            problems.append(missing_frames_problem(where, missing, total, "N.png"))
+            problems.append(ClipProblem(missing_frames_problem(where, missing, total, "N.png"),
+                                        DATASET, row.subject, row.clip))
             continue
         samples.append(Sample(DATASET, row.subject, row.clip, int(row.onset), int(row.apex),
                               int(row.offset), row.emotion, label, frames, split=row.split,
@@ -178,7 +181,8 @@ def dfme_samples(root: Path, rows: pd.DataFrame,
     return samples, problems
 
 
-def read_dfme(root: Path, sheet: Path, protocol: str = "7class") -> SampleTable:
+def read_dfme(root: Path, sheet: Path, protocol: str = "7class", *,
+              skip_missing: bool = False) -> SampleTable:
     """Read DFME as shipped: every split whose sheet is present.
 
     Parameters
@@ -192,6 +196,8 @@ def read_dfme(root: Path, sheet: Path, protocol: str = "7class") -> SampleTable:
         ``7class``: the seven emotions, label = ``EmotionId``. ``3class``: negative (anger,
         contempt, disgust, fear, sadness), positive (happiness), surprise. Every clip is
         labelled under both.
+    skip_missing : bool
+        Leave out the clips whose folders or frames are missing, listed in ``skipped``.
 
     Returns
     -------
@@ -209,13 +215,13 @@ def read_dfme(root: Path, sheet: Path, protocol: str = "7class") -> SampleTable:
     root = require_dir(root, "DFME")
     rows = read_dfme_sheets(sheet)
     samples, problems = dfme_samples(root, rows, dfme_labels(rows, protocol))
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(samples, DFME_PROTOCOLS[protocol], protocol)
+    return release_table(root, samples, problems, DFME_PROTOCOLS[protocol], protocol,
+                         skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_dfme(request.root, request.sheet, request.protocol)
+    return read_dfme(request.root, request.sheet, request.protocol,
+                     skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

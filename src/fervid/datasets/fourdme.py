@@ -103,7 +103,8 @@ def read_fourdme_sheet(sheet: Path) -> pd.DataFrame:
     return rows
 
 
-def read_fourdme(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
+def read_fourdme(root: Path, sheet: Path, protocol: str = "5class", *,
+                 skip_missing: bool = False) -> SampleTable:
     """Read 4DME's micro-expressions as shipped.
 
     Parameters
@@ -116,6 +117,8 @@ def read_fourdme(root: Path, sheet: Path, protocol: str = "5class") -> SampleTab
     protocol : {'5class', '3class'}
         ``5class``: negative, positive, surprise, repression, others. ``3class``: MEGC's
         negative (negative, repression), positive, surprise; others left out.
+    skip_missing : bool
+        Leave out the clips whose folders or frames are missing, listed in ``skipped``.
 
     Returns
     -------
@@ -137,11 +140,13 @@ def read_fourdme(root: Path, sheet: Path, protocol: str = "5class") -> SampleTab
                           lambda p: any((p / s).is_dir() for s in subjects), TITLE)
     folders = [root / s / c for s, c in rows[["subject", "clip"]].itertuples(index=False)]
     return coded_table(rows, folders, protocol, FOURDME_PROTOCOLS, root=root, dataset=DATASET,
-                       what=TITLE, fps=FPS, pattern=NUMBERED_IMAGE, file_name="<name>{N}.jpg")
+                       what=TITLE, fps=FPS, pattern=NUMBERED_IMAGE, file_name="<name>{N}.jpg",
+                       skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_fourdme(request.root, request.sheet, request.protocol)
+    return read_fourdme(request.root, request.sheet, request.protocol,
+                        skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

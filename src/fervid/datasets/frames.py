@@ -11,7 +11,7 @@ import pandas as pd
 
 from fervid.datasets.sheets import check_protocol, require_dir
 from fervid.errors import PathNotFoundError, path_error
-from fervid.samples import DatasetFormatError, Sample, SampleTable
+from fervid.samples import ClipProblem, DatasetFormatError, Sample, SampleTable
 
 
 def index_frames(clip_dir: Path, pattern: re.Pattern[str]) -> dict[int, Path] | None:
@@ -119,8 +119,8 @@ def build_samples(root: Path, rows: pd.DataFrame, dataset: str, pattern: re.Patt
     Returns
     -------
     samples, problems : list of Sample, list of str
-        Problems (absent clip folders, absent frames) are collected, not raised, so the caller
-        reports all of them at once.
+        Problems (absent clip folders, absent frames: each a :class:`ClipProblem`) are collected,
+        not raised, so the caller reports all of them at once (:func:`release_table`).
     """
     samples: list[Sample] = []
     problems: list[str] = []
@@ -128,12 +128,14 @@ def build_samples(root: Path, rows: pd.DataFrame, dataset: str, pattern: re.Patt
         where = f"{row.subject}/{row.clip}"
         index = index_frames(root / row.subject / row.clip, pattern)
         if index is None:
-            problems.append(f"{where}: clip folder missing")
+            problems.append(ClipProblem(f"{where}: clip folder missing", dataset, row.subject,
+                                        row.clip))
             continue
         frames, missing = frame_run(index, int(row.onset), int(row.offset))
         if missing:
             total = int(row.offset) - int(row.onset) + 1
-            problems.append(missing_frames_problem(where, missing, total, file_name))
+            problems.append(ClipProblem(missing_frames_problem(where, missing, total, file_name),
+                                        dataset, row.subject, row.clip))
             continue
         samples.append(Sample(dataset, row.subject, row.clip, int(row.onset), int(row.apex),
                               int(row.offset), row.emotion, label, frames))
@@ -148,14 +150,49 @@ def protocol_labels(emotions: pd.Series, to_class: dict[str, str],
     return [None if pd.isna(v) else int(v) for v in mapped]
 
 
+def release_table(root: Path, samples: Sequence[Sample], problems: Sequence[str],
+                  classes: tuple[str, ...], protocol: str, *,
+                  skip_missing: bool = False) -> SampleTable:
+    """The table of a release's ``samples``, or the error listing every problem found.
+
+    With ``skip_missing``, the clips with problems of their own (:class:`ClipProblem`: a
+    folder or frames missing or damaged) are left out and listed in ``skipped``; problems of
+    the release as a whole still raise.
+
+    Raises
+    ------
+    DatasetFormatError
+        Naming ``root``: every problem (without ``skip_missing``; its message then says how to
+        leave the clips out); the release-wide ones (with it); or, with it, that no clip is
+        left.
+    """
+    clip_problems = [p for p in problems if isinstance(p, ClipProblem)]
+    if not skip_missing and problems:
+        raise DatasetFormatError(root, problems)
+    if len(clip_problems) < len(problems):
+        raise DatasetFormatError(root, [p for p in problems if not isinstance(p, ClipProblem)])
+    dropped = {(p.dataset, p.subject, p.clip) for p in clip_problems}
+    kept = [s for s in samples if (s.dataset, s.subject, s.clip) not in dropped]
+    if dropped and not kept:
+        raise DatasetFormatError(root, [f"no clip left to read: all {len(dropped)} clip(s) "
+                                        f"have missing or damaged frames (first: "
+                                        f"{clip_problems[0]})"])
+    first = {p.name: p for p in reversed(clip_problems)}  # one problem per clip: its first
+    return SampleTable(kept, classes, protocol,
+                       tuple(p for p in clip_problems if first[p.name] is p))
+
+
 def read_coded_release(root: Path, sheet: Path, protocol: str, *, dataset: str, what: str,
                        protocols: dict[str, tuple[str, ...]],
                        read_sheet: Callable[[Path], pd.DataFrame],
                        labels: Callable[[pd.DataFrame, str], list[int | None]],
-                       samples: Callable[..., tuple[list[Sample], list[str]]]) -> SampleTable:
+                       samples: Callable[..., tuple[list[Sample], list[str]]],
+                       skip_missing: bool = False) -> SampleTable:
     """The sample table of a release coded in a sheet (CASME II, SAMM): the sheet is read with
     ``read_sheet``, labelled with ``labels(rows, protocol)``, and ``samples(root, rows,
-    labels)`` builds one sample per row; every problem found is raised at once.
+    labels)`` builds one sample per row; every problem found is raised at once, or with
+    ``skip_missing`` the clips with missing or damaged frames are left out
+    (:func:`release_table`).
 
     Raises
     ------
@@ -171,6 +208,5 @@ def read_coded_release(root: Path, sheet: Path, protocol: str, *, dataset: str, 
     if rows.empty:
         raise DatasetFormatError(sheet, ["no clip rows below the header row"])
     found, problems = samples(root, rows, labels(rows, protocol))
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(found, protocols[protocol], protocol)
+    return release_table(root, found, problems, protocols[protocol], protocol,
+                         skip_missing=skip_missing)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,11 +13,26 @@ import numpy as np
 from fervid.config import ConfigError, FitConfig, LosoConfig
 from fervid.datasets.registry import ReadRequest, dataset_names, dataset_spec, default_dataset
 from fervid.errors import OptionError
-from fervid.samples import SampleTable
+from fervid.samples import ClipProblem, SampleError, SampleTable
+
+log = logging.getLogger(__name__)
+
+#: Skipped clips named in a message; the rest are counted.
+SKIPPED_SHOWN = 10
 
 
 def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
-    """The labelled clips of the release ``cfg.data.dataset`` under ``data_root``."""
+    """The labelled clips of the release ``cfg.data.dataset`` under ``data_root``.
+
+    With ``data.skip_missing`` the clips whose folders or frames are missing or damaged are
+    left out (``table.skipped``; their count and first names are logged as a warning).
+
+    Raises
+    ------
+    SampleError
+        Fewer than two subjects (or datasets, under ``group: dataset``) hold a labelled clip:
+        leave-one-out has no fold with training data.
+    """
     d, root = cfg.data, Path(data_root)
     if d.dataset is None:
         raise ConfigError(f"data.format={d.format} reads frames: set data.dataset (one of "
@@ -40,12 +57,56 @@ def read_release(cfg: LosoConfig, data_root: Path) -> SampleTable:
     sheet = None if spec.sheet is None or d.sheet is None else root / d.sheet
     # --data-root is the release's folder, or for a composite set the folder holding its parts.
     paths = {k: root / d.paths[k] for k in (d.paths if spec.open_parts else spec.parts)}
-    table = spec.read(ReadRequest(root, d.protocol, sheet, paths)).labelled()
+    table = spec.read(ReadRequest(root, d.protocol, sheet, paths,
+                                  skip_missing=d.skip_missing)).labelled()
     if tuple(d.classes) != table.classes:
         raise ConfigError(f"data.classes {list(d.classes)} differ from the classes of "
                           f"{d.dataset} {d.protocol}: {list(table.classes)}; set data.classes "
                           f"to those")
+    if table.skipped:
+        log.warning("%s", skipped_line(table.skipped))
+    check_groups(table, cfg.group)
     return table
+
+
+def first_names(names: Sequence[str]) -> str:
+    """The first :data:`SKIPPED_SHOWN` of ``names``, and how many more."""
+    more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
+    return ", ".join(names[:SKIPPED_SHOWN]) + more
+
+
+def skipped_line(skipped: Sequence[ClipProblem], option: str = "data.skip_missing") -> str:
+    """One line on the clips a reader left out (``table.skipped``): their count and the first
+    names."""
+    return (f"skipped {len(skipped)} clip(s) whose folders or frames are missing or damaged "
+            f"({option}): {first_names([p.name for p in skipped])}")
+
+
+def subjects_without_clips(table: SampleTable) -> list[str]:
+    """The subjects (``dataset/subject``) of skipped clips that kept no labelled clip: they
+    get no fold."""
+    kept = set(table.subjects)
+    return list(dict.fromkeys(f"{p.dataset}/{p.subject}" for p in table.skipped
+                              if f"{p.dataset}/{p.subject}" not in kept))
+
+
+def check_groups(table: SampleTable, group: str) -> None:
+    """Refuse a table leave-one-``group``-out cannot split (fewer than two groups), naming the
+    skipped clips when skipping left too few; warn of subjects that lost every clip."""
+    lost = subjects_without_clips(table)
+    if lost and group == "subject":
+        log.warning("no fold for %d subject(s) whose every clip was skipped: %s", len(lost),
+                    first_names(lost))
+    groups = table.subjects if group == "subject" else list(dict.fromkeys(
+        s.dataset for s in table))
+    if len(groups) >= 2:
+        return
+    held = ", ".join(groups) or "none"
+    why = (f" after skipping {len(table.skipped)} clip(s) whose folders or frames are missing"
+           if table.skipped else "")
+    raise SampleError(f"leave-one-{group}-out needs at least two {group}s with labelled "
+                      f"clips, and {len(groups)} remain{'s' if len(groups) == 1 else ''} "
+                      f"({held}){why}: one {group} cannot make a fold with training data")
 
 
 def read_face_release(cfg: FitConfig, data_root: Path):

@@ -16,11 +16,19 @@ from pathlib import Path
 import pandas as pd
 
 from fervid.datasets import casme2, samm, smic
+from fervid.datasets.frames import release_table
 from fervid.datasets.registry import DatasetSpec, ReadRequest, register_dataset
 from fervid.datasets.sheets import AnnotationWarning, as_ints, padded_number, require_dir
 from fervid.datasets.smic import find_hs, scan_smic, smic_clip_id, smic_subject_id
 from fervid.errors import path_error
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import (
+    PROTOCOL_CLASSES,
+    ClipProblem,
+    DatasetFormatError,
+    Sample,
+    SampleTable,
+    with_prefix,
+)
 
 DATASET = "megc2019"
 #: The releases it combines, in the order MEGC2019's result tables list them.
@@ -116,7 +124,7 @@ def _sheet_part(dataset: str, root: Path, sheet: Path,
                 for s, c in keys[~keys.isin(in_sheet)]]
     rows = rows[in_sheet.isin(keys)]
     samples, more = samples_of(root, rows, labels_of(rows, "3class"))
-    return samples, problems + [f"{root}: {p}" for p in more]
+    return samples, problems + [with_prefix(f"{root}: ", p) for p in more]
 
 
 def _smic_part(root: Path, wanted: pd.DataFrame) -> tuple[list[Sample], list[str]]:
@@ -126,16 +134,18 @@ def _smic_part(root: Path, wanted: pd.DataFrame) -> tuple[list[Sample], list[str
     except DatasetFormatError as err:
         return [], [f"{err.path}: {p}" for p in err.problems]
     samples, more, broken = scan_smic(hs)
-    problems = [f"{hs}: {p}" for p in more]
+    problems = [with_prefix(f"{hs}: ", p) for p in more]
     present = {s.clip for s in samples} | broken
-    problems += [f"SMIC {s}/{c} (ground truth) is not in the release {hs}"
+    problems += [ClipProblem(f"SMIC {s}/{c} (ground truth) is not in the release {hs}",
+                             smic.DATASET, s, c)
                  for s, c in wanted[["subject", "clip"]].itertuples(index=False)
                  if c not in present]
     return samples, problems
 
 
 def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root: Path,
-                  samm_sheet: Path, smic_root: Path) -> SampleTable:
+                  samm_sheet: Path, smic_root: Path, *, skip_missing: bool = False
+                  ) -> SampleTable:
     """Read the MEGC2019 composite set (442 clips: SMIC 164, CASME II 145, SAMM 133).
 
     Parameters
@@ -148,6 +158,9 @@ def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root
         As for :func:`fervid.datasets.read_samm`.
     smic_root : Path
         As for :func:`fervid.datasets.read_smic`.
+    skip_missing : bool
+        Leave out the ground-truth clips whose folders or frames are missing in their
+        release, listed in ``skipped``.
 
     Returns
     -------
@@ -179,13 +192,16 @@ def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root
             samples, more = _sheet_part(dataset, root, sheet, wanted)
         found.update(((dataset, s.subject, s.clip), s) for s in samples)
         problems += more
-    if problems:
-        raise DatasetFormatError(gt_csv, problems)
-
     classes = PROTOCOL_CLASSES["3class"]
+    usable = release_table(gt_csv, list(found.values()), problems, classes, "3class",
+                           skip_missing=skip_missing)
+    found = {(s.dataset, s.subject, s.clip): s for s in usable}
+
     table, disagree = [], []
     for d, s, c, label in gt.itertuples(index=False):
-        sample = found[(d, s, c)]
+        sample = found.get((d, s, c))
+        if sample is None:  # skipped: its frames are missing
+            continue
         if sample.label != label:
             release = "none" if sample.label is None else classes[sample.label]
             disagree.append(f"{sample.key} ({sample.emotion} -> {release}, "
@@ -195,7 +211,7 @@ def read_megc2019(gt_csv: Path, casme2_root: Path, casme2_sheet: Path, samm_root
         warnings.warn(f"{len(disagree)} clip(s) labelled differently by the release and the "
                       f"ground truth (the ground truth is used): {'; '.join(disagree)}",
                       AnnotationWarning, stacklevel=2)
-    return SampleTable(table, classes, "3class")
+    return SampleTable(table, classes, "3class", usable.skipped)
 
 
 #: ``data.paths`` keys: where the ground truth and the three releases lie under --data-root.
@@ -206,7 +222,8 @@ PARTS = ("gt", casme2.DATASET, f"{casme2.DATASET}_sheet", samm.DATASET, f"{samm.
 def _read(request: ReadRequest) -> SampleTable:
     p = request.paths
     return read_megc2019(p["gt"], p[casme2.DATASET], p[f"{casme2.DATASET}_sheet"],
-                         p[samm.DATASET], p[f"{samm.DATASET}_sheet"], p[smic.DATASET])
+                         p[samm.DATASET], p[f"{samm.DATASET}_sheet"], p[smic.DATASET],
+                         skip_missing=request.skip_missing)
 
 
 # Its flow images (``data.format: precomputed``, :mod:`fervid.datasets.precomputed`) and

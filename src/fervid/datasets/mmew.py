@@ -84,7 +84,8 @@ def clip_folders(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def read_mmew(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
+def read_mmew(root: Path, sheet: Path, protocol: str = "all", *,
+              skip_missing: bool = False) -> SampleTable:
     """Read MMEW's micro-expressions as shipped.
 
     Parameters
@@ -96,6 +97,9 @@ def read_mmew(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
     protocol : {'all', '3class'}
         ``all``: the seven sheet emotions (:data:`MMEW_EMOTIONS`). ``3class``: MEGC's negative
         (anger, disgust, fear, sadness), positive (happiness), surprise; others left out.
+    skip_missing : bool
+        Leave out the clips whose folders are missing (or doubled) or whose frames are
+        missing, listed in ``skipped``.
 
     Returns
     -------
@@ -126,11 +130,12 @@ def read_mmew(root: Path, sheet: Path, protocol: str = "all") -> SampleTable:
 
     return coded_table(rows, [folder(c) for c in rows["clip"]], protocol, MMEW_PROTOCOLS,
                        root=root, dataset=DATASET, what=TITLE, fps=FPS, pattern=NUMBERED_IMAGE,
-                       file_name="{N}.jpg")
+                       file_name="{N}.jpg", skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_mmew(request.root, request.sheet, request.protocol)
+    return read_mmew(request.root, request.sheet, request.protocol,
+                     skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

@@ -46,6 +46,7 @@ from fervid.datasets.frames import (
     index_frames,
     missing_frames_problem,
     protocol_labels,
+    release_table,
 )
 from fervid.datasets.registry import DatasetSpec, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
@@ -57,7 +58,7 @@ from fervid.datasets.sheets import (
     read_sheet,
     require_dir,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "mmme"
 SHEET = "coding_file.xlsx"
@@ -197,20 +198,22 @@ def mmme_samples(root: Path, rows: pd.DataFrame, labels: list[int | None],
         folder = next((p for p in places if p.is_dir()), None)
         index = None if folder is None else index_frames(folder, NUMBERED_IMAGE)
         if index is None:
-            problems.append(f"{where}: frame folder {row.subject}/{row.video} missing")
+            problems.append(ClipProblem(f"{where}: frame folder {row.subject}/{row.video} "
+                                        f"missing", DATASET, row.subject, row.clip))
             continue
         frames, missing = frame_run(index, int(row.onset), int(row.offset))
         if missing:
             total = int(row.offset) - int(row.onset) + 1
-            problems.append(missing_frames_problem(where, missing, total, "N.jpg"))
+            problems.append(ClipProblem(missing_frames_problem(where, missing, total, "N.jpg"),
+                                        DATASET, row.subject, row.clip))
             continue
         samples.append(Sample(DATASET, row.subject, row.clip, int(row.onset), int(row.apex),
                               int(row.offset), row.emotion, label, frames, au=row.au, fps=fps))
     return samples, problems
 
 
-def read_mmme(root: Path, sheet: Path, protocol: str = "7class", fps: float = FPS,
-              ) -> SampleTable:
+def read_mmme(root: Path, sheet: Path, protocol: str = "7class", fps: float = FPS, *,
+              skip_missing: bool = False) -> SampleTable:
     """Read MMME's micro-expressions.
 
     Parameters
@@ -225,6 +228,9 @@ def read_mmme(root: Path, sheet: Path, protocol: str = "7class", fps: float = FP
         out).
     fps : float
         Frame rate of the extracted frames.
+    skip_missing : bool
+        Leave out the micro-expressions whose folders or frames are missing, listed in
+        ``skipped``.
 
     Returns
     -------
@@ -242,13 +248,13 @@ def read_mmme(root: Path, sheet: Path, protocol: str = "7class", fps: float = FP
     root = require_dir(root, "MMME")
     rows = micro_rows(read_mmme_sheet(sheet), fps)
     samples, problems = mmme_samples(root, rows, mmme_labels(rows, protocol), fps)
-    if problems:
-        raise DatasetFormatError(root, problems)
-    return SampleTable(samples, MMME_PROTOCOLS[protocol], protocol)
+    return release_table(root, samples, problems, MMME_PROTOCOLS[protocol], protocol,
+                         skip_missing=skip_missing)
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_mmme(request.root, request.sheet, request.protocol)
+    return read_mmme(request.root, request.sheet, request.protocol,
+                     skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

@@ -49,12 +49,16 @@ class ReadRequest:
 
     ``sheet`` is the coding sheet (given only to a release whose spec names one); ``paths`` are
     the parts of a composite release (``DatasetSpec.parts``), already resolved under ``root``.
+    ``skip_missing``: leave out the clips whose folders or frames are missing or damaged,
+    listed in the table's ``skipped``, instead of raising (``--skip-missing``,
+    ``data.skip_missing``; :func:`fervid.datasets.frames.release_table`).
     """
 
     root: Path
     protocol: str
     sheet: Path | None = None
     paths: Mapping[str, Path] = field(default_factory=dict)
+    skip_missing: bool = False
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,8 @@ def samm_samples(root: Path, rows: pd.DataFrame,
     return build_samples(root, rows, DATASET, FRAME, "{subject}_{N:05}.jpg", labels)
 
 
-def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
+def read_samm(root: Path, sheet: Path, protocol: str = "5class", *,
+             skip_missing: bool = False) -> SampleTable:
     """Read SAMM as shipped.
 
     Parameters
@@ -102,6 +103,8 @@ def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
         ``3class``: MEGC2019's negative (anger, contempt, disgust, fear, sadness), positive
         (happiness), surprise (133 clips).
         ``all``: the eight sheet emotions (:data:`SAMM_EMOTIONS`), every clip labelled.
+    skip_missing : bool
+        Leave out the clips whose folders or frames are missing, listed in ``skipped``.
 
     Returns
     -------
@@ -115,7 +118,8 @@ def read_samm(root: Path, sheet: Path, protocol: str = "5class") -> SampleTable:
     """
     return read_coded_release(root, sheet, protocol, dataset="samm", what="SAMM",
                               protocols=SAMM_PROTOCOLS, read_sheet=read_samm_sheet,
-                              labels=samm_labels, samples=samm_samples)
+                              labels=samm_labels, samples=samm_samples,
+                              skip_missing=skip_missing)
 
 
 def find_samm_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
@@ -125,7 +129,8 @@ def find_samm_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_samm(request.root, request.sheet, request.protocol)
+    return read_samm(request.root, request.sheet, request.protocol,
+                     skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

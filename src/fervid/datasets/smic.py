@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
-from fervid.datasets.frames import describe_numbers, index_frames
+from fervid.datasets.frames import describe_numbers, index_frames, release_table
 from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
 from fervid.datasets.sheets import (
     AnnotationWarning,
@@ -32,7 +32,7 @@ from fervid.datasets.sheets import (
     read_sheet,
     require_dir,
 )
-from fervid.samples import PROTOCOL_CLASSES, DatasetFormatError, Sample, SampleTable
+from fervid.samples import PROTOCOL_CLASSES, ClipProblem, DatasetFormatError, Sample, SampleTable
 
 DATASET = "smic"
 FPS = 100.0
@@ -90,7 +90,8 @@ def scan_smic(hs: Path) -> tuple[list[Sample], list[str], set[str]]:
 
     Clips come by subject number, then negative, positive, surprise, then clip number (the
     ground truth's order). Problems: unexpected folders, clip folders without frames or with
-    gaps in the numbering, ids that clash once padded.
+    gaps in the numbering (each a :class:`~fervid.samples.ClipProblem`), ids that clash
+    once padded.
 
     Returns
     -------
@@ -131,10 +132,12 @@ def scan_smic(hs: Path) -> tuple[list[Sample], list[str], set[str]]:
                 onset, offset = (min(index), max(index)) if index else (0, -1)
                 gaps = [n for n in range(onset, offset + 1) if n not in index]
                 if not index or gaps:
-                    broken.add(smic_clip_id(clip_dir.name))
-                    problems.append(f"{where}: no image<N>.bmp frames" if not index else
-                                    f"{where}: frame numbers have gaps (image<N>.bmp for N in "
-                                    f"{describe_numbers(gaps)})")
+                    clip = smic_clip_id(clip_dir.name)
+                    broken.add(clip)
+                    problems.append(ClipProblem(
+                        f"{where}: no image<N>.bmp frames" if not index else
+                        f"{where}: frame numbers have gaps (image<N>.bmp for N in "
+                        f"{describe_numbers(gaps)})", DATASET, subject, clip))
                     continue
                 frames = tuple(index[n] for n in range(onset, offset + 1))
                 samples.append(Sample(DATASET, subject, smic_clip_id(clip_dir.name), onset,
@@ -150,7 +153,8 @@ def scan_smic(hs: Path) -> tuple[list[Sample], list[str], set[str]]:
     return samples, problems, broken
 
 
-def read_smic(root: Path, protocol: str = "3class", apex_sheet: Path | None = None) -> SampleTable:
+def read_smic(root: Path, protocol: str = "3class", apex_sheet: Path | None = None, *,
+              skip_missing: bool = False) -> SampleTable:
     """Read SMIC-HS as shipped (raw ``SMIC_all_raw`` or ``SMIC_all_cropped``, same layout).
 
     Parameters
@@ -162,6 +166,9 @@ def read_smic(root: Path, protocol: str = "3class", apex_sheet: Path | None = No
     apex_sheet : Path, optional
         A third party's apex sheet (``smic_apex_third_party.xlsx``): each clip's apex from it
         (see :func:`apply_apex_sheet`). None: the middle frame.
+    skip_missing : bool
+        Leave out the clip folders without frames or with gaps in their numbering, listed in
+        ``skipped``.
 
     Returns
     -------
@@ -179,11 +186,11 @@ def read_smic(root: Path, protocol: str = "3class", apex_sheet: Path | None = No
     check_protocol(protocol, SMIC_PROTOCOLS, "smic")
     hs = find_hs(root)
     samples, problems, _ = scan_smic(hs)
-    if problems:
-        raise DatasetFormatError(hs, problems)
+    table = release_table(hs, samples, problems, SMIC_PROTOCOLS[protocol], protocol,
+                          skip_missing=skip_missing)
     if apex_sheet is not None:
-        samples = apply_apex_sheet(samples, apex_sheet)
-    return SampleTable(samples, SMIC_PROTOCOLS[protocol], protocol)
+        table.samples = apply_apex_sheet(table.samples, apex_sheet)
+    return table
 
 
 #: The third-party apex sheet's columns the reader needs.
@@ -342,7 +349,8 @@ def find_smic_clips(root: Path, out_dir: Path) -> list[ClipJob | None]:
 
 
 def _read(request: ReadRequest) -> SampleTable:
-    return read_smic(request.root, request.protocol, request.sheet)
+    return read_smic(request.root, request.protocol, request.sheet,
+                     skip_missing=request.skip_missing)
 
 
 register_dataset(DatasetSpec(

@@ -8,14 +8,16 @@ found is its registered prepare hook (``DatasetSpec.prepare``, in its reader fil
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from fervid.datasets.clip_jobs import ClipJob
-from fervid.datasets.registry import dataset_spec, dataset_specs
+from fervid.datasets.registry import ReadRequest, dataset_spec, dataset_specs
+from fervid.datasets.sheets import AnnotationWarning
 from fervid.errors import OptionError, PathNotFoundError
-from fervid.samples import DatasetFormatError
+from fervid.samples import ClipProblem, DatasetFormatError
 
-__all__ = ["ClipJob", "find_clips"]
+__all__ = ["ClipJob", "find_clips", "find_sheet", "sheet_clips_missing"]
 
 
 def find_clips(dataset: str, data_root: Path, out_dir: Path,
@@ -57,3 +59,38 @@ def find_clips(dataset: str, data_root: Path, out_dir: Path,
     if not kept:
         raise DatasetFormatError(root, [f"no clips found (expected {hook.expects})"])
     return kept
+
+
+def find_sheet(dataset: str, data_root: Path) -> Path | None:
+    """The coding sheet of a release whose reader needs one (``DatasetSpec.sheet``), looked for
+    in ``data_root`` and beside it (``CASME2_RAW_selected/``'s parent holds CASME II's); None
+    for a release without one, or when it is in neither place."""
+    spec = dataset_spec(dataset)
+    if spec.sheet is None or spec.sheet_optional or spec.read is None or spec.is_composite:
+        return None
+    root = Path(data_root)
+    return next((d / spec.sheet for d in (root, root.parent) if (d / spec.sheet).is_file()),
+                None)
+
+
+def sheet_clips_missing(dataset: str, data_root: Path, sheet: Path) -> tuple[ClipProblem, ...]:
+    """The clips ``sheet`` lists that the raw release at ``data_root`` lacks or holds with
+    frames missing, each with its problem: what its reader would skip
+    (``ReadRequest.skip_missing``), so ``fervid prepare faces`` can say what it cannot prepare.
+
+    Raises
+    ------
+    OptionError
+        The release's reader reads no coding sheet.
+    DatasetFormatError
+        The sheet cannot be read, or the release has a problem beyond single clips.
+    """
+    spec = dataset_spec(dataset)
+    if spec.sheet is None or spec.read is None or spec.is_composite:
+        raise OptionError(f"{dataset} has no coding sheet to compare the folder with")
+    # Every sheet row is looked for, whatever its class: any protocol lists them all.
+    protocol = next(iter(spec.classes), "")
+    with warnings.catch_warnings():  # the sheet's own quirks are the reader's to report
+        warnings.simplefilter("ignore", AnnotationWarning)
+        table = spec.read(ReadRequest(Path(data_root), protocol, Path(sheet), skip_missing=True))
+    return table.skipped

@@ -1,6 +1,9 @@
-"""DFEW's 5-fold protocol: train on a fold's training list, test once on its test list.
+"""A release's own folds (DFEW's five, MAFW's five, FERV39k's train/test split as fold 1):
+train on a fold's training list, test once on its test list.
 
-Each fold trains through Lightning Fabric (one device, several, or several nodes under DDP)
+The release is ``data.dataset`` (the dataset table's k-fold default, DFEW, when left out), read
+through its registered ``read_splits`` (:mod:`fervid.datasets.video_release`). Each fold trains
+through Lightning Fabric (one device, several, or several nodes under DDP)
 with the shared loop (:mod:`fervid.training.loop`), with DataLoader workers decoding only the
 sampled frames. Under DDP ``train.batch_size`` stays the whole batch: each of the W ranks
 takes every W-th clip of the same shuffled order, BatchNorm is synchronised across ranks
@@ -13,9 +16,11 @@ finished folds are skipped. The model of the last epoch is evaluated;
 nothing is chosen on the test list.
 
 ``RUN_DIR/`` (the shared run store, :mod:`fervid.runs.store`): ``run.json`` (``"protocol":
-"dfew_5fold"``), ``config.yaml``, ``checkpoints/fold_NNN.pt``, ``train_logs/fold_NNN.csv``,
-``folds/fold_NNN.csv`` (clip, label, pred, fold and class probabilities), ``models/fold_NNN.pt``,
-``predictions.csv`` and ``metrics.json``, NNN the DFEW fold number (001..005).
+"<dataset>_<k>fold"``, e.g. ``"dfew_5fold"``; the ``dataset``, ``source`` and ``classes`` in
+label order), ``config.yaml`` (with the release's source and classes filled in),
+``checkpoints/fold_NNN.pt``, ``train_logs/fold_NNN.csv``, ``folds/fold_NNN.csv`` (clip, label,
+pred, fold and class probabilities), ``models/fold_NNN.pt``, ``predictions.csv`` and
+``metrics.json``, NNN the release's fold number (001..005).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fervid.config import ConfigError, KfoldConfig
+from fervid.datasets.registry import DatasetSpec, dataset_spec, default_dataset
+from fervid.datasets.video_release import VideoRelease, kfold_protocol, release_of
+from fervid.errors import OptionError
 from fervid.losses import build_training_loss
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
@@ -58,28 +66,56 @@ log = logging.getLogger(__name__)
 BATCH_ORDER = "seeded-permutation-rank-strided"
 
 
+def resolved_config(cfg: KfoldConfig) -> tuple[KfoldConfig, DatasetSpec, VideoRelease]:
+    """``cfg`` with the release it reads filled in (``data.dataset``; ``data.source`` and
+    ``data.classes`` where left out: the release's default source and its label order), the
+    release's spec and what its reader declares.
+
+    Raises
+    ------
+    ConfigError
+        A dataset without folds of its own, a source it has not, or classes other than its
+        own; one line naming the valid values.
+    """
+    d = cfg.data
+    try:
+        spec = dataset_spec(d.dataset or default_dataset("kfold"),
+                            lambda s: s.read_splits is not None,
+                            "by fervid kfold (it has no folds of its own)")
+        release = release_of(spec)
+    except OptionError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
+    source = d.source or release.default_source
+    if source not in release.sources:
+        raise ConfigError(f"data.source {source!r}: {release.title} has the sources "
+                          f"{', '.join(release.sources)}")
+    classes = list(release.classes) if d.classes is None else list(d.classes)
+    if tuple(classes) != release.classes:
+        raise ConfigError(f"data.classes {classes} differ from {release.title}'s label order "
+                          f"{list(release.classes)} (leave data.classes out to use it)")
+    data = d.model_copy(update={"dataset": spec.name, "source": source, "classes": classes})
+    return cfg.model_copy(update={"data": data}), spec, release
+
+
 def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] | None = None,
               progress: bool = True) -> dict | None:
-    """Run (or resume) the chosen folds (1..5) of ``cfg`` on the DFEW release at ``data_root``.
+    """Run (or resume) the chosen folds of ``cfg`` (default: all of the release's) on the
+    release at ``data_root`` (``data.dataset``).
 
     Returns the merged metrics of the finished folds on rank 0 (None on other ranks).
     """
-    from fervid.datasets.dfew import read_dfew
-
-    folds = sorted(folds or [1, 2, 3, 4, 5])
-    bad = [f for f in folds if f not in range(1, 6)]
-    if bad:
-        raise ConfigError(f"--folds {bad}: DFEW folds are 1..5")
+    cfg, spec, release = resolved_config(cfg)
+    try:
+        folds = sorted(release.check_folds(folds or release.folds))
+    except OptionError as e:
+        raise ConfigError(f"--folds: {e}") from None
     d = cfg.data
     split_dir = None if d.split_dir is None else Path(data_root) / d.split_dir
-    split = read_dfew(Path(data_root), source=d.source, folds=folds,
-                      skip_missing=d.skip_missing, split_dir=split_dir)
+    split = spec.read_splits(Path(data_root), source=d.source, folds=folds,
+                             skip_missing=d.skip_missing, split_dir=split_dir)
     if split.missing:
         log.warning("skipped %d missing or unreadable clip(s) (data.skip_missing)",
                     len(split.missing))
-    if tuple(d.classes) != tuple(split.classes):
-        raise ConfigError(f"data.classes {d.classes} differ from DFEW's label order "
-                          f"{list(split.classes)}")
     out = Path(out)
     cfg = with_resolved_precision(cfg)
     r = cfg.run
@@ -94,7 +130,8 @@ def run_kfold(cfg: KfoldConfig, data_root: Path, out: Path, *, folds: list[int] 
         torch.set_num_threads(r.threads)
     store = RunStore(out)
     if fabric.global_rank == 0:
-        store.open(cfg, {"protocol": "dfew_5fold",
+        store.open(cfg, {"protocol": kfold_protocol(spec.name, release),
+                         "dataset": spec.name, "source": d.source,
                          "fingerprint": cfg.fingerprint(
                              precision=fabric.strategy.precision.precision),
                          "precision": fabric.strategy.precision.precision,
@@ -149,7 +186,7 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
     on all of them for the best epoch count; ``train.selection: best_validation`` keeps the
     epoch of best accuracy on such a share. The test clips choose nothing.
     """
-    from fervid.representation.video_clips import DfewClipDataset
+    from fervid.representation.video_clips import VideoClipDataset
 
     number, seed, t = fold.number, fold.seed, cfg.train
     test_clips = [clips[i] for i in fold.test.tolist()]
@@ -161,7 +198,7 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
     def predictor(index: torch.Tensor):
         """``model → (labels, predictions)`` on the clips ``index`` (a validation share)."""
         held = [clips[i] for i in index.tolist()]
-        held_set = DfewClipDataset(held, cfg.data, train=False, seed=seed)
+        held_set = VideoClipDataset(held, cfg.data, train=False, seed=seed)
         return lambda m: ([c.label for c in held], _test_probs(
             cfg, fabric, getattr(m, "module", m), held_set).argmax(1).tolist())
 
@@ -188,7 +225,7 @@ def _train_fold(cfg: KfoldConfig, fabric, clips: list, store: RunStore, bar: Pro
         predict_val = predictor(fold.validation)
         validation = BestValidation(
             lambda m: split_summary(*predict_val(m), cfg.data.classes), keep_best=True)
-    test_set = DfewClipDataset(test_clips, cfg.data, train=False, seed=seed)
+    test_set = VideoClipDataset(test_clips, cfg.data, train=False, seed=seed)
     trace = (EveryEpochs("trace", cfg.run.trace_every, epochs,
                          lambda e, m: _test_probs(cfg, fabric, m.module, test_set))
              if cfg.run.trace_every else None)
@@ -230,12 +267,12 @@ def _fit_clips(cfg: KfoldConfig, fabric, store: RunStore, bar: ProgressLike, fol
                clips: list, epochs: int, suffix: str, hooks) -> Trained:
     """Fold ``fold``'s model trained on its training clips for ``epochs`` epochs, resumable
     from ``checkpoints/fold_NNN<suffix>.pt``; ``hooks(model, train_set)`` gives the hooks."""
-    from fervid.representation.video_clips import DfewClipDataset
+    from fervid.representation.video_clips import VideoClipDataset
 
     number, seed = fold.number, fold.seed
     train_clips = [clips[i] for i in fold.train.tolist()]
     num_classes, in_chans = len(cfg.data.classes), 1 if cfg.data.grayscale else 3
-    train_set = DfewClipDataset(train_clips, cfg.data, train=True, seed=seed)
+    train_set = VideoClipDataset(train_clips, cfg.data, train=True, seed=seed)
     labels = torch.tensor([c.label for c in train_clips], dtype=torch.long)
     net = seeded(seed, lambda: model_from_config(cfg.model, in_chans=in_chans,
                                                  num_classes=num_classes))

@@ -26,6 +26,7 @@ from fervid.representation.loso_inputs import (  # noqa: F401  (re-exported for 
 )
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import RunStore
+from fervid.samples import SampleTable
 from fervid.training.fold_batched import check_fold_batched, fold_group_tag
 from fervid.training.setup import cpu_has_bf16, make_fabric, with_resolved_precision
 
@@ -37,7 +38,8 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     """Run (or resume) the folds ``folds_spec`` of a LOSO experiment into ``out``.
 
     Finished folds (``out/folds/fold_NNN.csv``) are skipped. Returns the merged report of
-    every fold finished so far (on the rank-0 process; other ranks get None).
+    every fold finished so far (on the rank-0 process; other ranks get None). Clips the
+    release left out (``data.skip_missing``) are recorded in ``run.json`` (``skipped``).
     """
     started = time.monotonic()
     cfg = with_resolved_precision(cfg)
@@ -53,7 +55,8 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
         groups = (fabric.world_size * cfg.run.workers if cfg.run.engine == "fold_batched"
                   else None)
         open_loso_run(store, cfg, folds, data_root,
-                      precision=fabric.strategy.precision.precision, fold_groups=groups)
+                      precision=fabric.strategy.precision.precision, fold_groups=groups,
+                      meta=skipped_record(data.table))
         if fabric.device.type == "cpu" and "bf16" in cfg.run.precision and not cpu_has_bf16():
             log.warning("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
                         "run.precision=%s is emulated here and can be over 10x slower than "
@@ -106,6 +109,10 @@ def check_loso_config(cfg: LosoConfig) -> None:
         raise ConfigError(f"model {cfg.model.name!r} with run.engine={cfg.run.engine}: the "
                           f"linear models ({', '.join(LINEAR_MODELS)}) run on run.engine=linear, "
                           "and only they do")
+    if cfg.data.skip_missing and cfg.data.format in ("precomputed", "handcrafted"):
+        raise ConfigError(f"data.skip_missing leaves out clips of a release read from its "
+                          f"frames (data.format dssi, apex or global_di); data.format="
+                          f"{cfg.data.format} reads prepared files, which it does not skip")
     if cfg.data.format == "handcrafted" and not linear:
         raise ConfigError("data.format=handcrafted holds feature vectors, not images: use a "
                           f"linear model ({', '.join(LINEAR_MODELS)})")
@@ -129,21 +136,35 @@ def check_loso_config(cfg: LosoConfig) -> None:
                           f"go with run.engine={cfg.run.engine}")
 
 
+def skipped_record(table: SampleTable) -> dict:
+    """``run.json``'s ``skipped``: how many clips the release left out (``data.skip_missing``),
+    the first names, and the subjects left without a clip (so without a fold); empty when
+    none were."""
+    from fervid.datasets.from_config import SKIPPED_SHOWN, subjects_without_clips
+
+    if not table.skipped:
+        return {}
+    return {"skipped": {"count": len(table.skipped),
+                        "first": [p.name for p in table.skipped[:SKIPPED_SHOWN]],
+                        "subjects_without_clips": subjects_without_clips(table)}}
+
+
 def open_loso_run(store: RunStore, cfg: LosoConfig, folds: LosoFolds, data_root: str, *,
-                  precision: str, fold_groups: int | None = None, extra: dict | None = None
-                  ) -> None:
+                  precision: str, fold_groups: int | None = None, extra: dict | None = None,
+                  meta: dict | None = None) -> None:
     """Create (or check, on a resume) the run directory of a LOSO run.
 
     ``precision``: the precision the folds are computed in (part of the fingerprint);
     ``fold_groups``: see :func:`fervid.config.fingerprint`; ``extra``: more ``run.json``
-    fields, which a resume must match too (e.g. the fold weights a run was evaluated from).
+    fields, which a resume must match too (e.g. the fold weights a run was evaluated from);
+    ``meta``: more ``run.json`` fields a resume need not match (the clips skipped).
     """
     extra = extra or {}
     info = {"protocol": "loso",
             "fingerprint": cfg.fingerprint(precision=precision, fold_groups=fold_groups),
             "precision": precision, "seed": cfg.seed, "name": cfg.name, "n_folds": len(folds),
             "data_root": data_root, "classes": cfg.data.classes, "group": folds.group,
-            **extra}
+            **(meta or {}), **extra}
     pretrained = None if extra.get("trained") is False else pretrained_backbone(cfg)
     if pretrained is not None:  # a resume must start from the same file
         info["pretrained"] = pretrained

@@ -1,4 +1,5 @@
-"""DFEW clips as model inputs: a torch ``Dataset`` over :class:`~fervid.datasets.dfew.DfewClip`.
+"""Clips of a k-fold release (DFEW, MAFW, FERV39k) as model inputs: a torch ``Dataset`` over
+:class:`~fervid.datasets.video_release.VideoClip`.
 
 Each item samples ``num_frames`` positions (``fervid.representation.temporal_sampling``), loads
 only those frames at the model's size (``fervid.representation.frame_loading``) and returns a
@@ -18,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fervid.config import VideoDataConfig
-from fervid.datasets.dfew import DfewClip
+from fervid.datasets.video_release import VideoClip
 from fervid.representation.frame_loading import (
     count_video_frames,
     load_clip,
@@ -49,13 +50,13 @@ def clip_input_spec(data: VideoDataConfig) -> InputSpec:
     return InputSpec("clip", data.size, mode, {}, data.num_frames)
 
 
-class DfewClipDataset(Dataset):
+class VideoClipDataset(Dataset):
     """Items ``(input tensor, label)`` of a list of clips.
 
     Parameters
     ----------
-    clips : sequence of DfewClip
-        With frames (``clip_224x224*`` sources) or a video (``original``).
+    clips : sequence of VideoClip
+        With frames (a frame source) or a video (a video source).
     data : VideoDataConfig
         Frames per clip, sampling, size, grayscale, representation.
     train : bool
@@ -64,7 +65,7 @@ class DfewClipDataset(Dataset):
         With :meth:`set_epoch`, seeds each item's sampling.
     """
 
-    def __init__(self, clips: Sequence[DfewClip], data: VideoDataConfig, *, train: bool,
+    def __init__(self, clips: Sequence[VideoClip], data: VideoDataConfig, *, train: bool,
                  seed: int = 0):
         self.clips, self.data, self.train, self.seed = list(clips), data, train, seed
         self.epoch = 0
@@ -85,7 +86,7 @@ class DfewClipDataset(Dataset):
                                 else count_video_frames(clip.video))
         return self._lengths[i]
 
-    def _load(self, clip: DfewClip, indices: np.ndarray) -> np.ndarray:
+    def _load(self, clip: VideoClip, indices: np.ndarray) -> np.ndarray:
         if clip.frames is not None:
             return load_clip(clip.frames, self.data.size, indices=indices)
         return load_video_frames(clip.video, indices, self.data.size)
@@ -109,3 +110,7 @@ class DfewClipDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         frames = np.asarray(self.frames(i), dtype=np.float32)  # (T, S, S, 3)
         return build_input(self.spec, rgb_to_mode(frames, self.spec.mode)), self.clips[i].label
+
+
+#: The name the dataset had when only DFEW was read; the same class.
+DfewClipDataset = VideoClipDataset

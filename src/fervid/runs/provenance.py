@@ -49,11 +49,14 @@ class ProvenanceWarning(UserWarning):
 
 
 def fervid_version() -> str:
-    """The installed fervid's version (``fervid.__version__``, from the package metadata);
+    """The installed fervid's version (the package metadata, as ``fervid.__version__``);
     ``0+unknown`` when not installed."""
-    import fervid
+    from importlib.metadata import PackageNotFoundError, version
 
-    return fervid.__version__
+    try:
+        return version("fervid")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
 
 
 def _git(*args: str) -> str | None:

@@ -157,6 +157,8 @@ def kfold_metrics(frame: pd.DataFrame, classes: list[str], meta: dict) -> dict:
                                      for s in per_fold.values()])) for c in classes}
     return {
         "name": meta.get("name"), "seed": meta.get("seed"), "protocol": meta.get("protocol"),
+        # The release; None for runs from before it was recorded (DFEW's, as the protocol says).
+        "dataset": meta.get("dataset"),
         "classes": classes, "label_order": {c: i + 1 for i, c in enumerate(classes)},
         "n_samples": int(len(frame)), "folds": sorted(per_fold),
         "skipped_clips": len(meta.get("skipped_clips", [])),

@@ -1,4 +1,4 @@
-"""A DFEW k-fold run directory (:mod:`fervid.protocol.kfold`), read for the HTML report.
+"""A k-fold run directory (DFEW, MAFW, FERV39k; :mod:`fervid.protocol.kfold`), for the report.
 
 ``RUN_DIR/`` (the shared run store, :mod:`fervid.runs.store`): ``run.json`` (``"protocol":
 "dfew_5fold"``), ``config.yaml``, ``folds/fold_NNN.csv`` (``clip, label, pred, fold,
@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from fervid.report.html.run_data import (
-    DFEW_5FOLD,
     RunData,
     RunHeader,
     RunReportError,
@@ -42,7 +41,7 @@ def load_kfold_run(header: RunHeader) -> RunData:
         metrics = kfold_metrics(predictions, classes, meta)  # merge not written yet
     metrics = {**metrics, "per_fold": {int(f): v for f, v in metrics["per_fold"].items()}}
     train_logs = read_train_logs(run_dir)
-    return RunData(run_dir=run_dir, protocol=DFEW_5FOLD, meta=meta, config=header.config,
+    return RunData(run_dir=run_dir, protocol=header.protocol, meta=meta, config=header.config,
                    config_text=header.config_text, metrics=metrics, predictions=predictions,
                    per_subject=pd.DataFrame(), folds=pd.DataFrame({"fold": folds}),
                    train_logs=train_logs, per_fold=per_fold_table(metrics, train_logs))

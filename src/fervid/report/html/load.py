@@ -2,8 +2,8 @@
 
 :func:`load_run` reads ``run.json`` and ``config.yaml`` (:func:`.run_data.read_header`) and
 hands them to the reader that ``run.json``'s ``protocol`` names (:data:`READERS`): LOSO
-(:mod:`.loso_data`; runs without a ``protocol`` are LOSO runs) or DFEW k-fold
-(:mod:`.kfold_data`). Every reader returns the same :class:`.run_data.RunData`.
+(:mod:`.loso_data`; runs without a ``protocol`` are LOSO runs) or k-fold (DFEW, MAFW,
+FERV39k: :mod:`.kfold_data`). Every reader returns the same :class:`.run_data.RunData`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from fervid.datasets.video_release import is_kfold_protocol
 from fervid.report.html.holdout import CROSS_DATASET, HOLDOUT, load_split_run
 from fervid.report.html.kfold_data import load_kfold_run
 from fervid.report.html.loso_data import load_loso_run
@@ -40,6 +41,8 @@ def load_run(run_dir: Path) -> RunData:
     """
     header = read_header(Path(run_dir))
     reader = READERS.get(header.protocol)
+    if reader is None and is_kfold_protocol(header.protocol):  # MAFW's, FERV39k's ...
+        reader = load_kfold_run
     if reader is None:
         raise RunReportError(f"{header.run_dir / 'run.json'}: protocol {header.protocol!r} "
                              f"has no report reader; known: {sorted(READERS)}")

@@ -10,6 +10,7 @@ import datetime
 from html import escape
 from pathlib import Path
 
+from fervid.datasets.video_release import is_kfold_protocol
 from fervid.errors import path_error
 from fervid.files import atomic_write
 from fervid.report.html.comparison import comparison_section
@@ -95,6 +96,8 @@ def render_run(run: RunData, index: int) -> str:
     benchmarks = load_published()
     benchmark = benchmarks.get(run.benchmark) if run.benchmark else None
     builders = SECTIONS_BY_PROTOCOL.get(run.protocol)
+    if builders is None and is_kfold_protocol(run.protocol):  # MAFW's, FERV39k's ...
+        builders = KFOLD_SECTIONS
     if builders is None:
         raise RunReportError(f"{run.run_dir}: no report sections for protocol {run.protocol!r}")
     body = "".join(build(run, benchmark) for build in builders)
