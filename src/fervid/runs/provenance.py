@@ -51,8 +51,6 @@ class ProvenanceWarning(UserWarning):
 def fervid_version() -> str:
     """The installed fervid's version (the package metadata, as ``fervid.__version__``);
     ``0+unknown`` when not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("fervid")
     except PackageNotFoundError:  # a source tree that was never installed
