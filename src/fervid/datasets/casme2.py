@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fervid.datasets.action_units import register_au_sheet, sheet_au_column
 from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
@@ -57,9 +58,10 @@ def read_casme2_sheet(sheet: Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``excel_row, subject, clip, onset, apex, offset, emotion, apex_annotated``, one row per
-        clip in sheet order; subjects ``'sub01'``; the ``/`` apex replaced by the middle frame
-        (with a warning) and ``apex_annotated`` False there.
+        ``excel_row, subject, clip, onset, apex, offset, emotion, apex_annotated, au``, one row
+        per clip in sheet order (``au``: the ``Action Units`` text, ``""`` where blank);
+        subjects ``'sub01'``; the ``/`` apex replaced by the middle frame (with a warning)
+        and ``apex_annotated`` False there.
 
     Raises
     ------
@@ -70,6 +72,7 @@ def read_casme2_sheet(sheet: Path) -> pd.DataFrame:
     table = read_sheet(sheet, list(SHEET_COLUMNS.values()))
     rows = tidy_clip_rows(sheet, table, SHEET_COLUMNS, padded_number(2, "sub"), "CASME II")
     check_known(sheet, rows, "emotion", CASME2_EMOTIONS, SHEET_COLUMNS["emotion"])
+    rows["au"] = sheet_au_column(table, rows)
     return rows
 
 
@@ -172,3 +175,4 @@ register_dataset(DatasetSpec(
     name=DATASET, subject="sub01", layouts=("raw", "cropped"), protocols=("loso",), read=_read,
     classes=CASME2_PROTOCOLS, sheet=SHEET, fps=FPS,
     prepare=PrepareHook(find_casme2_clips, "subXX/<clip>/img{N}.jpg")))
+register_au_sheet(DATASET, SHEET, read_casme2_sheet)

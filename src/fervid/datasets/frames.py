@@ -138,7 +138,8 @@ def build_samples(root: Path, rows: pd.DataFrame, dataset: str, pattern: re.Patt
                                         dataset, row.subject, row.clip))
             continue
         samples.append(Sample(dataset, row.subject, row.clip, int(row.onset), int(row.apex),
-                              int(row.offset), row.emotion, label, frames))
+                              int(row.offset), row.emotion, label, frames,
+                              au=getattr(row, "au", "")))
     return samples, problems
 
 

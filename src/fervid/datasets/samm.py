@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fervid.datasets import sheets
+from fervid.datasets.action_units import register_au_sheet, sheet_au_column
 from fervid.datasets.clip_jobs import ClipJob, folder_job, subdirs
 from fervid.datasets.frames import build_samples, protocol_labels, read_coded_release
 from fervid.datasets.registry import DatasetSpec, PrepareHook, ReadRequest, register_dataset
@@ -53,8 +54,9 @@ def read_samm_sheet(sheet: Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``excel_row, subject, clip, onset, apex, offset, emotion, apex_annotated``, one row per
-        clip in sheet order, subjects ``'006'``, emotions lower-cased.
+        ``excel_row, subject, clip, onset, apex, offset, emotion, apex_annotated, au``, one row
+        per clip in sheet order (``au``: the ``Action Units`` text), subjects ``'006'``,
+        emotions lower-cased.
 
     Raises
     ------
@@ -65,6 +67,7 @@ def read_samm_sheet(sheet: Path) -> pd.DataFrame:
     table = sheets.read_sheet(sheet, list(SHEET_COLUMNS.values()))
     rows = sheets.tidy_clip_rows(sheet, table, SHEET_COLUMNS, sheets.padded_number(3), "SAMM")
     sheets.check_known(sheet, rows, "emotion", SAMM_EMOTIONS, SHEET_COLUMNS["emotion"])
+    rows["au"] = sheet_au_column(table, rows)
     return rows
 
 
@@ -137,3 +140,4 @@ register_dataset(DatasetSpec(
     name=DATASET, subject="006", layouts=("raw",), protocols=("loso",), read=_read,
     classes=SAMM_PROTOCOLS, sheet=SHEET, fps=FPS,
     prepare=PrepareHook(find_samm_clips, "NNN/<clip>/NNN_{N}.jpg")))
+register_au_sheet(DATASET, SHEET, read_samm_sheet)
