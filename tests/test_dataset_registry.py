@@ -30,7 +30,7 @@ def _builtin_specs():
 
 
 def _reader_file(spec) -> Path:
-    reader = spec.read or spec.read_faces or spec.read_splits
+    reader = spec.read or spec.read_faces or spec.read_splits or spec.read_intervals
     return Path(inspect.getsourcefile(reader)).resolve()
 
 
@@ -39,7 +39,8 @@ def test_every_dataset_has_a_reader_and_a_subject_field():
     assert {s.name for s in specs} >= {"casme2", "samm", "smic", "ckplus", "megc2019", "dfew",
                                        "fer2013", "image_folder"}
     for spec in specs:
-        assert callable(spec.read or spec.read_faces or spec.read_splits), spec.name
+        assert callable(spec.read or spec.read_faces or spec.read_splits
+                        or spec.read_intervals), spec.name
         assert isinstance(spec.subject, str), spec.name
         if "loso" in spec.protocols:  # LOSO needs subject ids
             assert spec.subject and spec.read is not None, spec.name

@@ -36,6 +36,7 @@ from fervid.datasets import casme2, samm, smic, ckplus  # noqa: F401
 from fervid.datasets import megc2019, dfew, fer2013, image_folder  # noqa: F401
 from fervid.datasets import casme, casme_sq, casme3, dfme, mmme, fourdme, mmew  # noqa: F401
 from fervid.datasets import ferv39k, mafw  # noqa: F401
+from fervid.datasets import casme_sq_long, samm_lv  # noqa: F401
 from fervid.datasets import composite  # noqa: F401
 # isort: on
 from fervid.datasets import megc2019_handcrafted, precomputed  # noqa: F401

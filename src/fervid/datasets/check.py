@@ -146,6 +146,26 @@ def _check_faces(spec: DatasetSpec, root: Path, report: ReleaseCheck) -> None:
     report.per_split = {k: dict(v) for k, v in splits.items()}
 
 
+def _check_intervals(spec: DatasetSpec, root: Path, sheet: Path | None, report: ReleaseCheck,
+                     skip_missing: bool = False) -> None:
+    # A spotting release: samples are its coded intervals, protocol "spotting" their kinds.
+    release = _read_quietly(lambda: spec.read_intervals(
+        ReadRequest(root, "spotting", sheet, skip_missing=skip_missing)), report.notes)
+    counts = release.counts()
+    report.samples = counts["intervals"]
+    report.subjects = counts["subjects"]
+    report.protocols.append(ClassCounts("spotting", ["micro", "macro"],
+                                        {k: counts[k] for k in ("micro", "macro")}))
+    report.per_subject = dict(Counter(v.subject for v in release.videos
+                                      for _ in v.intervals))
+    report.per_split = {"videos": {"videos": counts["videos"]},
+                        "uncoded": {"offset": counts["uncoded_offsets"],
+                                   "apex": counts["uncoded_apexes"]}}
+    report.frames = _frame_stats(v.n_frames or 0 for v in release.videos)
+    report.fps = dict(Counter(f"{v.fps:g}" for v in release.videos))
+    report.skipped = [f"video {m}: no frame folder" for m in release.missing]
+
+
 def check_release(name: str, root: Path, *, protocol: str | None = None,
                   sheet: Path | None = None, skip_missing: bool = False) -> ReleaseCheck:
     """Read the release ``name`` at ``root`` and count what it holds.
@@ -191,7 +211,9 @@ def check_release(name: str, root: Path, *, protocol: str | None = None,
                                                    else "pass --sheet"))
     report = ReleaseCheck(name, str(root))
     try:
-        if spec.read is not None:
+        if spec.read_intervals is not None:
+            _check_intervals(spec, root, sheet, report, skip_missing)
+        elif spec.read is not None:
             _check_clips(spec, root, sheet, protocol, report, skip_missing)
         elif spec.read_splits is not None:
             _check_splits(spec, root, report)

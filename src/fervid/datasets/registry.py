@@ -32,7 +32,7 @@ from fervid.samples import SampleTable
 
 #: What a release supports; ``DatasetSpec.layouts`` and ``DatasetSpec.protocols`` use these.
 LAYOUTS = ("raw", "cropped", "precomputed", "handcrafted", "video", "images", "csv")
-PROTOCOLS = ("loso", "kfold", "holdout")
+PROTOCOLS = ("loso", "kfold", "holdout", "spotting")
 
 #: The environment variable naming reader modules to load: Python files or importable module
 #: names, separated by ``os.pathsep`` (``:`` on Linux and macOS).
@@ -104,6 +104,9 @@ class DatasetSpec:
         ``read_faces(root) -> FaceImageSet``: its still faces (``fervid fit``).
     read_splits : callable, optional
         ``read_splits(root, **options)``: its own k folds (``fervid kfold``).
+    read_intervals : callable, optional
+        ``read_intervals(ReadRequest) -> IntervalRelease``: its long videos and their coded
+        expression intervals (spotting; :mod:`fervid.datasets.long_videos`).
     classes : mapping
         Class protocol (``'5class'``) → class names in label order, where it has named ones.
     sheet : str, optional
@@ -137,6 +140,7 @@ class DatasetSpec:
     read: Callable[[ReadRequest], SampleTable] | None = None
     read_faces: Callable[[Path], Any] | None = None
     read_splits: Callable[..., Any] | None = None
+    read_intervals: Callable[[ReadRequest], Any] | None = None
     classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sheet: str | None = None
     sheet_optional: bool = False
@@ -156,7 +160,8 @@ class DatasetSpec:
         if bad:
             raise ValueError(f"dataset {self.name!r}: unknown layout or protocol {bad}; "
                              f"layouts {LAYOUTS}, protocols {PROTOCOLS}")
-        if self.read is None and self.read_faces is None and self.read_splits is None:
+        if (self.read is None and self.read_faces is None and self.read_splits is None
+                and self.read_intervals is None):
             raise ValueError(f"dataset {self.name!r} registers no reader")
 
     def sheet_problem(self, given: bool) -> str | None:
