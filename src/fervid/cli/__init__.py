@@ -289,6 +289,7 @@ def _register_subcommands() -> None:
     from fervid.cli.fit import fit
     from fervid.cli.predict import export, models, predict
     from fervid.cli.prepare import prepare_app
+    from fervid.cli.spot import spot
 
     app.add_typer(prepare_app, name="prepare")
     app.add_typer(data_app, name="data")
@@ -297,6 +298,7 @@ def _register_subcommands() -> None:
     app.command()(predict)
     app.command()(models)
     app.command()(export)
+    app.command()(spot)
 
 
 _register_subcommands()
