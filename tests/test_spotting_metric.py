@@ -77,7 +77,8 @@ def test_a_spotted_interval_of_no_kind_is_refused():
 
 
 # --- Against a published implementation --------------------------------------------------
-# MEGC's spotting evaluation as genbing99/MTSN-Spot-ME-MaE ships it (and SoftNet-SpotME):
+# MEGC's spotting evaluation as genbing99/MTSN-Spot-ME-MaE ships it (SoftNet-SpotME ships a
+# folder of the same name):
 # `MeanAveragePrecision2d` in Utils/mean_average_precision (commit 42c4c358), called as
 # `value(iou_thresholds=0.5)` whose match policy is "soft". Its rule, transcribed by hand:
 #   * per video and per kind, each spotted interval is a box [onset, 0, offset, 0]; IoU with

@@ -12,8 +12,8 @@ TP, FP and FN are summed over all videos, for micro and for macro; ``overall`` s
 
 Matching order: within a video and kind, spotted intervals are taken by score, highest first
 (ties in the order given), and each takes the unmatched ground-truth interval of largest IoU.
-MEGC's own evaluation (the ``MeanAveragePrecision2d`` adaptation shipped with
-genbing99/MTSN-Spot-ME-MaE and SoftNet-SpotME) takes them in the order given and does not mark
+MEGC's own evaluation (the ``MeanAveragePrecision2d`` adaptation in
+genbing99/MTSN-Spot-ME-MaE, commit 42c4c358) takes them in the order given and does not mark
 a ground-truth interval as matched; ``tests/test_spotting_metric.py`` checks that both give the
 same counts when no expression is spotted twice, and shows where they part.
 """
