@@ -6,7 +6,8 @@ rule, and its speed.
 Generates the videos (``fervid.synth.long_video``) into a temporary folder, reads them back
 with the CAS(ME)² long-video reader, spots each with the default :class:`SpotSettings` and
 scores all of them together (``fervid.metrics.spotting``). The defaults were chosen on seed 0;
-report other seeds.
+report other seeds. ``--loso``: also each subject spotted with the thresholds that score best
+on the other subjects' videos.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from fervid.datasets.casme_sq_long import read_casme_sq_intervals
 from fervid.metrics.spotting import spotting_scores
+from fervid.predict.spot_loso import VideoSignals, spot_loso
 from fervid.predict.spotting import SpotSettings, spot_frames
 from fervid.synth.long_video import LongVideoSpec, make_synthme_long
 
@@ -31,6 +33,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--keep", type=Path, help="write the videos here and keep them")
     parser.add_argument("--show", action="store_true", help="print each video's intervals")
+    parser.add_argument("--loso", action="store_true",
+                        help="also leave-one-subject-out, thresholds chosen on the other "
+                             "subjects' videos (fervid.predict.spot_loso)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
@@ -40,10 +45,12 @@ def main() -> None:
                                   spec=LongVideoSpec(seconds=args.seconds), seed=args.seed)
         generated = time.perf_counter() - t0
         release = read_casme_sq_intervals(sheet, root)
-        spotted, frames, seconds = {}, 0, 0.0
+        spotted, frames, seconds, signals = {}, 0, 0.0, {}
         for video in release.videos:
             result = spot_frames(video.folder, fps=video.fps, settings=SpotSettings())
             spotted[video.video] = result.intervals
+            signals[video.video] = VideoSignals(video.subject, video.fps, result.signals,
+                                                video.intervals)
             frames += result.n_frames
             seconds += result.seconds["total"]
             if args.show:
@@ -58,6 +65,13 @@ def main() -> None:
                       **{k: {m: round(v, 3) if isinstance(v, float) else v
                              for m, v in d.items()} for k, d in scores.to_dict().items()}},
                      indent=1))
+    if args.loso:
+        folds, loso = spot_loso(signals)
+        print(json.dumps({"loso": {k: {m: round(v, 3) if isinstance(v, float) else v
+                                       for m, v in d.items()} for k, d in loso.to_dict().items()},
+                          "folds": [{"subject": f.subject, "z_micro": f.z_micro,
+                                     "z_macro": f.z_macro, "train_f1": round(f.train_f1, 3)}
+                                    for f in folds]}, indent=1))
 
 
 if __name__ == "__main__":
