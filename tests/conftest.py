@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 #: Real data made by others, beside the project (see ../shared/data/README.md). Never copied here.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -19,6 +21,23 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+# --- Every command any test runs through typer's CliRunner: no warning may print in Python's
+# own format, with its source path (``/.../frames.py:170: AnnotationWarning: ...``).
+_PYTHON_WARNING = re.compile(r"\.py:\d+: \w*Warning\b")
+
+
+def _invoke_without_source_paths(self, *args, **kwargs):
+    result = _cli_invoke(self, *args, **kwargs)
+    found = _PYTHON_WARNING.search(result.output or "")
+    assert found is None, f"a warning printed with its source path ({found.group(0)}):\n" \
+        f"{result.output}"
+    return result
+
+
+_cli_invoke = CliRunner.invoke
+CliRunner.invoke = _invoke_without_source_paths
 
 
 # --- Fixture releases for the dataset readers: the official folder layouts, zero-byte frames,

@@ -164,3 +164,16 @@ def test_a_worker_process_warning_reaches_the_parent_as_one_warning():
         run_in_workers(_warn_in_worker, [[0], [1]], 1, bar)
     texts = sorted(str(w.message) for w in caught if w.category is WorkerWarning)
     assert texts == ["[w0] shard [0] says\nhello", "[w1] shard [1] says\nhello"]
+
+
+def test_the_suite_refuses_a_warning_printed_with_its_source_path():
+    # conftest wraps CliRunner.invoke for every test; a command printing Python's own format
+    # fails the test that ran it.
+    echo = typer.Typer()
+
+    @echo.command()
+    def main() -> None:
+        typer.echo("/x/fervid/datasets/frames.py:170: AnnotationWarning: apex not annotated")
+
+    with pytest.raises(AssertionError, match="source path"):
+        runner.invoke(echo, [])
