@@ -39,6 +39,13 @@ class AlignName(str, Enum):
     clip = "clip"
     onset = "onset"
     frame = "frame"
+    register = "register"
+
+
+class MotionName(str, Enum):
+    translation = "translation"
+    euclidean = "euclidean"
+    affine = "affine"
 
 
 class DetectorName(str, Enum):
@@ -221,7 +228,12 @@ def faces(
              "micro-motions; default for casme2, samm, smic); onset: one warp per clip, from its "
              "first face (CK+'s neutral frame, so the expression's motion is kept and does not "
              "move the crop; default for ckplus); frame: one warp per frame (moving heads; "
-             "default for dfew).")] = None,
+             "default for dfew); register: onset, then every frame registered onto the onset "
+             "frame with sub-pixel accuracy from the face outline, nose bridge and forehead "
+             "(head drift and tremor out of dynamic images, the expression kept).")] = None,
+    motion: Annotated[MotionName, typer.Option(
+        help="--align register: the motion model fitted per frame (euclidean: rotation and "
+             "shift).")] = MotionName.euclidean,
     detector: Annotated[DetectorName, typer.Option(
         help="dlib face detector: hog (fast, frontal faces) or cnn (turned faces, much "
              "slower).")] = DetectorName.hog,
@@ -254,7 +266,8 @@ def faces(
         result = prepare_faces(dataset, data_root, out, size=size, margin=margin,
                                template=template.value, align=align and align.value,
                                detector=detector.value, detect_every=detect_every,
-                               clips=numbers, workers=workers, progress=progress)
+                               clips=numbers, workers=workers, progress=progress,
+                               motion=motion.value)
     except (FervidError, OSError) as error:
         _fail(err, f"cannot prepare faces of {dataset} from {data_root} into {out}:",
               str(error))

@@ -20,6 +20,17 @@ from fervid.faces.detection import (
     detect_faces,
     dlib_model_path,
 )
+from fervid.faces.registration import (
+    ANALYSIS_SIZE,
+    MOTIONS,
+    Registration,
+    check_motion,
+    compose,
+    register_cropped,
+    register_frames,
+    stable_mask,
+    template_mask,
+)
 from fervid.faces.tracking import (
     FaceTrack,
     FaceTracker,
@@ -31,6 +42,9 @@ from fervid.faces.tracking import (
 from fervid.faces.video import DecodedFrame, VideoFrames, VideoReadError, read_video_frames
 
 __all__ = [
+    "ANALYSIS_SIZE", "MOTIONS", "Registration", "check_motion", "compose", "register_cropped",
+    "register_frames",
+    "stable_mask", "template_mask",
     "AlignedFace", "AlignmentError", "DecodedFrame", "DlibFaceDetector", "FaceBox", "FaceDetection",
     "FaceImageError", "FaceModelMissingError", "FaceTrack", "HaarCascadeMissingError",
     "FaceTracker", "HaarFaceDetector", "LandmarkPredictor", "NoFaceFoundError", "VideoFrames",

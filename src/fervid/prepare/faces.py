@@ -34,10 +34,14 @@ import numpy as np
 from fervid.datasets.registry import dataset_spec
 from fervid.errors import OptionError
 from fervid.faces import (
+    ANALYSIS_SIZE,
     DlibFaceDetector,
     align_face,
+    check_motion,
+    compose,
     dlib_model_path,
     read_video_frames,
+    register_frames,
     template_points,
     track_faces,
     transform_points,
@@ -51,7 +55,7 @@ from fervid.representation.frame_loading import FrameReadError
 SETTINGS_NAME = "prepare_faces.json"
 TRACKS_DIR = "_face_tracks"
 JPEG_QUALITY = 95
-ALIGNS = ("clip", "onset", "frame")
+ALIGNS = ("clip", "onset", "frame", "register")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ class FaceSettings:
     sequence starts on the template, and a fixed warp keeps the expression's motion in the
     frames (a per-frame warp would cancel part of it, and dynamic images are built from that
     motion); CK+ heads are near still, so little head motion is kept with it.
+
+    ``register``: the ``onset`` warp, then each frame registered onto the onset frame from the
+    regions an expression moves least (:mod:`fervid.faces.registration`, model ``motion``), so
+    the head's drift and tremor leave the frames and the expression's motion stays; each frame
+    is warped once, with the two warps composed.
     """
 
     dataset: str
@@ -79,6 +88,15 @@ class FaceSettings:
     align: str = "clip"
     detector: str = "hog"
     detect_every: int = 5
+    motion: str = "euclidean"
+
+    def stored(self) -> dict:
+        """What ``prepare_faces.json`` holds: ``motion`` only under ``register`` (folders
+        written before it existed stay resumable)."""
+        d = asdict(self)
+        if self.align != "register":
+            d.pop("motion")
+        return d
 
 
 @dataclass
@@ -154,9 +172,10 @@ def _read_frames(job: ClipJob):
 
 def _frame_landmarks(landmarks: np.ndarray, present: np.ndarray, align: str) -> np.ndarray:
     """Landmarks to align each frame with: the clip mean (``clip``), the first face's
-    (``onset``), or each frame's own, the nearest face's on frames without one (``frame``)."""
+    (``onset``, ``register``), or each frame's own, the nearest face's on frames without one
+    (``frame``)."""
     have = np.flatnonzero(present)
-    if align in ("clip", "onset"):
+    if align in ("clip", "onset", "register"):
         fixed = landmarks[have].mean(axis=0) if align == "clip" else landmarks[have[0]]
         return np.repeat(fixed[None], len(landmarks), axis=0)
     frames = np.arange(len(landmarks))
@@ -225,6 +244,33 @@ def _copy_with_clip(job: ClipJob) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def registration_warps(job: ClipJob, settings: FaceSettings, track, points: np.ndarray
+                        ) -> list[np.ndarray]:
+    """Per frame, the ``(2, 3)`` warp in crop pixels taking its onset-aligned crop onto the
+    onset's (:func:`fervid.faces.registration.register_frames`).
+
+    Estimated on crops of at least ``ANALYSIS_SIZE`` px (a 48 px crop holds too few pixels for
+    a sub-pixel estimate), then scaled to ``settings.size``; the mask and starting warps come
+    from the tracked landmarks moved into those crops.
+    """
+    analysis = max(settings.size, ANALYSIS_SIZE)
+    crops, landmarks = [], []
+    for index, frame in enumerate(_read_frames(job)):
+        if index >= len(track):
+            break
+        aligned = align_face(frame, points[index], size=analysis, margin=settings.margin,
+                             template=settings.template)
+        crops.append(cv2.cvtColor(aligned.image, cv2.COLOR_BGR2GRAY)
+                     if aligned.image.ndim == 3 else aligned.image)
+        landmarks.append(transform_points(track.landmarks[index], aligned.matrix))
+    reference = int(np.flatnonzero(track.present)[0])
+    reg = register_frames(crops, landmarks=np.stack(landmarks), motion=settings.motion,
+                          reference=reference, analysis_size=0)
+    k = settings.size / analysis
+    scale, unscale = np.diag([k, k, 1.0]), np.diag([1 / k, 1 / k, 1.0])
+    return [(scale @ np.vstack([m, [0, 0, 1]]) @ unscale)[:2] for m in reg.matrices]
+
+
 def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path,
                  grey: bool = False) -> tuple[int, int]:
     """Track, align and write one clip; returns (frames written, frames without a face).
@@ -247,6 +293,8 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path,
                              source=str(job.source))
         present = track.present
         points = _frame_landmarks(track.landmarks, present, settings.align)
+        warps = (registration_warps(job, settings, track, points)
+                 if settings.align == "register" else None)
         tmp.mkdir()
         count = 0
         matrices = []
@@ -255,8 +303,13 @@ def prepare_clip(job: ClipJob, settings: FaceSettings, track_csv: Path,
                 break
             aligned = align_face(frame, points[index], size=settings.size,
                                  margin=settings.margin, template=settings.template)
-            matrices.append(aligned.matrix)
-            crop = _grey_if_grey(aligned.image) if grey else aligned.image
+            image, matrix = aligned.image, aligned.matrix
+            if warps is not None:  # one warp from the source frame: no second interpolation
+                matrix = compose(warps[index], matrix)
+                image = cv2.warpAffine(frame, matrix, (settings.size, settings.size),
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            matrices.append(matrix)
+            crop = _grey_if_grey(image) if grey else image
             out_name = job.names[index] if job.names else f"{job.key}_{index + 1:05d}.jpg"
             (tmp / out_name).write_bytes(_encode(crop, out_name))
             count += 1
@@ -287,7 +340,8 @@ def _copy_release_folder(data_root: Path, out_dir: Path, name: str) -> None:
 def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 224,
                   margin: float = 0.1, template: str = "5point", align: str | None = None,
                   detector: str = "hog", detect_every: int = 5, clips: set[int] | None = None,
-                  workers: int | None = None, progress: bool = True) -> PrepareFacesResult:
+                  workers: int | None = None, progress: bool = True,
+                  motion: str = "euclidean") -> PrepareFacesResult:
     """Write the aligned faces of every clip of a raw release (layouts: module docstring).
 
     Parameters
@@ -300,9 +354,10 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
     size, margin, template
         Crop side in pixels, border around the face, and ``'5point'`` or ``'68point'`` (see
         :func:`fervid.faces.align_face`).
-    align : {'clip', 'onset', 'frame'}, optional
-        One warp per clip (from its mean landmarks, or from its first face's) or one per frame
-        (see :class:`FaceSettings`); default: the release's (``PrepareHook.align``): ``frame``
+    align : {'clip', 'onset', 'frame', 'register'}, optional
+        One warp per clip (from its mean landmarks, or from its first face's), one per frame,
+        or the onset's then each frame registered onto the onset frame (see
+        :class:`FaceSettings`); default: the release's (``PrepareHook.align``): ``frame``
         for dfew, ``onset`` for ckplus, ``clip`` for the micro-expression sets.
     detector : {'hog', 'cnn'}
         dlib face detector (frames shrunk to 480 px, upsampled once).
@@ -315,6 +370,8 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
         ``os.cpu_count()``; 1 works in this process.
     progress : bool
         Show a progress bar.
+    motion : {'translation', 'euclidean', 'affine'}
+        ``register`` only: the registration's motion model.
 
     Returns
     -------
@@ -335,10 +392,11 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
     hook = dataset_spec(dataset, lambda s: s.prepare is not None,
                         "by prepare faces (it registers no raw layout)").prepare
     align = align or hook.align
-    settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every)
+    settings = FaceSettings(dataset, size, float(margin), template, align, detector, detect_every,
+                            check_motion(motion))
     if align not in ALIGNS or detector not in ("hog", "cnn") or detect_every < 1:
-        raise OptionError(f"need align clip|onset|frame, detector hog|cnn and detect_every >= 1,"
-                          f" got {align!r}, {detector!r}, {detect_every}")
+        raise OptionError(f"need align clip|onset|frame|register, detector hog|cnn and "
+                          f"detect_every >= 1, got {align!r}, {detector!r}, {detect_every}")
     template_points(template, size=size, margin=margin)  # checks size, margin and template
     dlib_model_path("shape_predictor_68_face_landmarks.dat")
     if detector == "cnn":
@@ -348,7 +406,7 @@ def prepare_faces(dataset: str, data_root: Path, out_dir: Path, *, size: int = 2
                                 "its frames; choose another output folder")
     jobs = find_clips(dataset, data_root, out_dir, clips)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir / SETTINGS_NAME, asdict(settings), "faces")
+    check_settings(out_dir / SETTINGS_NAME, settings.stored(), "faces")
     for name in hook.copies:
         _copy_release_folder(data_root, out_dir, name)
 

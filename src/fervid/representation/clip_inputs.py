@@ -43,9 +43,16 @@ class ClipInputs:
     train_views: torch.Tensor | None
 
 
-def apex_image(sample: Sample, size: int, mode: str) -> np.ndarray:
-    """The apex frame as a standardised ``(C, size, size)`` input."""
-    return apex_input(_read_frame(sample.frames[sample.apex_position], mode, sample.key), size)
+def apex_image(sample: Sample, size: int, mode: str, register: bool = False) -> np.ndarray:
+    """The apex frame as a standardised ``(C, size, size)`` input; ``register``: first
+    registered onto the onset frame (:func:`fervid.faces.register_cropped`)."""
+    apex = _read_frame(sample.frames[sample.apex_position], mode, sample.key)
+    if register and sample.apex_position > 0:
+        from fervid.faces.registration import register_cropped
+
+        onset = _read_frame(sample.frames[0], mode, sample.key)
+        apex = register_cropped([onset, apex]).frames[1]
+    return apex_input(apex, size)
 
 
 def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: int,
@@ -88,7 +95,7 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
     xs, vs = [], []
     for sample in table:
         if input_format == "apex":
-            xs.append(apex_image(sample, size, params.mode))
+            xs.append(apex_image(sample, size, params.mode, params.register))
         else:
             xs.append(dssi_input(cache.get_or_compute(sample, params), spec))
             vs.append([dssi_stack(cache.get_or_compute(sample, params, view=v, seed=seed),

@@ -217,7 +217,9 @@ class DssiParams:
     """The protocol parameters of :func:`dssi` (and how frames are read), as one hashable value.
 
     ``mode`` is how frames are read: ``"rgb"`` (default, the channel order of ImageNet
-    backbones), ``"bgr"`` (OpenCV's own) or ``"gray"`` (``C = 1``).
+    backbones), ``"bgr"`` (OpenCV's own) or ``"gray"`` (``C = 1``). ``register``: each pooled
+    frame is first registered onto the clip's onset frame (``data.register``; faces already
+    cropped, :func:`fervid.faces.register_cropped`).
     """
 
     protocol: Literal["phase", "uniform"] = "phase"
@@ -225,10 +227,14 @@ class DssiParams:
     n_segments: int = 4
     frames_per_segment: int = 4
     mode: Literal["rgb", "bgr", "gray"] = "rgb"
+    register: bool = False
 
     def digest(self) -> str:
         """A short stable hash of the parameters (names the cache folder)."""
-        text = json.dumps({"version": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if not self.register:  # caches written before the option existed keep their names
+            del fields["register"]
+        text = json.dumps({"version": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -298,10 +304,16 @@ def dssi_from_sample(sample: Sample, params: DssiParams | dict | None = None, *,
         frames_per_segment=params.frames_per_segment, train=train, rng=rng)
     # Sparse sampling pools a few of the clip's frames: read those only, once each.
     positions = np.unique(np.concatenate([*indices, global_indices]))
+    if params.register:  # the onset is the reference, so it is read even when not pooled
+        positions = np.union1d(positions, [0])
     images = [_read_frame(sample.frames[p], params.mode, sample.key) for p in positions]
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
         raise SampleError(f"clip {sample.key}: frames differ in size: {sorted(sizes)}")
+    if params.register:
+        from fervid.faces.registration import register_cropped
+
+        images = list(register_cropped(images).frames)  # positions[0] is 0
     return _pool(np.stack(images), indices, global_indices, positions)
 
 
