@@ -62,3 +62,39 @@ def test_a_bad_option_is_exit_2(tmp_path):
     result = runner.invoke(app, ["spot", str(tmp_path), "--fps", "30", "--micro-k", "0",
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--micro-k" in result.output
+
+
+def test_spot_a_release_scores_it_with_default_and_loso_thresholds(tmp_path):
+    sheet = make_synthme_long(tmp_path / "data", n_subjects=2, spec=LongVideoSpec(
+        seconds=10, size=128, n_micro=1, n_macro=1), seed=6)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["spot", "--dataset", "casme_sq_long", "--data-root",
+                                 str(tmp_path / "data" / "rawpic"), "--sheet", str(sheet),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "loso: micro F1" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["videos"] == 2 and metrics["frames"] == 600
+    assert metrics["truth"]["micro"] == 2 and metrics["truth"]["macro"] == 2
+    for name in ("default", "loso"):
+        counts = metrics[name]["overall"]
+        assert counts["tp"] + counts["fn"] == 4
+    with open(out / "folds.csv") as f:
+        assert [r["subject"] for r in csv.DictReader(f)] == ["s15", "s16"]
+    with open(out / "intervals.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(metrics["loso"][k]["tp"] + metrics["loso"][k]["fp"]
+                            for k in ("micro", "macro"))
+
+
+def test_spot_takes_a_source_or_a_release_not_both(tmp_path):
+    result = runner.invoke(app, ["spot", str(tmp_path), "--dataset", "samm_lv", "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not both" in result.output
+    result = runner.invoke(app, ["spot", "--dataset", "samm_lv", "--data-root", str(tmp_path),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--sheet" in result.output
+    result = runner.invoke(app, ["spot", "--dataset", "casme2", "--data-root", str(tmp_path),
+                                 "--sheet", str(tmp_path / "s.xlsx"), "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 2 and "cannot be used for spotting" in result.output

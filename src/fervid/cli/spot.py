@@ -11,10 +11,21 @@ EXIT_NO_FACE = 3
 
 
 def spot(
-    source: Annotated[Path, typer.Argument(
-        help="A video file, or a folder of numbered frames (give --fps).")],
+    source: Annotated[Path | None, typer.Argument(
+        help="A video file, or a folder of numbered frames (give --fps).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder: intervals.csv, spot.json, "
-                                           "timeline.png.")],
+                                           "timeline.png (a release: metrics.json, "
+                                           "intervals.csv, folds.csv).")] = Path("runs/spot"),
+    dataset: Annotated[str | None, typer.Option(
+        help="Instead of SOURCE, a spotting release (casme_sq_long, samm_lv): every video "
+             "spotted and scored, with the default thresholds and leave-one-subject-out.")
+    ] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="The release's frame folder (with --dataset).")] = None,
+    sheet: Annotated[Path | None, typer.Option(
+        help="The release's sheet (with --dataset).")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        help="With --dataset: leave out videos whose frame folder is absent.")] = False,
     fps: Annotated[float | None, typer.Option(
         help="Frame rate of a frame folder (a video file knows its own).")] = None,
     z_micro: Annotated[float, typer.Option(
@@ -38,6 +49,11 @@ def spot(
     Writes OUT/intervals.csv (onset, apex, offset in frames from 1 and in seconds, type,
     score), OUT/spot.json and OUT/timeline.png.
 
+    With --dataset, --data-root and --sheet instead of SOURCE, every video of a spotting
+    release is spotted and scored under the MEGC rule (IoU >= 0.5, each expression matched
+    once): with the default thresholds, and leave-one-subject-out with the thresholds chosen
+    on the other subjects' videos (OUT/metrics.json, intervals.csv, folds.csv).
+
     Exit status: 0 done; 2 unusable input (missing or unreadable file, a folder without
     --fps, an option out of range); 3 no face found.
     """
@@ -51,10 +67,16 @@ def spot(
         if min(micro_k, macro_k, max_micro) <= 0 or detect_every < 1:
             raise OptionError("--micro-k, --macro-k and --max-micro must be > 0 and "
                               "--detect-every >= 1")
+        if (source is None) == (dataset is None):
+            raise OptionError("give a video or frame folder, or --dataset with --data-root "
+                              "and --sheet, not both")
         check_output_dir(out)
         settings = SpotSettings(micro_k_seconds=micro_k, macro_k_seconds=macro_k,
                                 max_micro_seconds=max_micro, z_micro=z_micro,
                                 z_macro=z_macro, detect_every=detect_every)
+        if dataset is not None:
+            _spot_release(dataset, data_root, sheet, out, settings, skip_missing)
+            return
         result = spot_frames(source, fps=fps, settings=settings)
         write_spot_outputs(result, out, str(source))
     except NoFaceFoundError as e:
@@ -65,4 +87,22 @@ def spot(
     console.print(f"{result.n_frames} frames at {result.fps:g} fps "
                   f"({int(result.face.sum())} with a face): {micro} micro, "
                   f"{len(result.intervals) - micro} macro intervals; wrote {out}",
+                  highlight=False)
+
+
+def _spot_release(dataset: str, data_root: Path | None, sheet: Path | None, out: Path,
+                  settings, skip_missing: bool) -> None:
+    from fervid.cli.common import console
+    from fervid.errors import OptionError
+    from fervid.predict.spot_release import spot_release
+
+    if data_root is None or sheet is None:
+        raise OptionError("--dataset needs --data-root and --sheet")
+    metrics = spot_release(dataset, data_root, sheet, out, settings=settings,
+                           skip_missing=skip_missing)
+    for name in ("default", "loso"):
+        parts = ", ".join(f"{k} F1 {metrics[name][k]['f1']:.3f}"
+                          for k in ("micro", "macro", "overall"))
+        console.print(f"{name}: {parts}", highlight=False)
+    console.print(f"{metrics['videos']} videos, {metrics['frames']} frames; wrote {out}",
                   highlight=False)
