@@ -33,11 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fervid.config.sections import MEB_AUS
 from fervid.errors import FervidError
 from fervid.samples import DatasetFormatError, SampleTable
-
-#: MEB's 12 action units, the default AU task.
-MEB_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17)
 
 _INTENSITY = r"[A-E](?:/[A-E])*"
 _CODE = re.compile(

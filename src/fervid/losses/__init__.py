@@ -6,13 +6,16 @@ from fervid.losses.feature import CenterLoss, DeviationEnhancementLoss
 from fervid.losses.training_loss import (
     ClassificationWithFeatureLoss,
     LossParts,
+    MultiLabelLoss,
     balanced_class_weights,
     build_feature_loss,
     build_training_loss,
     per_fold_class_weights,
     per_fold_cross_entropy,
+    positive_weights,
 )
 
 __all__ = ["CenterLoss", "ClassificationWithFeatureLoss", "DeviationEnhancementLoss",
-           "EcStflLoss", "LossParts", "balanced_class_weights", "build_feature_loss",
-           "build_training_loss", "per_fold_class_weights", "per_fold_cross_entropy"]
+           "EcStflLoss", "LossParts", "MultiLabelLoss", "balanced_class_weights",
+           "build_feature_loss", "build_training_loss", "per_fold_class_weights",
+           "per_fold_cross_entropy", "positive_weights"]

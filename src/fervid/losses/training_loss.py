@@ -1,4 +1,6 @@
-"""The training loss: cross-entropy plus an optional feature loss that owns its weight λ.
+"""The training loss: cross-entropy plus an optional feature loss that owns its weight λ, or
+for AU detection binary cross-entropy per action unit with positive weights from the training
+fold's own targets.
 
 :func:`build_training_loss` is the one place a config's ``train`` section becomes a loss.
 """
@@ -72,6 +74,35 @@ class ClassificationWithFeatureLoss(nn.Module):
         return total, LossParts(total.detach(), ce.detach(), feature.detach())
 
 
+def positive_weights(targets: torch.Tensor) -> torch.Tensor:
+    """``n_neg / n_pos`` per AU over training ``targets`` ``(N, A)`` 0/1: a present AU weighs
+    as much in total as its absences (an AU without positives in the fold gets 1). Returns
+    ``(A,)`` float32."""
+    pos = targets.double().sum(0)
+    neg = len(targets) - pos
+    return torch.where(pos > 0, neg / pos.clamp_min(1), torch.ones_like(pos)).float()
+
+
+class MultiLabelLoss(nn.Module):
+    """Mean binary cross-entropy over samples and AUs on the logits, ``pos_weight`` (a
+    buffer, moving with the module) multiplying the present AUs' terms.
+
+    Shapes
+    ------
+    ``output.logits (B, A)``, ``targets (B, A)`` 0/1 float → ``(total scalar, LossParts)``
+    (``ce`` the BCE, ``feature`` zero), in float32.
+    """
+
+    def __init__(self, pos_weight: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, output: ModelOutput, targets: torch.Tensor):
+        bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets.float(),
+                                                 pos_weight=self.pos_weight)
+        return bce, LossParts(bce.detach(), bce.detach(), bce.new_zeros(()))
+
+
 def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Module | None:
     """The loss ``train.feature_loss`` names on ``dim``-dimensional clip features, or None
     (centre-based losses draw their centres from torch's generator: seed it first)."""
@@ -85,18 +116,32 @@ def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Mod
 
 
 def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: int | None,
-                        train_labels: torch.Tensor | None = None
-                        ) -> ClassificationWithFeatureLoss:
+                        train_labels: torch.Tensor | None = None, multi_label: bool = False
+                        ) -> ClassificationWithFeatureLoss | MultiLabelLoss:
     """The loss a config's ``train`` section asks for: cross-entropy, weighted by
     ``train.class_weights`` over the fold's ``train_labels`` ``(N,)``, plus ``train.feature_loss``
     weighted by ``train.feature_loss_weight``. Centres are drawn from torch's generator: seed it
     first.
+
+    ``multi_label`` (AU detection, ``train_labels`` ``(N, A)`` 0/1): binary cross-entropy per
+    AU (:class:`MultiLabelLoss`), with ``train.class_weights: balanced`` positive weights
+    ``n_neg / n_pos`` from those training targets only.
 
     Raises
     ------
     ConfigError
         A feature loss is asked for but the model exposes no features (``feature_dim`` None).
     """
+    if multi_label:
+        if train.feature_loss != "none":
+            raise ConfigError(f"train.feature_loss={train.feature_loss}: the AU task "
+                              "(data.task: au) trains binary cross-entropy alone")
+        weights = None
+        if train.class_weights == "balanced":
+            if train_labels is None:
+                raise ValueError("train.class_weights=balanced needs the training targets")
+            weights = positive_weights(train_labels)
+        return MultiLabelLoss(weights)
     if train.feature_loss != "none" and feature_dim is None:
         raise ConfigError(f"train.feature_loss={train.feature_loss} needs a model that returns "
                           f"its features")

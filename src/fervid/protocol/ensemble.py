@@ -23,6 +23,7 @@ from fervid.errors import FervidError
 from fervid.protocol.folds import LosoFolds
 from fervid.representation.loso_inputs import LosoData
 from fervid.runs import provenance
+from fervid.runs.au_results import read_au_fold
 from fervid.runs.provenance import ProvenanceWarning
 from fervid.runs.results import LosoReport, build_loso_results
 from fervid.runs.store import (
@@ -119,7 +120,8 @@ def ensemble_runs(run_dirs: Sequence[Path], out: Path) -> LosoReport:
     info = {"protocol": "loso", "fingerprint": digest, "name": "ensemble",
             "seed": seeds.pop() if len(seeds) == 1 else None, "classes": metas[0]["classes"],
             "group": metas[0].get("group", "subject"), "n_folds": metas[0]["n_folds"],
-            "members": [str(Path(d).resolve()) for d in run_dirs]}
+            "members": [str(Path(d).resolve()) for d in run_dirs],
+            **({"task": "au"} if metas[0].get("task") == "au" else {})}
     store = RunStore(out)
     folds = _check_members(run_dirs, metas)
     started = time.monotonic()
@@ -136,7 +138,7 @@ def _check_members(run_dirs: Sequence[Path], metas: list[dict]) -> pd.DataFrame:
     """The members' common ``folds.csv``; an :class:`EnsembleError` when they differ."""
     first, meta0 = run_dirs[0], metas[0]
     for d, meta in zip(run_dirs[1:], metas[1:], strict=True):
-        for key in ("protocol", "classes", "n_folds", "group"):
+        for key in ("protocol", "task", "classes", "n_folds", "group"):
             default = "subject" if key == "group" else None  # runs before --group had none
             if meta.get(key, default) != meta0.get(key, default):
                 raise EnsembleError(f"{d}: its {key} ({meta.get(key)}) differs from {first}'s "
@@ -167,11 +169,37 @@ def average_into(store: RunStore, run_dirs: Sequence[Path], info: dict) -> None:
         fold = int(name[len("fold_"):-len(".csv")])
         if store.fold_path(fold).exists():
             continue
+        if info.get("task") == "au":  # AU probabilities, averaged the same way
+            frames = [read_au_fold(s.fold_path(fold), classes) for s in member_stores]
+            store.write_fold(fold, _average_au(frames, classes, run_dirs,
+                                               store.fold_path(fold).name))
+            continue
         frames = [read_fold_file(s.fold_path(fold), [*PREDICTION_COLUMNS, *probs], len(classes))
                   for s in member_stores]
         mean = _average(frames, probs, run_dirs, store.fold_path(fold).name)
         store.write_fold(fold, mean, trace=_average_traces(member_stores, frames, fold, probs,
                                                            run_dirs, len(classes)))
+
+
+def _average_au(frames: list[pd.DataFrame], aus: Sequence[str], run_dirs: Sequence[Path],
+                what: str) -> pd.DataFrame:
+    """Mean of the members' AU probabilities ``p_<AU>`` (aligned on the sample), their
+    targets ``y_<AU>`` checked equal."""
+    probs, targets = [f"p_{a}" for a in aus], [f"y_{a}" for a in aus]
+    base = frames[0].set_index(_KEY)
+    total = base[probs].astype(float)
+    for d, frame in zip(run_dirs[1:], frames[1:], strict=True):
+        other = frame.set_index(_KEY)
+        if set(other.index) != set(total.index):
+            raise EnsembleError(f"{Path(d) / 'folds' / what}: holds other samples than "
+                                f"{Path(run_dirs[0]) / 'folds' / what}")
+        if not (other.loc[base.index, targets].to_numpy() == base[targets].to_numpy()).all():
+            raise EnsembleError(f"{Path(d) / 'folds' / what}: its AU labels differ from "
+                                f"{Path(run_dirs[0]) / 'folds' / what}'s")
+        total = total + other.loc[total.index, probs].astype(float)
+    out = base.copy()
+    out[probs] = (total / len(frames)).round(6)
+    return out.reset_index()[frames[0].columns]
 
 
 def _average_traces(member_stores: list[RunStore], frames: list[pd.DataFrame], fold: int,

@@ -54,9 +54,11 @@ def run_loso(cfg: LosoConfig, data: LosoData, out: Path, *, folds_spec: str | No
     if fabric.global_rank == 0:
         groups = (fabric.world_size * cfg.run.workers if cfg.run.engine == "fold_batched"
                   else None)
+        # An AU run names its AUs as its classes; its counts need not match on a resume.
+        au = {"task": "au", "classes": list(data.classes)} if data.multi_label else None
         open_loso_run(store, cfg, folds, data_root,
                       precision=fabric.strategy.precision.precision, fold_groups=groups,
-                      meta=skipped_record(data.table))
+                      extra=au, meta={**skipped_record(data.table), **(data.au_info or {})})
         if fabric.device.type == "cpu" and "bf16" in cfg.run.precision and not cpu_has_bf16():
             log.warning("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
                         "run.precision=%s is emulated here and can be over 10x slower than "
@@ -130,10 +132,26 @@ def check_loso_config(cfg: LosoConfig) -> None:
     if cfg.train.flow_flip and cfg.data.flow_u_channel is None:
         raise ConfigError("train.flow_flip needs data.flow_u_channel: the input channel that "
                           "holds the horizontal flow u")
+    if cfg.data.task == "au":
+        check_au_config(cfg)
     if cfg.train.selection == "best_validation" and cfg.run.engine != "sequential":
         raise ConfigError("train.selection=best_validation keeps the epoch of best accuracy on "
                           "validation subjects, trained by the sequential engine; it does not "
                           f"go with run.engine={cfg.run.engine}")
+
+
+def check_au_config(cfg: LosoConfig) -> None:
+    """Raise :class:`ConfigError` for an option the AU task does not read yet: it trains on
+    the sequential or linear engine and keeps the last epoch (or ``model.c``)."""
+    unread = [name for name, on in (
+        ("run.engine=fold_batched", cfg.run.engine == "fold_batched"),
+        ("train.select=inner_val", cfg.train.select == "inner_val"),
+        ("train.selection=best_validation", cfg.train.selection == "best_validation"),
+        ("run.trace_every", bool(cfg.run.trace_every)),
+        ("members", bool(cfg.members))) if on]
+    if unread:
+        raise ConfigError(f"data.task=au does not go with {', '.join(unread)}: AU runs train on "
+                          "run.engine sequential (any model) or linear, and keep the last epoch")
 
 
 def skipped_record(table: SampleTable) -> dict:

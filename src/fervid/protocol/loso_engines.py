@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fervid.config import ConfigError, LosoConfig
-from fervid.losses import ClassificationWithFeatureLoss, build_training_loss
+from fervid.losses import ClassificationWithFeatureLoss, MultiLabelLoss, build_training_loss
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
 from fervid.progress import ProgressLike
@@ -32,6 +32,7 @@ from fervid.protocol.selection import best_choice, inner_group_folds, selection_
 from fervid.protocol.splits import Fold, carve_validation, held_subjects, loso_folds
 from fervid.representation.loso_inputs import LosoData
 from fervid.representation.optical_flow import mirror_flow
+from fervid.runs.au_results import au_fold_frame
 from fervid.runs.checkpoint import (
     checkpoint_payload,
     input_spec_from_config,
@@ -54,12 +55,14 @@ def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int)
 
 
 def fold_criterion(cfg: LosoConfig, fold: int, model: nn.Module, num_classes: int,
-                   train_labels: torch.Tensor) -> ClassificationWithFeatureLoss:
-    """The configured training loss, its centres seeded by (seed, fold)."""
+                   train_labels: torch.Tensor) -> ClassificationWithFeatureLoss | MultiLabelLoss:
+    """The configured training loss, its centres seeded by (seed, fold); an AU run's
+    (``train_labels`` ``(N, A)``) is the multi-label loss with this fold's positive weights."""
     return seeded(fold_seed(cfg.seed, fold) + 1,
                   lambda: build_training_loss(cfg.train, num_classes=num_classes,
                                               feature_dim=getattr(model, "num_features", None),
-                                              train_labels=train_labels))
+                                              train_labels=train_labels,
+                                              multi_label=train_labels.ndim == 2))
 
 
 def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
@@ -129,7 +132,12 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
                          "validation_subjects": held_subjects(fold, data.table),
                          "score": "accuracy over the validation subjects",
                          "scores": validation.record()}
-        result = evaluate(model, tensor_eval_batches(x, fold.test, bs))
+        result = evaluate(model, tensor_eval_batches(x, fold.test, bs),
+                          multi_label=data.multi_label)
+        if data.multi_label:
+            return FoldOutcome(au_fold_frame(f, fold.test.tolist(), result.probs,
+                                             data.y[fold.test], data.table, data.classes),
+                               fold_model_payload(cfg, data, model.state_dict()))
         predictions = FoldPredictions(f, fold.test, result.probs.argmax(-1), result.probs,
                                       result.extras.get("segment_weights"))
         traced = None
@@ -234,6 +242,10 @@ def train_linear(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[i
         tr, te = fold.train.numpy(), fold.test
         build = partial(linear_estimator, cfg.model, class_weights=cfg.train.class_weights,
                         seed=fold.seed)
+        if data.multi_label:
+            probs = _per_au_probs(build(c=cfg.model.c), x[tr], y[tr], x[te.numpy()])
+            return FoldOutcome(au_fold_frame(fold.number, te.tolist(), probs, y[te.numpy()],
+                                             data.table, data.classes))
         c, selection = cfg.model.c, None
         if cfg.train.select == "inner_val":
             c, selection = _choose_c(build, x[tr], y[tr], subjects[tr], cfg, fold.seed,
@@ -245,6 +257,25 @@ def train_linear(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[i
                            selection=selection)
 
     run_folds(loso_folds(folds, cfg.seed, todo), store, train, progress)
+
+
+def _per_au_probs(estimator, x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray
+                  ) -> np.ndarray:
+    """One linear model per AU (a clone of ``estimator`` on each column of ``targets``
+    ``(n, A)``): the test samples' probabilities ``(m, A)`` of each AU being present. An AU
+    that the fold's training samples never (or always) show gets its training rate."""
+    from sklearn.base import clone
+
+    from fervid.models.linear import class_scores
+
+    probs = np.empty((len(x_test), targets.shape[1]))
+    for a in range(targets.shape[1]):
+        column = targets[:, a].astype(int)
+        if column.min() == column.max():
+            probs[:, a] = column.mean()
+            continue
+        probs[:, a] = class_scores(clone(estimator).fit(x_train, column), x_test, 2)[:, 1]
+    return probs
 
 
 def _choose_c(build, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: LosoConfig,

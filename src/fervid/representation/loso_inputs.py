@@ -21,15 +21,19 @@ class LosoData:
 
     ``x`` ``(N, C, H, W)`` (images), ``(N, K+1, C, H, W)`` (DSSI stacks) or ``(N, D)``
     (hand-crafted feature vectors, for linear models), float32 or float16
-    (cast per batch), ``y`` ``(N,)`` long class indices, and the sample table they came from
-    (same order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of
-    every input: each training epoch draws one per sample; evaluation always uses ``x``.
+    (cast per batch), ``y`` ``(N,)`` long class indices (or, for an AU run, ``(N, A)`` float
+    0/1 targets of the action units ``aus``), and the sample table they came from (same
+    order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of every
+    input: each training epoch draws one per sample; evaluation always uses ``x``.
+    ``au_info``: an AU run's record for ``run.json`` (each AU's count, samples left out).
     """
 
     x: torch.Tensor
     y: torch.Tensor
     table: SampleTable
     train_views: torch.Tensor | None = None
+    aus: tuple[str, ...] = ()
+    au_info: dict | None = None
 
     def __post_init__(self):
         if not (len(self.x) == len(self.y) == len(self.table)):
@@ -46,7 +50,13 @@ class LosoData:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return self.table.classes
+        """The emotion classes, or an AU run's AUs (its output columns)."""
+        return self.aus or self.table.classes
+
+    @property
+    def multi_label(self) -> bool:
+        """An AU run: ``y`` holds ``(N, A)`` targets."""
+        return bool(self.aus)
 
 
 def load_precomputed_data(cfg: LosoConfig, folder: Path) -> LosoData:
@@ -88,10 +98,45 @@ def load_loso_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None =
     global DI / apex frames computed from a release under ``data_root`` (cached under
     ``cache_dir``)."""
     if cfg.data.format == "precomputed":
-        return load_precomputed_data(cfg, data_root)
-    if cfg.data.format == "handcrafted":
-        return load_handcrafted_data(cfg, data_root)
-    return load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
+        data = load_precomputed_data(cfg, data_root)
+    elif cfg.data.format == "handcrafted":
+        data = load_handcrafted_data(cfg, data_root)
+    else:
+        data = load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
+    return with_au_targets(cfg, data) if cfg.data.task == "au" else data
+
+
+def with_au_targets(cfg: LosoConfig, data: LosoData) -> LosoData:
+    """``data`` as an AU run's: the samples with AU labels only (after ``data.au_sheets``
+    gave AU strings to the samples its sheets name), ``y`` their ``(N, A)`` targets of the
+    AUs of ``data.aus`` kept by ``data.au_min_count``.
+
+    Raises
+    ------
+    DatasetFormatError
+        An AU string that cannot be read, a folder without the sheets, or no AU left.
+    """
+    from fervid.datasets.action_units import au_targets, with_sheet_aus
+
+    table, matched = data.table, None
+    if cfg.data.au_sheets is not None:
+        table, matched = with_sheet_aus(table, Path(cfg.data.au_sheets))
+    targets = au_targets(table, cfg.data.aus, min_count=cfg.data.au_min_count,
+                         where=cfg.data.au_sheets or "")
+    keep = torch.from_numpy(targets.coded)
+    if not keep.any():
+        raise ConfigError("data.task=au: no sample has AU labels (set data.au_sheets to a "
+                          "folder with the CASME II / SAMM sheets for precomputed inputs)")
+    left_out = table.filter(~targets.coded)
+    info = {"aus": list(targets.names), "au_counts": targets.counts,
+            "au_min_count": cfg.data.au_min_count,
+            "n_with_aus": int(keep.sum()),
+            "left_out_without_aus": {d: sum(s.dataset == d for s in left_out)
+                                     for d in sorted({s.dataset for s in left_out})},
+            "au_sheet_matches": matched}
+    views = None if data.train_views is None else data.train_views[:, keep]
+    return LosoData(data.x[keep], torch.from_numpy(targets.y[targets.coded]),
+                    table.filter(targets.coded), views, aus=targets.names, au_info=info)
 
 
 def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,
@@ -103,7 +148,7 @@ def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None 
 
     table = read_release(cfg, data_root)
     d = cfg.data
-    params = DssiParams(**d.dssi.model_dump())
+    params = DssiParams(**d.dssi.model_dump(), register=d.registered)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     with progress_bar(progress) as bar:
         inputs = build_clip_inputs(table, d.format, size=d.size, params=params, cache_dir=cache,

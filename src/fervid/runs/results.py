@@ -46,6 +46,11 @@ def build_loso_results(run_dir: Path) -> LosoReport:
     """Score every finished fold of ``run_dir`` and write the merged result files."""
     run_dir = Path(run_dir)
     meta = read_run_meta(run_dir)
+    if meta.get("task") == "au":  # multi-label AU detection: its own fold files and scores
+        from fervid.runs.au_results import build_au_results
+
+        wall = sum(_wall_seconds(p) for p in (run_dir / "wall").glob("*.json"))
+        return LosoReport(run_dir, build_au_results(run_dir, wall), pd.DataFrame())
     require_meta(meta, run_dir, "classes", "fingerprint", "n_folds")
     classes = meta["classes"]
     store = RunStore(run_dir)

@@ -73,7 +73,9 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     on_batch: Callable[[int], None] | None = None) -> EpochStats:
     """One pass over ``batches``: forward, ``criterion(output, y)``, backward, step.
 
-    ``x`` as the model takes it (e.g. ``(B, K+1, C, H, W)``), ``y`` ``(B,)`` class indices.
+    ``x`` as the model takes it (e.g. ``(B, K+1, C, H, W)``), ``y`` ``(B,)`` class indices,
+    or ``(B, A)`` 0/1 targets of a multi-label task (its accuracy: the share of sample-AU
+    pairs whose logit sign agrees).
     ``backward`` defaults to ``loss.backward()``; ``scheduler`` (a per-step learning-rate
     schedule) steps after each optimiser step; ``on_batch(n)`` is told each batch's size
     (progress bars).
@@ -109,22 +111,27 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                 "epoch: the run diverged; lower train.lr, or set run.precision=32-true "
                 "if it computes in bf16-mixed or 16-mixed")
         total += value * len(y)
-        correct += int((out.logits.argmax(1) == y).sum())
+        if y.ndim == 2:  # multi-label: agreement per sample, averaged over its labels
+            correct += float(((out.logits > 0) == (y > 0.5)).float().mean(1).sum())
+        else:
+            correct += int((out.logits.argmax(1) == y).sum())
         seen += len(y)
     return EpochStats(total / max(seen, 1), correct / max(seen, 1), seen)
 
 
 def evaluate(model: nn.Module, batches: Iterable[torch.Tensor],
-             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-             ) -> Evaluation:
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+             *, multi_label: bool = False) -> Evaluation:
     """Softmax probabilities of ``model`` on every batch (eval mode, no gradients), on the
-    CPU in float32. ``autocast`` is Fabric's ``fabric.autocast`` for an unwrapped module."""
+    CPU in float32; ``multi_label``: each logit's sigmoid (AU probabilities ``(N, A)``).
+    ``autocast`` is Fabric's ``fabric.autocast`` for an unwrapped module."""
     model.eval()
     probs, extras = [], {}
     with torch.no_grad(), autocast():
         for x in batches:
             out = model(x)
-            probs.append(out.logits.float().softmax(-1).cpu())
+            logits = out.logits.float()
+            probs.append((logits.sigmoid() if multi_label else logits.softmax(-1)).cpu())
             for name, value in out.extras.items():
                 extras.setdefault(name, []).append(value.float().cpu())
     return Evaluation(torch.cat(probs), {k: torch.cat(v) for k, v in extras.items()})

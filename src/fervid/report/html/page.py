@@ -20,6 +20,7 @@ from fervid.report.html.load import load_run
 from fervid.report.html.published import load_published
 from fervid.report.html.run_data import DFEW_5FOLD, LOSO, RunData, RunReportError
 from fervid.report.html.sections import LOSO_SECTIONS
+from fervid.runs.store import read_run_meta
 
 #: The sections of one run, in page order, by ``run.json``'s ``protocol`` (as
 #: :data:`fervid.report.html.load.READERS` reads them).
@@ -147,6 +148,10 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     """
     if not run_dirs:
         raise RunReportError("no run directories given")
+    for d in run_dirs:  # before any is loaded: their metrics have no UF1 to draw
+        if (Path(d) / "run.json").is_file() and read_run_meta(Path(d)).get("task") == "au":
+            raise RunReportError(f"{d}: an AU detection run; the HTML report does not show AU "
+                                 "runs yet (fervid report prints its per-AU table)")
     runs = [load_run(Path(d)) for d in run_dirs]
     page = render_page(runs)
     out_html = Path(out_html)
