@@ -114,7 +114,10 @@ def test_any_model_gets_a_sigmoid_head_and_resumes(tmp_path, au_data):
     seeds = runner.invoke(app, ["report", run, run])
     assert seeds.exit_code == 0 and "2 AU runs of" in seeds.output and "± 0.0000" in seeds.output
     html = runner.invoke(app, ["report", run, "--html", str(tmp_path / "r.html")])
-    assert html.exit_code == 2 and "does not show AU runs yet" in html.output
+    assert html.exit_code == 0, html.output
+    page = (tmp_path / "r.html").read_text()
+    assert 'data-section="au"' in page and "macro F1 (MEB" in page
+    assert f"<td>{first['au_f1']['AU4']:.4f}</td>" in page
 
 
 def test_au_runs_refuse_what_they_do_not_read(tmp_path, au_data):

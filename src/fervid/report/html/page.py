@@ -13,6 +13,7 @@ from pathlib import Path
 from fervid.datasets.video_release import is_kfold_protocol
 from fervid.errors import path_error
 from fervid.files import atomic_write
+from fervid.report.html.au import au_article
 from fervid.report.html.comparison import comparison_section
 from fervid.report.html.holdout import CROSS_DATASET, HOLDOUT, SPLIT_SECTIONS
 from fervid.report.html.kfold_sections import KFOLD_SECTIONS
@@ -125,6 +126,19 @@ def render_page(runs: list[RunData]) -> str:
         f"<main>{''.join(parts)}</main><script>{_JS}</script></body></html>\n")
 
 
+def render_au_page(run_dirs: list[Path]) -> str:
+    """The report page of AU detection runs: one per-AU table each."""
+    from fervid.runs.results import build_loso_results
+
+    title = f"fervid AU report: {', '.join(d.name for d in run_dirs)}"
+    articles = "".join(au_article(d, build_loso_results(d).metrics, i)
+                       for i, d in enumerate(run_dirs))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<header><h1>{escape(title)}</h1></header><main>{articles}</main>"
+            f"<script>{_JS}</script></body></html>\n")
+
+
 def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     """Write one self-contained HTML report of ``run_dirs`` to ``out_html``.
 
@@ -148,12 +162,13 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     """
     if not run_dirs:
         raise RunReportError("no run directories given")
-    for d in run_dirs:  # before any is loaded: their metrics have no UF1 to draw
-        if (Path(d) / "run.json").is_file() and read_run_meta(Path(d)).get("task") == "au":
-            raise RunReportError(f"{d}: an AU detection run; the HTML report does not show AU "
-                                 "runs yet (fervid report prints its per-AU table)")
-    runs = [load_run(Path(d)) for d in run_dirs]
-    page = render_page(runs)
+    au = [d for d in run_dirs
+          if (Path(d) / "run.json").is_file() and read_run_meta(Path(d)).get("task") == "au"]
+    if au and len(au) != len(run_dirs):
+        raise RunReportError(f"{au[0]}: an AU detection run among emotion runs; report AU runs "
+                             "on their own")
+    page = (render_au_page([Path(d) for d in run_dirs]) if au
+            else render_page([load_run(Path(d)) for d in run_dirs]))
     out_html = Path(out_html)
     try:
         atomic_write(out_html, lambda p: p.write_text(page, encoding="utf-8"))
