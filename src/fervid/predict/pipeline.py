@@ -146,6 +146,9 @@ def predict_video(video: Source, checkpoint: Path | str | Checkpoint, *,
             f"{ckpt.path}: model {ckpt.model_name!r} takes precomputed optical-flow images "
             "(data.format: precomputed); predict builds dssi, global_di, apex, clip or frame "
             "inputs from video")
+    if ckpt.config.get("data", {}).get("task") == "au":  # its outputs are not one softmax
+        raise PredictError(f"{ckpt.path}: an AU detection model (data.task: au); predict "
+                           "writes class probabilities and does not take AU models yet")
     per_frame = spec.representation == "frame"
     if window_s <= 0 or stride_s <= 0:
         raise OptionError(f"window and stride must be positive, got {window_s} s and "
