@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from fervid.files import atomic_write
 from fervid.predict.spotting import SpotResult, settings_dict
@@ -21,7 +22,8 @@ def write_spot_outputs(result: SpotResult, out_dir: Path, source: str) -> dict[s
     start (frame ``n`` at ``(n − 1) / fps``), type ``micro`` or ``macro``, score the peak's
     height over the threshold. ``spot.json``: the source, frame rate, frames (with a face),
     thresholds, settings, times. ``timeline.png``: the two signals over time, their
-    thresholds and the intervals.
+    thresholds, the intervals, and (crosses) peaks over a threshold that are no interval of
+    that kind.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,16 @@ def _timeline(result: SpotResult, title: str, path: Path) -> None:
             if s.kind == kind:
                 ax.axvspan((s.onset - 1) / result.fps, (s.offset - 1) / result.fps,
                            color=colour, alpha=0.25)
+        # Peaks over the threshold that are no interval of this kind (too long for a
+        # micro-expression, too short for a macro one, or inside a macro interval).
+        signal = result.signals[kind]
+        peaks, _ = find_peaks(signal, height=result.thresholds[kind])
+        kept = [(s.onset - 1, s.offset - 1) for s in result.intervals if s.kind == kind]
+        left = [p for p in peaks if not any(a <= p <= b for a, b in kept)]
+        if left:
+            ax.plot(seconds[left], signal[left], "x", color="black", ms=5,
+                    label="over the threshold, not this kind's length")
+            ax.legend(loc="upper right", fontsize=7, frameon=False)
         no_face = ~result.face
         if no_face.any():
             ax.fill_between(seconds, 0, 1, where=no_face, transform=ax.get_xaxis_transform(),
