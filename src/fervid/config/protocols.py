@@ -207,7 +207,8 @@ _ADDED = ("group", "members", "model.c", "model.c_grid", "data.features",
 #: fields only the others had when the three protocols' sections became one schema.
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "loso": (*_ADDED, "train.nesterov", "train.schedule", "train.selection",
-             "data.skip_missing"),
+             "data.skip_missing", "data.task", "data.aus", "data.au_min_count",
+             "data.au_sheets", "data.register"),
     "kfold": (*_ADDED, "model.backbone", "model.spatial_attention", "model.spatial_stage",
               "model.temporal_attention", "model.use_global", "train.nesterov",
               "train.schedule", "train.selection", "run.engine", "run.chunk", "data.dataset"),

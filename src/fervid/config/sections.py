@@ -15,6 +15,9 @@ from pydantic import (
 
 from fervid.samples import PROTOCOL_CLASSES
 
+#: MEB's 12 action units (FACS numbers): the default AU list of ``data.task: au``.
+MEB_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -111,6 +114,9 @@ class DssiConfig(_Strict):
 class DataConfig(_Strict):
     """LOSO's data: precomputed flow images, frames of a release, or handcrafted features."""
 
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True,
+                              serialize_by_alias=True)
+
     #: ``precomputed``: a folder with index.csv + images (see ``fervid prepare flow``).
     #: ``dssi`` / ``apex`` / ``global_di``: computed from a release's frames (``dataset``).
     #: ``handcrafted``: MEGC2019's LBP-TOP / HOOF feature files (``features`` names the set).
@@ -131,6 +137,11 @@ class DataConfig(_Strict):
     #: Side of the square model input, pixels (frame-based formats).
     size: int = Field(112, ge=16)
     dssi: DssiConfig = Field(default_factory=DssiConfig)
+    #: ``register``: (``dssi`` / ``global_di`` / ``apex``) register each frame onto its clip's
+    #: onset frame before pooling (faces already cropped; :func:`fervid.faces.register_cropped`),
+    #: cached with the DSSI. Raw frames: ``fervid prepare faces --align register`` instead.
+    #: (Named ``registered`` in Python: pydantic models have a ``register`` method.)
+    registered: bool = Field(False, alias="register")
     #: Jittered (TSN-style) DSSI views per clip, computed once and cached; each training epoch
     #: draws one per sample. 0: train on the evenly spaced DSSI.
     train_views: int = Field(4, ge=0)
@@ -146,6 +157,20 @@ class DataConfig(_Strict):
     #: Frame-based formats: leave out the clips whose folders or frames are missing or damaged
     #: (their count and first names are printed and kept in run.json) instead of stopping.
     skip_missing: bool = False
+    #: ``emotion``: one class per sample (``classes``). ``au``: multi-label detection of the
+    #: action units ``aus`` read from the sheets' AU strings (side and intensity ignored);
+    #: samples without AU labels are left out of the run.
+    task: Literal["emotion", "au"] = "emotion"
+    #: ``task: au``: the AUs detected, by FACS number (default MEB's 12).
+    aus: list[int] = Field(default_factory=lambda: list(MEB_AUS), min_length=1)
+    #: ``task: au``: AUs of ``aus`` with fewer positives than this among the run's samples are
+    #: dropped (every AU's count is printed and kept in ``metrics.json``).
+    au_min_count: int = Field(0, ge=0)
+    #: ``task: au``: a folder laid out as the annotations folder, ``casme2/<CASME II sheet>``
+    #: and ``samm/<SAMM sheet>``, whose AU strings are given to the samples they name
+    #: (by dataset, subject and clip): how precomputed flow images get AU labels. Relative to
+    #: the working directory.
+    au_sheets: str | None = None
 
     @field_validator("dataset")
     @classmethod
