@@ -76,7 +76,8 @@ FOLDERS = dict(zip(range(1, 23), ("s15", "s16", "s19", "s20", "s21", "s22", "s23
                                   "s36", "s37", "s38", "s40"), strict=True))
 
 
-def _workbook(path: Path) -> dict[str, pd.DataFrame]:
+def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
+    """Every worksheet of the code sheet ``path``, cells as objects, no header row."""
     if not path.is_file():
         raise DatasetFormatError(path, ["sheet file does not exist"])
     try:
@@ -114,7 +115,7 @@ def read_casme_sq_sheet(sheet: Path, types: tuple[str, ...] = TYPES) -> pd.DataF
         not an error: the row is left out with an :class:`AnnotationWarning`.
     """
     sheet = Path(sheet)
-    book = _workbook(sheet)
+    book = read_workbook(sheet)
     raw = book.get(CODE_SHEET, next(iter(book.values())))
     if raw.shape[1] < len(COLUMNS):
         raise DatasetFormatError(sheet, [f"needs {len(COLUMNS)} columns ({', '.join(COLUMNS)}), "

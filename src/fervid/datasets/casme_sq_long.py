@@ -27,7 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.datasets.casme_sq import FOLDERS, NAMING_SHEET, TYPES, _folders
+from fervid.datasets.casme_sq import (
+    CODE_SHEET,
+    FOLDERS,
+    NAMING_SHEET,
+    TYPES,
+    _folders,
+    read_workbook,
+)
 from fervid.datasets.long_videos import (
     GroundTruthInterval,
     IntervalRelease,
@@ -41,7 +48,6 @@ from fervid.samples import DatasetFormatError
 
 DATASET = "casme_sq_long"
 SHEET = "CAS(ME)^2code_final(Updated).xlsx"
-CODE_SHEET = "CASFEcode_final"
 VIDEO_SHEET = "naming rule2"
 FPS = 30.0
 COLUMNS = ("participant", "clip", "onset", "apex", "offset", "au", "class", "type")
@@ -55,12 +61,7 @@ def _sheets(path: Path) -> tuple[pd.DataFrame, dict[int, str], dict[str, int]]:
     """The code sheet's cells, participant -> folder, video name -> code."""
     if path.suffix.lower() == ".csv":
         return read_table_file(path), FOLDERS, VIDEO_CODES
-    if not path.is_file():
-        raise DatasetFormatError(path, ["sheet file does not exist"])
-    try:
-        book = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
-    except Exception as err:  # openpyxl raises many types for a non-xlsx or damaged file
-        raise DatasetFormatError(path, [f"cannot read as an Excel sheet: {err}"]) from err
+    book = read_workbook(path)
     codes = VIDEO_CODES
     naming = book.get(VIDEO_SHEET)
     if naming is not None and naming.shape[1] >= 2:
