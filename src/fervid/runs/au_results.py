@@ -16,10 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fervid.errors import path_error
 from fervid.files import atomic_write
 from fervid.metrics.au import BINARY_LABEL, MACRO_LABEL, au_scores
-from fervid.runs.store import RunDirError, RunStore, read_run_meta, require_meta
+from fervid.runs.store import (
+    REDO_FOLD,
+    RunDirError,
+    RunStore,
+    read_fold_csv,
+    read_run_meta,
+    require_meta,
+)
 
 #: The probability from which an AU counts as present.
 THRESHOLD = 0.5
@@ -49,20 +55,11 @@ def read_au_fold(path: Path, aus: Sequence[str]) -> pd.DataFrame:
     """One fold file of an AU run, checked (columns present, no blanks, numeric targets and
     probabilities); a :class:`RunDirError` names a bad file."""
     columns = [*ID_COLUMNS, *(f"y_{a}" for a in aus), *(f"p_{a}" for a in aus)]
-    redo = "delete it to run that fold again"
-    try:
-        frame = pd.read_csv(path, dtype={"subject": str, "clip": str, "dataset": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path}: unreadable fold predictions ({err}); {redo}") from err
-    except OSError as err:
-        raise path_error(path, err, "fold file") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path}: lacks columns {missing} of an AU fold file; {redo}")
+    frame = read_fold_csv(path, columns, " of an AU fold file")
     values = frame[columns[3:]].apply(pd.to_numeric, errors="coerce")
     if values.isna().any().any() or frame[columns[:3]].isna().any().any():
         line = int(values.isna().any(axis=1).to_numpy().argmax()) + 2
-        raise RunDirError(f"{path}: line {line} is cut short or not numeric; {redo}")
+        raise RunDirError(f"{path}: line {line} is cut short or not numeric; {REDO_FOLD}")
     frame[columns[3:]] = values
     return frame[columns]
 

@@ -226,6 +226,33 @@ class RunStore:
                          ignore_index=True)
 
 
+#: How every message about a damaged fold file ends: fold files are written whole.
+REDO_FOLD = "delete it to run that fold again"
+
+
+def read_fold_csv(path: Path, columns: Sequence[str], kind: str = "") -> pd.DataFrame:
+    """A fold file's table with the ``columns`` present (``kind`` names the file's kind in
+    the message, e.g. ``" of an AU fold file"``); its values are the caller's to check.
+
+    Raises
+    ------
+    RunDirError
+        Naming the file: unreadable, or a column missing.
+    """
+    try:
+        frame = pd.read_csv(path, dtype={"subject": str, "clip": str, "dataset": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunDirError(f"{path}: unreadable fold predictions ({reason}); {REDO_FOLD}"
+                          ) from err
+    except OSError as err:
+        raise path_error(path, err, "fold file") from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path}: lacks columns {missing}{kind}; {REDO_FOLD}")
+    return frame
+
+
 def read_fold_file(path: Path, columns: Sequence[str], n_classes: int | None = None
                    ) -> pd.DataFrame:
     """One ``folds/fold_NNN.csv``, checked: readable, the ``columns`` present, ``label`` and
@@ -237,17 +264,8 @@ def read_fold_file(path: Path, columns: Sequence[str], n_classes: int | None = N
         Naming the file (and the line) and the problem; fold files are written whole, so a bad
         one was damaged after the run: delete it to run that fold again.
     """
-    redo = "delete it to run that fold again"
-    try:
-        frame = pd.read_csv(path, dtype={"subject": str, "clip": str, "dataset": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise RunDirError(f"{path}: unreadable fold predictions ({reason}); {redo}") from err
-    except OSError as err:
-        raise path_error(path, err, "fold file") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path}: lacks columns {missing}; {redo}")
+    redo = REDO_FOLD
+    frame = read_fold_csv(path, columns)
     needed = [*columns, *(c for c in frame.columns if str(c).startswith("p_"))]
     blank = frame[needed].isna().any(axis=1).to_numpy()
     if blank.any():
