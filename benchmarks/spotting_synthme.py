@@ -69,8 +69,8 @@ def main() -> None:
         folds, loso = spot_loso(signals)
         print(json.dumps({"loso": {k: {m: round(v, 3) if isinstance(v, float) else v
                                        for m, v in d.items()} for k, d in loso.to_dict().items()},
-                          "folds": [{"subject": f.subject, "z_micro": f.z_micro,
-                                     "z_macro": f.z_macro, "train_f1": round(f.train_f1, 3)}
+                          "folds": [{"subject": f.subject, "z_micro": f.micro,
+                                     "z_macro": f.macro, "train_f1": round(f.train_f1, 3)}
                                     for f in folds]}, indent=1))
 
 

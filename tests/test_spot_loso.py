@@ -35,7 +35,7 @@ def test_each_subject_is_spotted_with_thresholds_chosen_without_it():
     wiped = {n: (VideoSignals(v.subject, v.fps, v.signals, []) if v.subject == "s0" else v)
              for n, v in videos.items()}
     again, _ = spot_loso(wiped)
-    assert (again[0].z_micro, again[0].z_macro) == (folds[0].z_micro, folds[0].z_macro)
+    assert (again[0].micro, again[0].macro) == (folds[0].micro, folds[0].macro)
     assert again[0].spotted == folds[0].spotted
 
 

@@ -1,18 +1,23 @@
-"""Leave-one-subject-out for the training-free spotter: its thresholds chosen on the training
-subjects only.
+"""Leave-one-subject-out for a spotter: its thresholds chosen on the training subjects only.
 
-The spotter's signals do not depend on its thresholds, so each video's signals are computed
-once (:func:`fervid.predict.spotting.spot_frames`) and every fold only re-reads them: for the
-held-out subject, the thresholds ``(z_micro, z_macro)`` of the grid that give the best
-overall F1 on the other subjects' videos (TP, FP, FN summed over them; ties to the earlier
-grid entry), then its intervals with those thresholds. The held-out subject's ground truth is
-read only to score it.
+A spotter's signals (one ``(T,)`` score per kind and frame) do not depend on its thresholds, so
+each video's signals are computed once and every fold only re-reads them: for the held-out
+subject, the (micro, macro) thresholds of the grid that give the best overall F1 on the other
+subjects' videos (TP, FP, FN summed over them; ties to the earlier grid entry), then its
+intervals with those thresholds. The held-out subject's ground truth is read only to score it.
+
+Two spotters use this: the training-free one (:mod:`fervid.predict.spotting`, thresholds
+``z_micro``, ``z_macro`` in robust standard deviations, :data:`Z_GRID`) and the learned one
+(:mod:`fervid.predict.spot_learned`, thresholds on its per-frame score). A spotter is told by
+an :class:`IntervalFinder`: the settings' two threshold fields and the function turning
+signals into intervals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -37,38 +42,55 @@ class VideoSignals:
 
 
 @dataclass(frozen=True)
+class IntervalFinder:
+    """How a spotter turns signals into intervals: ``find(signals, fps, settings)`` returns
+    ``(intervals, thresholds)`` like :func:`find_intervals`; ``fields`` name the settings'
+    micro and macro thresholds (a frozen dataclass, changed with :func:`dataclasses.replace`)."""
+
+    find: Callable[[Mapping[str, np.ndarray], float, Any], tuple[list[SpottedInterval], dict]]
+    fields: tuple[str, str] = ("z_micro", "z_macro")
+
+
+#: The training-free spotter's.
+FLOW_FINDER = IntervalFinder(find_intervals)
+
+
+@dataclass(frozen=True)
 class SpotFold:
-    """One held-out subject: the thresholds chosen, their training F1, and its intervals."""
+    """One held-out subject: the (micro, macro) thresholds chosen, their training F1, and its
+    intervals (video → list)."""
 
     subject: str
-    z_micro: float
-    z_macro: float
+    micro: float
+    macro: float
     train_f1: float
     spotted: dict[str, list[SpottedInterval]]
 
 
-def _spot(videos: Mapping[str, VideoSignals], settings: SpotSettings) -> dict:
-    return {name: find_intervals(v.signals, v.fps, settings)[0] for name, v in videos.items()}
+def spot_videos(videos: Mapping[str, VideoSignals], settings,
+                finder: IntervalFinder = FLOW_FINDER) -> dict[str, list[SpottedInterval]]:
+    """Each video's intervals with ``settings``."""
+    return {name: finder.find(v.signals, v.fps, settings)[0] for name, v in videos.items()}
 
 
-def choose_thresholds(videos: Mapping[str, VideoSignals], settings: SpotSettings,
-                      grid: Sequence[float] = Z_GRID) -> tuple[SpotSettings, float]:
-    """The settings with the ``(z_micro, z_macro)`` of ``grid`` × ``grid`` that give the best
-    overall F1 on ``videos``, and that F1."""
+def choose_thresholds(videos: Mapping[str, VideoSignals], settings=SpotSettings(),
+                      grid: Sequence[float] = Z_GRID, finder: IntervalFinder = FLOW_FINDER):
+    """The settings with the (micro, macro) thresholds of ``grid`` × ``grid`` that give the
+    best overall F1 on ``videos``, and that F1."""
     truth = {name: v.truth for name, v in videos.items()}
+    micro_field, macro_field = finder.fields
     best, best_f1 = None, -1.0
-    for z_micro in grid:
-        for z_macro in grid:
-            candidate = replace(settings, z_micro=z_micro, z_macro=z_macro)
-            f1 = spotting_scores(_spot(videos, candidate), truth).overall.f1
+    for micro in grid:
+        for macro in grid:
+            candidate = replace(settings, **{micro_field: micro, macro_field: macro})
+            f1 = spotting_scores(spot_videos(videos, candidate, finder), truth).overall.f1
             if f1 > best_f1:
                 best, best_f1 = candidate, f1
     return best, best_f1
 
 
-def spot_loso(videos: Mapping[str, VideoSignals], settings: SpotSettings = SpotSettings(),
-              grid: Sequence[float] = Z_GRID) -> tuple[list[SpotFold], SpottingResult]:
-    """Every subject held out in turn; the counts summed over all held-out videos.
+def loso_subjects(videos: Mapping[str, VideoSignals]) -> list[str]:
+    """The subjects in order of first appearance.
 
     Raises
     ------
@@ -79,12 +101,35 @@ def spot_loso(videos: Mapping[str, VideoSignals], settings: SpotSettings = SpotS
     if len(subjects) < 2:
         raise OptionError(f"leave-one-subject-out needs two subjects or more, got "
                           f"{len(subjects)}")
+    return subjects
+
+
+def spot_fold(subject: str, choose_on: Mapping[str, VideoSignals],
+              test: Mapping[str, VideoSignals], settings, grid: Sequence[float],
+              finder: IntervalFinder = FLOW_FINDER) -> SpotFold:
+    """Thresholds chosen on ``choose_on`` (training subjects' videos only), then ``test``
+    spotted with them; ``test``'s truth is not read."""
+    chosen, f1 = choose_thresholds(choose_on, settings, grid, finder)
+    micro_field, macro_field = finder.fields
+    return SpotFold(subject, getattr(chosen, micro_field), getattr(chosen, macro_field), f1,
+                    spot_videos(test, chosen, finder))
+
+
+def spot_loso(videos: Mapping[str, VideoSignals], settings=SpotSettings(),
+              grid: Sequence[float] = Z_GRID, finder: IntervalFinder = FLOW_FINDER,
+              ) -> tuple[list[SpotFold], SpottingResult]:
+    """Every subject held out in turn; the counts summed over all held-out videos.
+
+    Raises
+    ------
+    OptionError
+        Fewer than two subjects.
+    """
     folds, spotted = [], {}
-    for subject in subjects:
+    for subject in loso_subjects(videos):
         train = {n: v for n, v in videos.items() if v.subject != subject}
         test = {n: v for n, v in videos.items() if v.subject == subject}
-        chosen, f1 = choose_thresholds(train, settings, grid)
-        found = _spot(test, chosen)
-        folds.append(SpotFold(subject, chosen.z_micro, chosen.z_macro, f1, found))
-        spotted.update(found)
+        fold = spot_fold(subject, train, test, settings, grid, finder)
+        folds.append(fold)
+        spotted.update(fold.spotted)
     return folds, spotting_scores(spotted, {n: v.truth for n, v in videos.items()})
