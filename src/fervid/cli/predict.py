@@ -53,6 +53,15 @@ def predict(
     fps: Annotated[float | None, typer.Option(
         min=0.001, help="Frame rate of a folder of frames (a video has its own).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    spot: Annotated[bool, typer.Option(
+        help="Spot, then recognise: find the expressions with the training-free spotter "
+             "(`fervid spot`), then classify each micro-expression interval (onset to offset, "
+             "its apex) as one window; writes intervals.csv with the classes, "
+             "recognition.json, spot.json and timeline.png. --window and --stride do not "
+             "apply.")] = False,
+    classify_macro: Annotated[bool, typer.Option(
+        help="With --spot: classify macro-expression intervals too (by default they are "
+             "listed, not classified).")] = False,
 ) -> None:
     """Expression probabilities over time for the face in VIDEO.
 
@@ -70,6 +79,9 @@ def predict(
     videos (a phone's display matrix) are turned upright first, as players show them; a
     variable frame rate is read at its mean rate (both are noted in predictions.json).
 
+    With --spot: spot, then recognise (fervid.predict.spot_recognise): each
+    micro-expression interval the training-free spotter finds is classified as one window.
+
     Exit status: 0 done; 2 unusable input (missing or unreadable file, not a video, a
     checkpoint that does not describe a video model, an empty, truncated or damaged video,
     a still image, a clip too short for a window, --device cuda without a GPU); 3 no face
@@ -80,6 +92,13 @@ def predict(
     from fervid.predict.api import describe_checkpoint, predict_video
     from fervid.runs.checkpoint import load_checkpoint
 
+    if spot:
+        from fervid.cli.spot_predict import predict_spotted
+
+        return predict_spotted(video, out, checkpoint, fps=fps, face=face,
+                               detect_every=detect_every, device=device,
+                               batch_size=batch_size, onnx=onnx,
+                               classify_macro=classify_macro, annotate=annotate)
     try:
         check_output_dir(out)
         ckpt = load_checkpoint(checkpoint)
