@@ -55,9 +55,9 @@ def _protocol_defaults(cls, data):
 #: refused, never silently ignored. Take an option out once its protocol honours it.
 NOT_READ: dict[str, dict[str, tuple[str, ...]]] = {
     "loso": {"train": (), "run": ("num_workers", "prefetch_factor")},
-    "kfold": {"train": (),
+    "kfold": {"train": ("au_weight",),
               "run": ("engine", "chunk", "checkpoint_every_s", "workers")},
-    "holdout": {"train": ("select", "select_fraction", "select_every"),
+    "holdout": {"train": ("select", "select_fraction", "select_every", "au_weight"),
                 "run": ("engine", "chunk", "checkpoint_every_s", "workers", "trace_every",
                         "num_workers", "prefetch_factor")},
 }
@@ -158,6 +158,22 @@ class LosoConfig(_ProtocolConfig):
     #: run's predictions average their class probabilities (no label is used).
     members: list[dict] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _au_aid_applies(self):
+        """``train.au_weight`` aids an emotion run trained by the sequential engine."""
+        if not self.train.au_weight:
+            return self
+        weight = f"train.au_weight={self.train.au_weight:g}"
+        if self.data.task != "emotion":
+            raise PydanticCustomError("au_aid", f"{weight} aids an emotion run (data.task: "
+                                      f"emotion); data.task={self.data.task} trains on the AUs "
+                                      "alone")
+        if self.run.engine != "sequential":
+            raise PydanticCustomError("au_aid", f"{weight} trains an AU head beside the emotion "
+                                      "head on run.engine=sequential, not run.engine="
+                                      f"{self.run.engine}")
+        return self
+
 
 class KfoldConfig(_ProtocolConfig):
     """One experiment over a release's own folds (DFEW's five, MAFW's five, FERV39k's one
@@ -199,7 +215,7 @@ PLACEMENT_FIELDS = ("accelerator", "devices", "num_nodes", "workers", "threads",
 _ADDED = ("group", "members", "model.c", "model.c_grid", "data.features",
           "data.flow_u_channel", "train.label_smoothing", "train.flow_flip",
           "train.average_last", "train.select", "train.select_fraction", "train.select_every",
-          "run.trace_every")
+          "run.trace_every", "train.au_weight")
 
 #: By protocol, the fields its config did not have when its runs were first written: left out
 #: of the fingerprint while at the protocol's default (:func:`protocol_defaults`), so a run

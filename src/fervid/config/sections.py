@@ -161,15 +161,17 @@ class DataConfig(_Strict):
     #: action units ``aus`` read from the sheets' AU strings (side and intensity ignored);
     #: samples without AU labels are left out of the run.
     task: Literal["emotion", "au"] = "emotion"
-    #: ``task: au``: the AUs detected, by FACS number (default MEB's 12).
+    #: ``task: au`` (and ``train.au_weight``): the AUs detected, by FACS number (default
+    #: MEB's 12).
     aus: list[int] = Field(default_factory=lambda: list(MEB_AUS), min_length=1)
-    #: ``task: au``: AUs of ``aus`` with fewer positives than this among the run's samples are
-    #: dropped (every AU's count is printed and kept in ``metrics.json``).
+    #: ``task: au`` (and ``train.au_weight``): AUs of ``aus`` with fewer positives than this
+    #: among the run's samples are dropped (every AU's count is printed and kept in
+    #: ``metrics.json``).
     au_min_count: int = Field(0, ge=0)
-    #: ``task: au``: a folder laid out as the annotations folder, ``casme2/<CASME II sheet>``
-    #: and ``samm/<SAMM sheet>``, whose AU strings are given to the samples they name
-    #: (by dataset, subject and clip): how precomputed flow images get AU labels. Relative to
-    #: the working directory.
+    #: ``task: au`` (and ``train.au_weight``): a folder laid out as the annotations folder,
+    #: ``casme2/<CASME II sheet>`` and ``samm/<SAMM sheet>``, whose AU strings are given to
+    #: the samples they name (by dataset, subject and clip): how precomputed flow images get
+    #: AU labels. Relative to the working directory.
     au_sheets: str | None = None
 
     @field_validator("dataset")
@@ -324,6 +326,13 @@ class TrainConfig(_Strict):
     #: training subjects, sequential engine; k-fold: ``select_fraction`` of each fold's
     #: training clips). The test samples never choose.
     selection: Literal["best_validation", "last"] = "last"
+    #: LOSO emotion runs: action units as an aid. An AU head (``data.aus``, kept by
+    #: ``data.au_min_count``: one sigmoid each) beside the emotion head, on the same clip
+    #: feature; the loss adds ``au_weight`` x binary cross-entropy over the AUs of the samples
+    #: with AU labels only (``data.au_sheets`` or the release's AU strings), positive weights
+    #: ``n_neg / n_pos`` from each fold's training samples with AU labels. Emotion is scored as
+    #: ever. 0: off (no AU head, the run as before). Sequential engine.
+    au_weight: float = Field(0.0, ge=0)
 
 
 class RunConfig(_Strict):

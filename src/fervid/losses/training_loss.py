@@ -1,6 +1,7 @@
 """The training loss: cross-entropy plus an optional feature loss that owns its weight λ, or
 for AU detection binary cross-entropy per action unit with positive weights from the training
-fold's own targets.
+fold's own targets; with AUs as an aid to emotion (``train.au_weight``), the emotion loss plus
+that weight times the AU loss over the samples with AU labels.
 
 :func:`build_training_loss` is the one place a config's ``train`` section becomes a loss.
 """
@@ -23,12 +24,14 @@ from fervid.models.output import ModelOutput
 class LossParts:
     """Detached loss terms for logging (tensors, so logging forces no device sync).
 
-    ``feature`` is the unweighted feature loss (zero when there is none).
+    ``feature`` is the unweighted feature loss (zero when there is none); ``au`` the
+    unweighted AU loss of an AU-aided emotion loss (None without one).
     """
 
     total: torch.Tensor
     ce: torch.Tensor
     feature: torch.Tensor
+    au: torch.Tensor | None = None
 
 
 class ClassificationWithFeatureLoss(nn.Module):
@@ -103,6 +106,94 @@ class MultiLabelLoss(nn.Module):
         return bce, LossParts(bce.detach(), bce.detach(), bce.new_zeros(()))
 
 
+@dataclass(frozen=True)
+class AuAidedTargets:
+    """The targets of an emotion run aided by action units (``train.au_weight``).
+
+    ``labels`` ``(N,)`` long class indices; ``aus`` ``(N, A)`` float 0/1 AU targets;
+    ``coded`` ``(N,)`` bool, False for a sample without AU labels (its ``aus`` row is never
+    read). Indexing, ``len`` and ``to`` act on the three together, so the training loop batches
+    it as it batches a label tensor.
+    """
+
+    labels: torch.Tensor
+    aus: torch.Tensor
+    coded: torch.Tensor
+
+    def __post_init__(self):
+        if not (len(self.labels) == len(self.aus) == len(self.coded)) or self.aus.ndim != 2:
+            raise ValueError(f"labels {tuple(self.labels.shape)}, aus {tuple(self.aus.shape)} "
+                             f"and coded {tuple(self.coded.shape)} must be (N,), (N, A), (N,)")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index) -> AuAidedTargets:
+        return AuAidedTargets(self.labels[index], self.aus[index], self.coded[index])
+
+    def to(self, device) -> AuAidedTargets:
+        return AuAidedTargets(self.labels.to(device), self.aus.to(device),
+                              self.coded.to(device))
+
+    def cpu(self) -> AuAidedTargets:
+        return self.to("cpu")
+
+    @property
+    def coded_aus(self) -> torch.Tensor:
+        """``(M, A)``: the AU targets of the samples with AU labels."""
+        return self.aus[self.coded]
+
+
+def masked_au_loss(logits: torch.Tensor, targets: torch.Tensor, coded: torch.Tensor,
+                   pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy over the AUs of the samples with AU labels only.
+
+    ``logits``, ``targets`` ``(B, A)``, ``coded`` ``(B,)`` bool, ``pos_weight`` ``(A,)``.
+    A sample without AU labels adds nothing and gets no gradient from it; a batch without any
+    adds 0 (not NaN). In float32.
+    """
+    terms = F.binary_cross_entropy_with_logits(logits.float(), targets.float(),
+                                               pos_weight=pos_weight, reduction="none")
+    terms = terms.masked_fill(~coded[:, None], 0.0)
+    return terms.sum() / (coded.sum() * logits.shape[1]).clamp_min(1)
+
+
+class AuAidedLoss(nn.Module):
+    """``emotion(output, labels) + weight * masked_au_loss(au_logits, aus, coded)``.
+
+    Parameters
+    ----------
+    emotion : ClassificationWithFeatureLoss
+        The emotion loss the recipe sets, unchanged.
+    weight : float
+        ``train.au_weight``.
+    pos_weight : torch.Tensor or None
+        ``(A,)`` positive weights of the AUs (a buffer, moving with the module).
+
+    Shapes
+    ------
+    ``output.logits (B, C)``, ``output.au_logits (B, A)``, ``targets`` an
+    :class:`AuAidedTargets` of B samples → ``(total scalar, LossParts)`` (``au``: the
+    unweighted AU term).
+    """
+
+    def __init__(self, emotion: ClassificationWithFeatureLoss, weight: float,
+                 pos_weight: torch.Tensor | None = None):
+        super().__init__()
+        self.emotion, self.weight = emotion, weight
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, output: ModelOutput, targets: AuAidedTargets
+                ) -> tuple[torch.Tensor, LossParts]:
+        if output.au_logits is None:
+            raise ValueError("an AU-aided loss needs the model's au_logits (B, A): build the "
+                             "model with its AU head")
+        emotion, parts = self.emotion(output, targets.labels)
+        au = masked_au_loss(output.au_logits, targets.aus, targets.coded, self.pos_weight)
+        total = emotion + self.weight * au
+        return total, LossParts(total.detach(), parts.ce, parts.feature, au.detach())
+
+
 def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Module | None:
     """The loss ``train.feature_loss`` names on ``dim``-dimensional clip features, or None
     (centre-based losses draw their centres from torch's generator: seed it first)."""
@@ -116,8 +207,9 @@ def build_feature_loss(train: TrainConfig, num_classes: int, dim: int) -> nn.Mod
 
 
 def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: int | None,
-                        train_labels: torch.Tensor | None = None, multi_label: bool = False
-                        ) -> ClassificationWithFeatureLoss | MultiLabelLoss:
+                        train_labels: torch.Tensor | None = None, multi_label: bool = False,
+                        train_aus: torch.Tensor | None = None
+                        ) -> ClassificationWithFeatureLoss | MultiLabelLoss | AuAidedLoss:
     """The loss a config's ``train`` section asks for: cross-entropy, weighted by
     ``train.class_weights`` over the fold's ``train_labels`` ``(N,)``, plus ``train.feature_loss``
     weighted by ``train.feature_loss_weight``. Centres are drawn from torch's generator: seed it
@@ -126,6 +218,11 @@ def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: in
     ``multi_label`` (AU detection, ``train_labels`` ``(N, A)`` 0/1): binary cross-entropy per
     AU (:class:`MultiLabelLoss`), with ``train.class_weights: balanced`` positive weights
     ``n_neg / n_pos`` from those training targets only.
+
+    ``train.au_weight`` > 0 (an emotion run aided by AUs): the emotion loss above wrapped in
+    :class:`AuAidedLoss`, with positive weights from ``train_aus`` ``(M, A)``, the AU targets of
+    the fold's training samples that have AU labels (whatever ``train.class_weights`` says:
+    rare AUs would otherwise barely be learnt).
 
     Raises
     ------
@@ -152,8 +249,13 @@ def build_training_loss(train: TrainConfig, *, num_classes: int, feature_dim: in
         weights = balanced_class_weights(train_labels, num_classes)
     feature_loss = (None if feature_dim is None
                     else build_feature_loss(train, num_classes, feature_dim))
-    return ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, weights,
-                                         getattr(train, "label_smoothing", 0.0))
+    emotion = ClassificationWithFeatureLoss(feature_loss, train.feature_loss_weight, weights,
+                                            getattr(train, "label_smoothing", 0.0))
+    if not getattr(train, "au_weight", 0.0):
+        return emotion
+    if train_aus is None:
+        raise ValueError("train.au_weight needs the AU targets of the fold's training samples")
+    return AuAidedLoss(emotion, train.au_weight, positive_weights(train_aus))
 
 
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The one output type of every model: logits plus named features and extras."""
+"""The one output type of every model: logits plus named features, extras and, for an
+emotion model aided by action units, AU logits."""
 
 from __future__ import annotations
 
@@ -22,11 +23,16 @@ class ModelOutput(NamedTuple):
         use; None where a model exposes none.
     extras
         Named extra outputs, e.g. ``segment_weights`` ``(B, K)``: SMA-STN's temporal attention.
+    au_logits
+        ``(B, A)``: one logit per action unit (a sigmoid each) from the AU head an emotion model
+        carries beside its emotion head when AUs aid its training (``train.au_weight``,
+        :class:`fervid.models.au_head.WithAuHead`); None otherwise.
     """
 
     logits: torch.Tensor
     features: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = {}  # noqa: RUF012  (never mutated: rebuilt per call)
+    au_logits: torch.Tensor | None = None
 
     @property
     def segment_weights(self) -> torch.Tensor | None:

@@ -18,6 +18,7 @@ from torch import nn
 from fervid.config import ConfigError, register_name_source
 from fervid.datasets.registry import PROTOCOLS
 from fervid.errors import FervidError
+from fervid.models.au_head import WithAuHead
 from fervid.models.linear import LINEAR_MODELS
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -80,12 +81,15 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 
 def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int,
-                      pretrained: bool = True) -> nn.Module:
+                      pretrained: bool = True, num_aus: int = 0) -> nn.Module:
     """The network a config's ``model`` section describes (``name``, ``drop_rate`` and any
     other field the builder takes as a keyword, e.g. SMA-STN's ``backbone``).
 
     ``pretrained=False`` ignores ``model.pretrained_path``: for a model whose every weight is
     loaded next (a checkpoint, fold weights), the file training started from is never read.
+    ``num_aus`` > 0: the network with an AU head of that many logits beside its emotion head
+    (:class:`~fervid.models.au_head.WithAuHead`), built after it, so the network's own
+    initialisation is the same as without.
     """
     if not pretrained and getattr(model, "pretrained_path", None) is not None:
         model = model.model_copy(update={"pretrained_path": None})
@@ -95,4 +99,5 @@ def model_from_config(model: BaseModel, *, in_chans: int, num_classes: int,
         if field not in takes and value not in (None, "imagenet"):
             raise ConfigError(f"model.{field}={value!r}: model {model.name!r} does not take it")
     options = {k: v for k, v in model.model_dump().items() if k != "name" and k in takes}
-    return create_model(model.name, in_chans=in_chans, num_classes=num_classes, **options)
+    net = create_model(model.name, in_chans=in_chans, num_classes=num_classes, **options)
+    return WithAuHead(net, num_aus, name=model.name) if num_aus else net

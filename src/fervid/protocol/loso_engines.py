@@ -22,9 +22,16 @@ import torch
 from torch import nn
 
 from fervid.config import ConfigError, LosoConfig
-from fervid.losses import ClassificationWithFeatureLoss, MultiLabelLoss, build_training_loss
+from fervid.losses import (
+    AuAidedLoss,
+    AuAidedTargets,
+    ClassificationWithFeatureLoss,
+    MultiLabelLoss,
+    build_training_loss,
+)
 from fervid.metrics import split_summary
 from fervid.models import model_from_config
+from fervid.models.au_head import emotion_state
 from fervid.progress import ProgressLike
 from fervid.protocol.fold_runner import FoldOutcome, run_folds
 from fervid.protocol.folds import LosoFolds
@@ -47,26 +54,45 @@ from fervid.training.setup import fold_seed, make_optimizer, make_scheduler
 from fervid.training.trainer import Trainer, load_training_state, seeded
 
 
-def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int) -> nn.Module:
-    """Fold ``fold``'s model, initialised from (seed, fold) alone."""
+def init_fold_model(cfg: LosoConfig, fold: int, in_chans: int, num_classes: int,
+                    num_aus: int = 0) -> nn.Module:
+    """Fold ``fold``'s model, initialised from (seed, fold) alone (with ``num_aus``, plus an
+    AU head: ``train.au_weight``)."""
     return seeded(fold_seed(cfg.seed, fold),
                   lambda: model_from_config(cfg.model, in_chans=in_chans,
-                                            num_classes=num_classes))
+                                            num_classes=num_classes, num_aus=num_aus))
 
 
 def fold_criterion(cfg: LosoConfig, fold: int, model: nn.Module, num_classes: int,
-                   train_labels: torch.Tensor) -> ClassificationWithFeatureLoss | MultiLabelLoss:
+                   train_labels: torch.Tensor | AuAidedTargets
+                   ) -> ClassificationWithFeatureLoss | MultiLabelLoss | AuAidedLoss:
     """The configured training loss, its centres seeded by (seed, fold); an AU run's
-    (``train_labels`` ``(N, A)``) is the multi-label loss with this fold's positive weights."""
+    (``train_labels`` ``(N, A)``) is the multi-label loss with this fold's positive weights,
+    an AU-aided run's (:class:`AuAidedTargets`) adds the AU loss with positive weights from
+    this fold's training samples with AU labels."""
+    aided = isinstance(train_labels, AuAidedTargets)
+    labels = train_labels.labels if aided else train_labels
     return seeded(fold_seed(cfg.seed, fold) + 1,
                   lambda: build_training_loss(cfg.train, num_classes=num_classes,
                                               feature_dim=getattr(model, "num_features", None),
-                                              train_labels=train_labels,
-                                              multi_label=train_labels.ndim == 2))
+                                              train_labels=labels,
+                                              multi_label=labels.ndim == 2,
+                                              train_aus=train_labels.coded_aus if aided
+                                              else None))
+
+
+def training_targets(data: LosoData) -> torch.Tensor | AuAidedTargets:
+    """What the loss trains on: ``data.y``, with the AU labels of ``train.au_weight``."""
+    if data.au_aid is None:
+        return data.y
+    return AuAidedTargets(data.y, data.au_aid.y, data.au_aid.coded)
 
 
 def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
-    """A fold model as a self-describing checkpoint (:mod:`fervid.runs.checkpoint`)."""
+    """A fold model as a self-describing checkpoint (:mod:`fervid.runs.checkpoint`): an
+    AU-aided model's emotion network alone (its AU head only aided training)."""
+    if data.au_aid is not None:
+        state = emotion_state(state)
     spec = input_spec_from_config(cfg, tuple(data.x.shape[1:]) if data.x.ndim == 4 else None)
     return checkpoint_payload(state, cfg, list(data.classes), spec)
 
@@ -82,7 +108,7 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
     (never used to choose).
     """
     num_classes = len(data.classes)
-    x, y = data.x.to(fabric.device), data.y.to(fabric.device)
+    x, y = data.x.to(fabric.device), training_targets(data).to(fabric.device)
     views = None if data.train_views is None else data.train_views.to(fabric.device)
     bs = cfg.train.batch_size
 
@@ -150,7 +176,7 @@ def train_sequential(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: li
     run_folds(loso_folds(folds, cfg.seed, todo), store, train, progress)
 
 
-def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
+def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor | AuAidedTargets,
               views: torch.Tensor | None, fabric, progress: ProgressLike, num_classes: int,
               train_idx: torch.Tensor, epochs: int, log_path, *, every: int = 0,
               probe: Callable[[int, nn.Module], None] | None = None, label: str = "",
@@ -163,7 +189,8 @@ def _fit_fold(cfg: LosoConfig, fold: int, x: torch.Tensor, y: torch.Tensor,
     bs = cfg.train.batch_size
     seed = fold_seed(cfg.seed, fold)
     train_idx = train_idx.to(fabric.device)
-    model = init_fold_model(cfg, fold, x.shape[-3], num_classes)
+    num_aus = y.aus.shape[1] if isinstance(y, AuAidedTargets) else 0
+    model = init_fold_model(cfg, fold, x.shape[-3], num_classes, num_aus)
     criterion = fabric.to_device(fold_criterion(cfg, fold, model, num_classes,
                                                 y[train_idx].cpu()))
     optimizer = make_optimizer(cfg.train, [*model.parameters(), *criterion.parameters()])

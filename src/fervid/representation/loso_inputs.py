@@ -4,7 +4,7 @@ computed from a release (cached), with their labels and sample table."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,17 @@ import torch
 from fervid.config import ConfigError, LosoConfig
 from fervid.progress import progress_bar
 from fervid.samples import SampleTable
+
+
+@dataclass(frozen=True)
+class AuLabels:
+    """AU labels beside an emotion run's labels (``train.au_weight``): ``y`` ``(N, A)``
+    float32 0/1 over the AUs ``names``, ``coded`` ``(N,)`` bool (False: the sample has no AU
+    labels, its row of ``y`` is zeros and never read)."""
+
+    y: torch.Tensor
+    coded: torch.Tensor
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,9 @@ class LosoData:
     0/1 targets of the action units ``aus``), and the sample table they came from (same
     order). ``train_views`` ``(V, *x.shape)``, when given, holds V jittered versions of every
     input: each training epoch draws one per sample; evaluation always uses ``x``.
-    ``au_info``: an AU run's record for ``run.json`` (each AU's count, samples left out).
+    ``au_info``: an AU run's record for ``run.json`` (each AU's count, samples left out), or
+    an AU-aided emotion run's (under ``au_aid``). ``au_aid``: that run's AU labels, for
+    every sample of ``table``.
     """
 
     x: torch.Tensor
@@ -34,11 +47,16 @@ class LosoData:
     train_views: torch.Tensor | None = None
     aus: tuple[str, ...] = ()
     au_info: dict | None = None
+    au_aid: AuLabels | None = None
 
     def __post_init__(self):
         if not (len(self.x) == len(self.y) == len(self.table)):
             raise ValueError(f"x ({len(self.x)}), y ({len(self.y)}) and the table "
                              f"({len(self.table)}) differ in length")
+        if self.au_aid is not None and not (len(self.au_aid.y) == len(self.au_aid.coded)
+                                            == len(self.y)):
+            raise ValueError(f"au_aid ({len(self.au_aid.y)}, {len(self.au_aid.coded)}) and y "
+                             f"({len(self.y)}) differ in length")
         if self.train_views is not None and self.train_views.shape[1:] != self.x.shape:
             raise ValueError(f"train_views {tuple(self.train_views.shape)} must be (V, "
                              f"{', '.join(map(str, self.x.shape))})")
@@ -103,7 +121,19 @@ def load_loso_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None =
         data = load_handcrafted_data(cfg, data_root)
     else:
         data = load_frame_data(cfg, data_root, cache_dir=cache_dir, progress=progress)
-    return with_au_targets(cfg, data) if cfg.data.task == "au" else data
+    if cfg.data.task == "au":
+        return with_au_targets(cfg, data)
+    return with_au_aid(cfg, data) if cfg.train.au_weight else data
+
+
+def _sheet_aus(cfg: LosoConfig, table: SampleTable) -> tuple[SampleTable, int | None]:
+    """``table`` with the AU strings of ``data.au_sheets`` (when set) and how many samples
+    the sheets matched (None without sheets)."""
+    from fervid.datasets.action_units import with_sheet_aus
+
+    if cfg.data.au_sheets is None:
+        return table, None
+    return with_sheet_aus(table, Path(cfg.data.au_sheets))
 
 
 def with_au_targets(cfg: LosoConfig, data: LosoData) -> LosoData:
@@ -116,11 +146,9 @@ def with_au_targets(cfg: LosoConfig, data: LosoData) -> LosoData:
     DatasetFormatError
         An AU string that cannot be read, a folder without the sheets, or no AU left.
     """
-    from fervid.datasets.action_units import au_targets, with_sheet_aus
+    from fervid.datasets.action_units import au_targets
 
-    table, matched = data.table, None
-    if cfg.data.au_sheets is not None:
-        table, matched = with_sheet_aus(table, Path(cfg.data.au_sheets))
+    table, matched = _sheet_aus(cfg, data.table)
     targets = au_targets(table, cfg.data.aus, min_count=cfg.data.au_min_count,
                          where=cfg.data.au_sheets or "")
     keep = torch.from_numpy(targets.coded)
@@ -137,6 +165,53 @@ def with_au_targets(cfg: LosoConfig, data: LosoData) -> LosoData:
     views = None if data.train_views is None else data.train_views[:, keep]
     return LosoData(data.x[keep], torch.from_numpy(targets.y[targets.coded]),
                     table.filter(targets.coded), views, aus=targets.names, au_info=info)
+
+
+def with_au_aid(cfg: LosoConfig, data: LosoData) -> LosoData:
+    """``data`` (an emotion run's, every sample kept) with the AU labels of
+    ``train.au_weight``: the AUs of ``data.aus`` kept by ``data.au_min_count``, from the
+    samples' AU strings (after ``data.au_sheets``); the samples without any are masked in the
+    loss. ``au_info`` records the aid for ``run.json`` (``au_aid``).
+
+    Raises
+    ------
+    ConfigError
+        No sample has AU labels.
+    DatasetFormatError
+        An AU string that cannot be read, a folder without the sheets, or no AU left.
+    """
+    from fervid.datasets.action_units import au_targets
+
+    table, matched = _sheet_aus(cfg, data.table)
+    if not any(_codes_aus(s.au) for s in table):
+        raise ConfigError(f"train.au_weight={cfg.train.au_weight:g}: no sample has AU labels "
+                          "(set data.au_sheets to a folder with the CASME II / SAMM sheets for "
+                          "precomputed inputs)")
+    targets = au_targets(table, cfg.data.aus, min_count=cfg.data.au_min_count,
+                         where=cfg.data.au_sheets or "")
+    without = table.filter(~targets.coded)
+    info = {"au_aid": {
+        "weight": cfg.train.au_weight, "aus": list(targets.names),
+        "au_counts": targets.counts, "au_min_count": cfg.data.au_min_count,
+        "n_samples": len(table), "n_with_aus": int(targets.coded.sum()),
+        "without_aus": {d: sum(s.dataset == d for s in without)
+                        for d in sorted({s.dataset for s in without})},
+        "au_sheet_matches": matched,
+        "pos_weight": "n_neg / n_pos per AU, from each fold's training samples with AU labels"}}
+    labels = AuLabels(torch.from_numpy(targets.y), torch.from_numpy(targets.coded),
+                      targets.names)
+    return replace(data, table=table, au_info=info, au_aid=labels)
+
+
+def _codes_aus(text: object) -> bool:
+    """Whether an AU string gives AU labels (an unreadable one counts: :func:`au_targets`
+    reports it with its sample)."""
+    from fervid.datasets.action_units import AuStringError, parse_au
+
+    try:
+        return parse_au(text).coded
+    except AuStringError:
+        return True
 
 
 def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None = None,

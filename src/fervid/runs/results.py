@@ -33,6 +33,9 @@ class FoldFileError(RunDirError, ValueError):
 #: ``run.json`` fields copied into ``metrics.json`` when present: a run scored from
 #: already-trained models (``trained``: false) names them (``fold_weights``: the folder).
 PROVENANCE_FIELDS = ("trained", "fold_weights", "pretrained")
+#: ``run.json`` fields of how the models were trained, copied into ``metrics.json`` as well:
+#: ``au_aid``, the AU loss that aided an emotion run (weight, AUs, counts).
+TRAINING_FIELDS = ("au_aid",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def build_loso_results(run_dir: Path) -> LosoReport:
         "per_class_recall": whole.per_class_recall, "per_class_f1": whole.per_class_f1,
         # Where the models came from, when not trained by this run (e.g. fold weights).
         **{k: meta[k] for k in PROVENANCE_FIELDS if k in meta},
+        **{k: meta[k] for k in TRAINING_FIELDS if k in meta},
     }
     selected = test_selected_scores(store, sorted(frame["fold"].unique()), classes)
     if selected is not None:

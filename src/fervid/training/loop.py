@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fervid.errors import FervidError
+from fervid.losses.training_loss import AuAidedTargets
 
 
 class TrainingDivergedError(FervidError, FloatingPointError):
@@ -75,7 +76,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
     ``x`` as the model takes it (e.g. ``(B, K+1, C, H, W)``), ``y`` ``(B,)`` class indices,
     or ``(B, A)`` 0/1 targets of a multi-label task (its accuracy: the share of sample-AU
-    pairs whose logit sign agrees).
+    pairs whose logit sign agrees), or an :class:`~fervid.losses.AuAidedTargets` of B
+    samples (an emotion run aided by AUs: its accuracy is the emotion's).
     ``backward`` defaults to ``loss.backward()``; ``scheduler`` (a per-step learning-rate
     schedule) steps after each optimiser step; ``on_batch(n)`` is told each batch's size
     (progress bars).
@@ -111,10 +113,11 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                 "epoch: the run diverged; lower train.lr, or set run.precision=32-true "
                 "if it computes in bf16-mixed or 16-mixed")
         total += value * len(y)
-        if y.ndim == 2:  # multi-label: agreement per sample, averaged over its labels
-            correct += float(((out.logits > 0) == (y > 0.5)).float().mean(1).sum())
+        labels = y.labels if isinstance(y, AuAidedTargets) else y
+        if labels.ndim == 2:  # multi-label: agreement per sample, averaged over its labels
+            correct += float(((out.logits > 0) == (labels > 0.5)).float().mean(1).sum())
         else:
-            correct += int((out.logits.argmax(1) == y).sum())
+            correct += int((out.logits.argmax(1) == labels).sum())
         seen += len(y)
     return EpochStats(total / max(seen, 1), correct / max(seen, 1), seen)
 
@@ -141,7 +144,8 @@ def tensor_batches(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, batch_
                    generator: torch.Generator, views: torch.Tensor | None = None
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled training batches of in-memory tensors: ``index`` ``(n,)`` permuted with
-    ``generator``, cut into batches of ``batch_size``, ``x[idx]`` cast to float32.
+    ``generator``, cut into batches of ``batch_size``, ``x[idx]`` cast to float32 (``y`` may
+    also be an :class:`~fervid.losses.AuAidedTargets`, indexed alike).
 
     With ``views`` ``(V, *x.shape)``, each sample of a batch is one view drawn with the same
     generator (after the permutation, one draw per batch, as the batch is produced).
