@@ -123,14 +123,14 @@ def test_any_model_gets_a_sigmoid_head_and_resumes(tmp_path, au_data):
 def test_au_runs_refuse_what_they_do_not_read(tmp_path, au_data):
     flow, sheets = au_data
     cfg = {"name": "bad", "model": {"name": "ststnet"},
-           "data": {"task": "au"}, "train": {"epochs": 1}}
+           "data": {"task": "au"}, "train": {"epochs": 1}, "run": {"trace_every": 1}}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = runner.invoke(app, ["loso", "--config", str(path), "--data-root", str(flow),
                                  "--set", f"data.au_sheets={sheets}",
                                  "--out", str(tmp_path / "bad"), "--no-progress"])
     assert result.exit_code == 2
-    assert "data.task=au does not go with run.engine=fold_batched" in result.output
+    assert "data.task=au does not go with run.trace_every" in result.output
     result = runner.invoke(app, ["loso", "--config", str(path), "--data-root", str(flow),
                                  "--set", "run.engine=sequential", "--set",
                                  f"data.au_sheets={tmp_path}", "--out", str(tmp_path / "bad2"),

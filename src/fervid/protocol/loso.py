@@ -144,7 +144,6 @@ def check_au_config(cfg: LosoConfig) -> None:
     """Raise :class:`ConfigError` for an option the AU task does not read yet: it trains on
     the sequential or linear engine and keeps the last epoch (or ``model.c``)."""
     unread = [name for name, on in (
-        ("run.engine=fold_batched", cfg.run.engine == "fold_batched"),
         ("train.select=inner_val", cfg.train.select == "inner_val"),
         ("train.selection=best_validation", cfg.train.selection == "best_validation"),
         ("run.trace_every", bool(cfg.run.trace_every)),

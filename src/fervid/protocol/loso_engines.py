@@ -323,7 +323,8 @@ def _choose_c(build, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: Lo
 
 def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[int],
                   store: RunStore, device: torch.device, progress: ProgressLike) -> None:
-    """Train the folds ``todo`` as one fold-batched STSTNet and write each fold."""
+    """Train the folds ``todo`` as one fold-batched STSTNet and write each fold (an AU run's
+    as the sequential engine writes it: AU targets and probabilities)."""
     num_classes = len(data.classes)
     models = [init_fold_model(cfg, f, data.in_chans, num_classes) for f in todo]
     tag = f"batched_{fold_group_tag(todo)}"
@@ -337,6 +338,11 @@ def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[
             continue
         index = folds.test_index(f)
         probs = result.probs[index, j]
+        model = fold_model_payload(cfg, data, result.states[j])
+        if data.multi_label:
+            store.write_fold(f, au_fold_frame(f, index.tolist(), probs, data.y[index],
+                                              data.table, data.classes), model=model)
+            continue
         predictions = FoldPredictions(f, index, probs.argmax(-1), probs)
         traced = None
         if cfg.run.trace_every:
@@ -344,7 +350,7 @@ def train_batched(cfg: LosoConfig, data: LosoData, folds: LosoFolds, todo: list[
                                             (cfg.train.epochs, probs)],
                                  data.table, data.classes)
         store.write_fold(f, loso_fold_frame(predictions, data.table, data.classes),
-                         model=fold_model_payload(cfg, data, result.states[j]), trace=traced)
+                         model=model, trace=traced)
     checkpoint.unlink(missing_ok=True)  # only now: a kill above writes the other folds on resume
 
 

@@ -6,6 +6,10 @@ fold ``f`` trains on the samples not of its held-out subject. No evaluation runs
 epochs; each fold is evaluated once, with its last-epoch model. The state (model, optimiser,
 generators, epoch) is checkpointed every ``run.checkpoint_every_s`` seconds, so a killed run
 resumes where it stopped and ends with the same results as an uninterrupted one.
+
+Emotion labels ``(N,)`` train per-fold cross-entropy; AU targets ``(N, A)`` (``data.task:
+au``) per-fold binary cross-entropy with each fold's own positive weights, and come out as
+sigmoid probabilities.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 from fervid.config import ConfigError, LosoConfig
 from fervid.files import atomic_write, remove_stale_tmp
 from fervid.losses import per_fold_class_weights, per_fold_cross_entropy
+from fervid.losses.per_fold_au import per_fold_binary_cross_entropy, per_fold_positive_weights
 from fervid.models.fold_batched_ststnet import FoldBatchedSTSTNet, im2col_patches
 from fervid.progress import ProgressLike
 from fervid.training.loop import EpochLogger, TrainingDivergedError
@@ -45,7 +50,8 @@ def check_fold_batched(cfg: LosoConfig) -> None:
         ("train.select=inner_val", cfg.train.select == "inner_val"),
         ("train.flow_flip", cfg.train.flow_flip), ("train.average_last", cfg.train.average_last),
         ("train.label_smoothing", cfg.train.label_smoothing),
-        ("train.feature_loss", cfg.train.feature_loss != "none")) if on]
+        ("train.feature_loss", cfg.train.feature_loss != "none"),
+        ("train.au_weight", bool(getattr(cfg.train, "au_weight", 0.0)))) if on]
     if unsupported:
         raise ConfigError(f"run.engine=fold_batched does not support {', '.join(unsupported)}; "
                           "use run.engine=sequential")
@@ -59,8 +65,9 @@ def fold_group_tag(todo: list[int]) -> str:
 
 @dataclass(frozen=True)
 class FoldBatchedResult:
-    """``probs`` ``(N, F, C)``: every sample's class probabilities under each of the F trained
-    folds' models (CPU); ``states[j]``: the plain STSTNet state dict of fold ``todo[j]``;
+    """``probs`` ``(N, F, C)``: every sample's class probabilities (softmax), or with AU
+    targets its C AUs' probabilities (sigmoids), under each of the F trained folds' models
+    (CPU); ``states[j]``: the plain STSTNet state dict of fold ``todo[j]``;
     ``trace``: with ``run.trace_every`` N, ``(epoch, probs (n, C))`` every N epochs before the
     last, each sample under its own fold's model (rows of samples of other folds are 0)."""
 
@@ -76,7 +83,8 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
                        load_state: Callable[[Path], dict] | None = None) -> FoldBatchedResult:
     """Train the STSTNets ``models`` of the folds ``todo`` together.
 
-    ``x`` ``(N, C, H, W)`` flow images, ``y`` ``(N,)`` labels, ``sample_fold`` ``(N,)`` the
+    ``x`` ``(N, C, H, W)`` flow images, ``y`` ``(N,)`` labels or ``(N, A)`` 0/1 AU targets
+    (``num_classes`` then A, the models' outputs), ``sample_fold`` ``(N,)`` the
     fold each sample is held out of. The resumable state lives in ``checkpoint``, saved after
     the last epoch too: the caller removes it once the folds are written, so a kill while
     they are written resumes by writing them again, not by training again. ``log`` gets one
@@ -91,7 +99,14 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
     model.to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
     patches = im2col_patches(x).to(device=device, dtype=DTYPES[cfg.run.precision])
-    weights = per_fold_class_weights(y, sample_fold, todo, num_classes, cfg.train.class_weights)
+    multi_label = y.ndim == 2
+    if multi_label:
+        weights = per_fold_positive_weights(y, sample_fold, todo, cfg.train.class_weights)
+        fold_loss = per_fold_binary_cross_entropy
+    else:
+        weights = per_fold_class_weights(y, sample_fold, todo, num_classes,
+                                         cfg.train.class_weights)
+        fold_loss = per_fold_cross_entropy
     y, test_fold = y.to(device), test_fold.to(device)
     weights = None if weights is None else weights.to(device)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -125,12 +140,15 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
         for s, e in zip(starts, starts[1:] + [n], strict=True):
             idx = perm[s:e]
             logits = model(patches[idx], test_fold[idx]).logits
-            loss, mask = per_fold_cross_entropy(logits, y[idx], test_fold[idx], weights)
+            loss, mask = fold_loss(logits, y[idx], test_fold[idx], weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
-                hit = (logits.argmax(-1) == y[idx, None]).float()
+                if multi_label:  # agreement per sample and fold, averaged over its AUs
+                    hit = ((logits > 0) == (y[idx, None] > 0.5)).float().mean(-1)
+                else:
+                    hit = (logits.argmax(-1) == y[idx, None]).float()
                 correct += float((hit * mask).sum())
                 seen += float(mask.sum())
                 value = float(loss)
@@ -146,7 +164,8 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
         done = epoch + 1
         every = cfg.run.trace_every
         if every and done % every == 0 and done < epochs:
-            own = _all_probs(model, patches, bs)[torch.arange(n), test_fold.clamp_min(0).cpu()]
+            own = _all_probs(model, patches, bs, multi_label)[
+                torch.arange(n), test_fold.clamp_min(0).cpu()]
             trace.append((done, own * (test_fold >= 0).cpu()[:, None]))
             model.train()
         # The last epoch is always saved (see the docstring).
@@ -154,20 +173,22 @@ def train_fold_batched(cfg: LosoConfig, models: list[nn.Module], x: torch.Tensor
             _save(checkpoint, model, optimizer, order, done, device, trace)
             last_save = time.monotonic()
 
-    probs = _all_probs(model, patches, bs)
+    probs = _all_probs(model, patches, bs, multi_label)
     states = [model.fold_state_dict(j) for j in range(len(todo))]
     progress.remove_task(task)
     return FoldBatchedResult(probs, states, trace)
 
 
-def _all_probs(model: FoldBatchedSTSTNet, patches: torch.Tensor, bs: int) -> torch.Tensor:
-    """``(N, F, C)`` class probabilities of every sample under every fold's model (eval mode,
-    on the CPU); draws nothing from any generator."""
+def _all_probs(model: FoldBatchedSTSTNet, patches: torch.Tensor, bs: int,
+               multi_label: bool = False) -> torch.Tensor:
+    """``(N, F, C)`` class probabilities (or, ``multi_label``, per-output sigmoids) of every
+    sample under every fold's model (eval mode, on the CPU); draws nothing from any
+    generator."""
     model.eval()
     with torch.no_grad():
         logits = torch.cat([model(patches[s:s + bs]).logits
                             for s in range(0, len(patches), bs)])
-    return logits.softmax(-1).cpu()
+    return (logits.sigmoid() if multi_label else logits.softmax(-1)).cpu()
 
 
 def _batch_starts(n: int, bs: int, sample_fold: torch.Tensor) -> list[int]:
