@@ -187,20 +187,3 @@ def test_ensemble_averages_au_probabilities(tmp_path, au_data):
     emotion = runner.invoke(app, ["ensemble", str(runs[0]), str(tmp_path / "nothing"),
                                   "--out", str(tmp_path / "ens2")])
     assert emotion.exit_code == 2
-
-
-def test_predict_refuses_an_au_model(tmp_path, au_data):
-    """Until predict writes AU probabilities, an AU model is refused with one line rather
-    than scored through a softmax (a flow model is refused earlier in any case)."""
-    from dataclasses import replace
-
-    from fervid.predict.pipeline import PredictError, predict_video
-    from fervid.runs.checkpoint import load_checkpoint
-
-    flow, sheets = au_data
-    _loso(tmp_path, flow, sheets, "tiny", {"name": "ststnet"},
-          {"lr": 1e-3, "batch_size": 16, "epochs": 1}, "sequential", au_min_count=1)
-    ckpt = load_checkpoint(tmp_path / "tiny" / "models" / "fold_000.pt")
-    as_frames = replace(ckpt, input_spec=replace(ckpt.input_spec, representation="apex"))
-    with pytest.raises(PredictError, match="an AU detection model"):
-        predict_video(tmp_path / "none.mp4", as_frames, out_dir=tmp_path / "pred")

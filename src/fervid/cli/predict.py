@@ -73,7 +73,8 @@ def predict(
     mean of its face frames' probabilities and the clip-level result the mean over all frames
     with a face. Window models (DSSI, dynamic image, apex frame or 16-frame clip, as the
     checkpoint says) classify each sliding window with a face in every frame; the clip-level
-    result is the mean of the windows' probabilities.
+    result is the mean of the windows' probabilities. An AU detection model (data.task: au)
+    gives each window one probability per action unit (a sigmoid each), no class label.
 
     Long videos stream through in bounded memory, with a progress bar and its ETA. Rotated
     videos (a phone's display matrix) are turned upright first, as players show them; a
@@ -218,11 +219,11 @@ def export(
 
 
 def _print_prediction(result, console: Console) -> None:
-    table = Table(title=f"{result.video}: {result.label}")
-    table.add_column("class")
+    table = Table(title=f"{result.video}: {result.heading}")
+    table.add_column("AU" if result.is_au else "class")
     table.add_column("clip probability", justify="right")
     for name, p in zip(result.classes, result.probs, strict=True):
-        table.add_row(f"[bold]{name}[/]" if name == result.label else name, f"{p:.3f}")
+        table.add_row(f"[bold]{name}[/]" if name in result.highlighted else name, f"{p:.3f}")
     console.print(table)
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_s.items() if k != "total")
     faces = (f" ({result.n_face_frames} with a face, each classified)"

@@ -33,7 +33,7 @@ from fervid.faces.choice import FaceChooser
 from fervid.faces.detection import FaceDetector
 from fervid.models.bundled import BUNDLED, bundled_name
 from fervid.predict.pipeline import predict_video as _run
-from fervid.predict.prediction import Prediction
+from fervid.predict.prediction import Prediction, au_label
 from fervid.predict.sources import Source
 from fervid.runs.checkpoint import Checkpoint, load_checkpoint
 
@@ -54,12 +54,15 @@ class VideoPrediction:
         class columns.
     windows
         One row per kept window: ``start_frame``, ``end_frame`` (exclusive), ``start_s``,
-        ``end_s``, ``label`` and one probability column per class.
+        ``end_s``, ``label`` and one probability column per class. An AU detection model
+        (``data.task: au``) has instead one ``au_prob_<AU>`` column per AU (its sigmoid) and
+        ``aus_present`` (those at or over 0.5, joined by ``+``; ``none``).
     skipped_windows
         ``start_s``, ``end_s`` and ``reason`` of the windows left out.
     clip
         The clip's probabilities by class, with ``label`` and ``method`` (how windows or
-        frames were averaged).
+        frames were averaged); an AU model's ``au_prob_<AU>``, ``aus_present`` and
+        ``method``.
     prediction
         The full :class:`~fervid.predict.prediction.Prediction` (stage times, notes, files).
     """
@@ -145,6 +148,8 @@ def predict_video(source: Source, checkpoint: Path | str | Checkpoint | None = N
 
 
 def _tables(prediction: Prediction, ckpt: Checkpoint) -> VideoPrediction:
+    if prediction.is_au:
+        return _au_tables(prediction, ckpt)
     classes = list(prediction.classes)
     track = prediction.track
     frames = _frame_table(track, prediction.fps)
@@ -155,9 +160,7 @@ def _tables(prediction: Prediction, ckpt: Checkpoint) -> VideoPrediction:
           "end_s": w.end_s, "label": classes[int(np.argmax(w.probs))],
           **dict(zip(classes, w.probs, strict=True))} for w in prediction.windows],
         columns=["start_frame", "end_frame", "start_s", "end_s", "label", *classes])
-    skipped = pd.DataFrame([{"start_s": a, "end_s": b, "reason": prediction.skip_reason}
-                            for a, b in prediction.skipped],
-                           columns=["start_s", "end_s", "reason"])
+    skipped = _skipped_table(prediction)
     clip = pd.Series({**dict(zip(classes, prediction.probs.tolist(), strict=True)),
                       "label": prediction.label, "method": prediction.clip_method},
                      name="clip")
@@ -165,6 +168,31 @@ def _tables(prediction: Prediction, ckpt: Checkpoint) -> VideoPrediction:
     return VideoPrediction(frames, windows, skipped, clip, prediction.classes,
                            prediction.label, str(ckpt.path), name, ckpt.model_name,
                            prediction.fps, prediction)
+
+
+def _au_tables(prediction: Prediction, ckpt: Checkpoint) -> VideoPrediction:
+    """An AU model's tables: per window and for the clip, ``au_prob_<AU>`` columns and
+    ``aus_present`` (the AUs at or over the threshold, joined by ``+``; ``none``)."""
+    aus = list(prediction.classes)
+    columns = [f"au_prob_{a}" for a in aus]
+    windows = pd.DataFrame(
+        [{"start_frame": w.start_frame, "end_frame": w.end_frame, "start_s": w.start_s,
+          "end_s": w.end_s, **dict(zip(columns, w.probs, strict=True)),
+          "aus_present": au_label(w.probs, aus)} for w in prediction.windows],
+        columns=["start_frame", "end_frame", "start_s", "end_s", *columns, "aus_present"])
+    skipped = _skipped_table(prediction)
+    clip = pd.Series({**dict(zip(columns, prediction.probs.tolist(), strict=True)),
+                      "aus_present": prediction.label, "method": prediction.clip_method},
+                     name="clip")
+    return VideoPrediction(_frame_table(prediction.track, prediction.fps), windows, skipped,
+                           clip, prediction.classes, prediction.label, str(ckpt.path),
+                           bundled_name(ckpt.path), ckpt.model_name, prediction.fps,
+                           prediction)
+
+
+def _skipped_table(prediction: Prediction) -> pd.DataFrame:
+    return pd.DataFrame([{"start_s": a, "end_s": b, "reason": prediction.skip_reason}
+                         for a, b in prediction.skipped], columns=["start_s", "end_s", "reason"])
 
 
 def _frame_table(track: FaceTrack, fps: float) -> pd.DataFrame:

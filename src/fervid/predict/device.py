@@ -84,7 +84,7 @@ class DeviceClassifier(Classifier):
         self.max_waiting = 0
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """``(N, n_classes) float64`` softmax of the logits of one batch, at once."""
+        """``(N, n_classes) float64`` probabilities (:meth:`scores`) of one batch, at once."""
         return self.submit(inputs).result()[0]
 
     def submit(self, inputs: np.ndarray) -> Future:
@@ -117,7 +117,7 @@ class DeviceClassifier(Classifier):
             with torch.inference_mode():
                 x = to_device(torch.from_numpy(inputs), self.device, batch=True)
                 logits = self._model(x).logits.float().cpu()
-        return logits.double().softmax(-1).numpy()
+        return self.scores(logits)
 
     def close(self) -> None:
         """Stop the worker once the queued batches are done."""

@@ -93,20 +93,25 @@ class FrameProbsWriter:
 
 def write_timeline(path: Path, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
                    classes: Sequence[str], title: str, *, frame_times: np.ndarray | None = None,
-                   frame_probs: np.ndarray | None = None) -> None:
+                   frame_probs: np.ndarray | None = None, threshold: float | None = None
+                   ) -> None:
     """Each class's probability at the centre of every window, over time in seconds; with
     ``frame_probs`` ``(T, K)`` (NaN: no face) at ``frame_times`` ``(T,)``, each frame's too,
-    as thin lines under the windows'."""
+    as thin lines under the windows'; with ``threshold`` (AU models), a dashed line where a
+    class starts to count as present."""
     centres = (np.asarray(starts) + np.asarray(ends)) / 2
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
     for k, name in enumerate(classes):
         if frame_probs is not None:
             ax.plot(frame_times, frame_probs[:, k], color=f"C{k}", linewidth=0.7, alpha=0.35)
-        ax.plot(centres, probs[:, k], color=f"C{k}",
+        # Past the ten colours of the cycle (12 AUs), the line style tells classes apart.
+        ax.plot(centres, probs[:, k], color=f"C{k}", linestyle="-" if k < 10 else ":",
                 marker="o" if len(centres) < 30 else None, label=name)
     ax.set_xlabel("time (s, window centre)" if frame_probs is None
                   else "time (s): windows at their centre, thin lines per frame")
     ax.set_ylabel("probability")
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)

@@ -25,6 +25,9 @@ frame delays, see :mod:`fervid.faces.video`) are classified in one of two ways:
   are the mean over all frames with a face, so each face frame counts once (windows overlap,
   and skipped windows would drop frames).
 
+An AU detection model (``data.task: au``, a window model) gives each window one probability
+per action unit (a sigmoid each, no softmax and no argmax label); the clip's are their mean.
+
 The model runs with torch, or with onnxruntime on an exported file. Every file is moved into
 place only once the whole video went through, so a failure part way leaves an earlier run's
 outputs as they were. ``annotate`` decodes the video a second time, streaming too.
@@ -54,7 +57,9 @@ from fervid.predict.prediction import (  # noqa: F401  (re-exported)
     PredictError,
     Prediction,
     WindowPrediction,
+    au_label,
     frame_labels,
+    is_au_model,
     write_figures,
     write_predictions,
 )
@@ -76,7 +81,8 @@ def predict_video(video: Source, checkpoint: Path | str | Checkpoint, *,
                   face: str | FaceChooser = "largest",
                   min_face_fraction: float = 0.5, device: str = "cpu",
                   fps: float | None = None) -> Prediction:
-    """Classify the expression of the face in ``video`` over sliding windows.
+    """Classify the expression of the face in ``video`` over sliding windows (AU models:
+    detect each action unit).
 
     Parameters
     ----------
@@ -146,10 +152,8 @@ def predict_video(video: Source, checkpoint: Path | str | Checkpoint, *,
             f"{ckpt.path}: model {ckpt.model_name!r} takes precomputed optical-flow images "
             "(data.format: precomputed); predict builds dssi, global_di, apex, clip or frame "
             "inputs from video")
-    if ckpt.config.get("data", {}).get("task") == "au":  # its outputs are not one softmax
-        raise PredictError(f"{ckpt.path}: an AU detection model (data.task: au); predict "
-                           "writes class probabilities and does not take AU models yet")
     per_frame = spec.representation == "frame"
+    au = is_au_model(ckpt)  # AU probabilities (a sigmoid each), no argmax label
     if window_s <= 0 or stride_s <= 0:
         raise OptionError(f"window and stride must be positive, got {window_s} s and "
                           f"{stride_s} s")
@@ -198,13 +202,15 @@ def predict_video(video: Source, checkpoint: Path | str | Checkpoint, *,
             windows=[WindowPrediction(w.start, w.end, round(w.start_s, 4), round(w.end_s, 4),
                                       tuple(float(p) for p in row))
                      for w, row in zip(usable, probs, strict=True)],
-            probs=clip_probs, label=ckpt.classes[int(clip_probs.argmax())], fps=frames.fps,
+            probs=clip_probs, label=(au_label(clip_probs, ckpt.classes) if au
+                                     else ckpt.classes[int(clip_probs.argmax())]),
+            fps=frames.fps,
             n_frames=len(track), stage_s=dict(timer.seconds),
             skipped=[(w.start_s, w.end_s) for w in skipped], landmark_jitter=_jitter(track),
             frame_probs=frame_probs, face=face if isinstance(face, str) else "custom",
             max_faces=int(track.n_faces.max()) if track.n_faces is not None else 1,
             alignment=alignment, fps_source=frames.fps_source, rotation=frames.rotation,
-            notes=_notes(frames, times), track=track)
+            notes=_notes(frames, times), track=track, task="au" if au else "emotion")
         if per_frame:
             prediction.clip_method = "mean of frame probabilities over frames with a face"
             prediction.skip_reason = f"face in fewer than {min_face_fraction:.0%} of its frames"

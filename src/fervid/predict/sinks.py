@@ -15,7 +15,7 @@ import torch
 from fervid.faces import FaceTrack
 from fervid.predict.frames import frame_inputs
 from fervid.predict.outputs import FrameProbsWriter
-from fervid.predict.prediction import STAGES, PredictError
+from fervid.predict.prediction import STAGES, PredictError, is_au_model
 from fervid.predict.windows import Window, sliding_windows, window_input, window_means
 from fervid.runs.checkpoint import Checkpoint, build_model_from_checkpoint
 
@@ -33,11 +33,13 @@ SinkResult = tuple[list[Window], np.ndarray, list[Window], np.ndarray, np.ndarra
 
 
 class Classifier:
-    """The checkpoint's model (torch, or onnxruntime on ``onnx_path``), built once: logits of
-    a batch of inputs."""
+    """The checkpoint's model (torch, or onnxruntime on ``onnx_path``), built once:
+    probabilities of a batch of inputs (a softmax over classes, or an AU model's sigmoid per
+    AU)."""
 
     def __init__(self, ckpt: Checkpoint, onnx_path: Path | str | None, batch_size: int) -> None:
         self.ckpt, self.batch_size = ckpt, batch_size
+        self.multi_label = is_au_model(ckpt)
         if onnx_path is not None:
             from fervid.predict.onnx import OnnxClassifier
 
@@ -46,13 +48,20 @@ class Classifier:
             self._onnx, self._model = None, build_model_from_checkpoint(ckpt)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """``(N, n_classes) float64`` softmax of the logits of ``inputs`` (one batch)."""
+        """``(N, n_classes) float64`` probabilities (:meth:`scores`) of ``inputs`` (one
+        batch)."""
         if self._onnx is not None:
             logits = self._onnx(inputs)
         else:
             with torch.inference_mode():
                 logits = self._model(torch.from_numpy(inputs)).logits.numpy()
-        return torch.from_numpy(logits).double().softmax(-1).numpy()
+        return self.scores(torch.from_numpy(logits))
+
+    def scores(self, logits: torch.Tensor) -> np.ndarray:
+        """``(N, n_classes) float64``: the softmax of ``logits`` ``(N, n_classes)``, or for
+        an AU model each logit's sigmoid."""
+        logits = logits.double()
+        return (logits.sigmoid() if self.multi_label else logits.softmax(-1)).numpy()
 
 
 class WindowSink:

@@ -41,8 +41,9 @@ def au_table(report: LosoReport) -> Table:
     "always present" reference, and the means, with MEB's macro variant labelled apart."""
     m = report.metrics
     done = "" if m["complete"] else f" ({m['n_folds']}/{m['n_folds_total']} folds done)"
+    held = " (one dataset held out each)" if m.get("group") == "dataset" else ""
     table = Table(title=f"{m['name']} seed {m['seed']}: AU detection, {m['n_samples']} samples, "
-                        f"{m['n_folds']} folds{done}, {m['wall_s']:.0f} s")
+                        f"{m['n_folds']} folds{held}{done}, {m['wall_s']:.0f} s")
     sets = list(m["per_dataset"]) if len(m["per_dataset"]) > 1 else []
     for col in ("AU", "positives", "F1", *(f"F1 {d}" for d in sets), "always present"):
         table.add_column(col, justify="left" if col == "AU" else "right")
