@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.faces import align_face, register_frames, template_mask
-from fervid.prepare.faces import FaceSettings, _frame_landmarks, registration_warps
+from fervid.prepare.face_clip import FaceSettings, frame_landmarks, registration_warps
 from fervid.prepare.raw_clips import find_clips
 
 MOTIONS = ("translation", "euclidean", "affine")
@@ -84,10 +84,10 @@ def raw_variants(dataset: str, data_root: Path, tracks: Path, size: int):
         frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in job.frames][:len(track)]
         out = {}
         for align in ("clip", "onset", "frame"):
-            points = _frame_landmarks(track.landmarks, track.present, align)
+            points = frame_landmarks(track.landmarks, track.present, align)
             out[align] = [align_face(f, p, size=size).image
                           for f, p in zip(frames, points, strict=True)]
-        points = _frame_landmarks(track.landmarks, track.present, "onset")
+        points = frame_landmarks(track.landmarks, track.present, "onset")
         for motion in MOTIONS:
             settings = FaceSettings(dataset, size, align="register", motion=motion)
             warps = registration_warps(job, settings, track, points)
