@@ -164,10 +164,11 @@ def ensemble(
 @app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(
-        help="Run directories of `fervid loso` or `fervid kfold`.")],
+        help="Run directories of `fervid loso` or `fervid kfold`, or spotting run folders "
+             "(`fervid spot --config` or `--dataset`).")],
     html: Annotated[Path | None, typer.Option(
-        help="Also write one self-contained HTML report of the runs (LOSO or k-fold) to this "
-             "file.")
+        help="Also write one self-contained HTML report of the runs (LOSO, k-fold or "
+             "spotting) to this file.")
     ] = None,
 ) -> None:
     """Merge the finished folds of each run (from any number of shards) and print the results.
@@ -177,17 +178,22 @@ def report(
     from fervid.datasets.video_release import is_kfold_protocol
     from fervid.report.kfold import print_kfold_report
     from fervid.report.loso import print_report, seeds_table
+    from fervid.report.spotting import is_spot_run, load_spot_run, print_spot_report
     from fervid.runs.results import build_kfold_results, build_loso_results
     from fervid.runs.store import read_run_meta
 
     try:
         if html is not None:
             check_output_file(html, "--html")
-        kfold_dirs = [d for d in run_dirs if (d / "run.json").exists()
+        spot_dirs = [d for d in run_dirs if is_spot_run(d)]
+        for d in spot_dirs:
+            print_spot_report(load_spot_run(d), console)
+        kfold_dirs = [d for d in run_dirs if d not in spot_dirs and (d / "run.json").exists()
                       and is_kfold_protocol(read_run_meta(d).get("protocol"))]
         for d in kfold_dirs:
             print_kfold_report(build_kfold_results(d), console)
-        reports = [build_loso_results(d) for d in run_dirs if d not in kfold_dirs]
+        reports = [build_loso_results(d) for d in run_dirs
+                   if d not in kfold_dirs and d not in spot_dirs]
     except USER_ERRORS as e:
         raise fail(str(e)) from None
     for rep in reports:

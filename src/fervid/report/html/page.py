@@ -139,6 +139,19 @@ def render_au_page(run_dirs: list[Path]) -> str:
             f"<script>{_JS}</script></body></html>\n")
 
 
+def render_spot_page(run_dirs: list[Path]) -> str:
+    """The report page of spotting runs (:mod:`fervid.report.html.spotting`)."""
+    from fervid.report.html.spotting import spot_article
+    from fervid.report.spotting import load_spot_run
+
+    title = f"fervid spotting report: {', '.join(d.name for d in run_dirs)}"
+    articles = "".join(spot_article(load_spot_run(d), i) for i, d in enumerate(run_dirs))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<header><h1>{escape(title)}</h1></header><main>{articles}</main>"
+            f"<script>{_JS}</script></body></html>\n")
+
+
 def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     """Write one self-contained HTML report of ``run_dirs`` to ``out_html``.
 
@@ -146,7 +159,8 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     ----------
     run_dirs
         LOSO or DFEW k-fold run directories (finished or partly finished); the first is
-        the reference that the others are compared with.
+        the reference that the others are compared with. Or spotting run folders
+        (:mod:`fervid.report.spotting`), all of them.
     out_html
         The HTML file to write (its folder is created).
 
@@ -167,8 +181,17 @@ def write_html_report(run_dirs: list[Path], out_html: Path) -> Path:
     if au and len(au) != len(run_dirs):
         raise RunReportError(f"{au[0]}: an AU detection run among emotion runs; report AU runs "
                              "on their own")
-    page = (render_au_page([Path(d) for d in run_dirs]) if au
-            else render_page([load_run(Path(d)) for d in run_dirs]))
+    from fervid.report.spotting import is_spot_run  # it reads RunReportError from here
+
+    spot = [d for d in run_dirs if is_spot_run(Path(d))]
+    if spot and len(spot) != len(run_dirs):
+        raise RunReportError(f"{spot[0]}: a spotting run among recognition runs; report "
+                             "spotting runs on their own")
+    if spot:
+        page = render_spot_page([Path(d) for d in run_dirs])
+    else:
+        page = (render_au_page([Path(d) for d in run_dirs]) if au
+                else render_page([load_run(Path(d)) for d in run_dirs]))
     out_html = Path(out_html)
     try:
         atomic_write(out_html, lambda p: p.write_text(page, encoding="utf-8"))
