@@ -93,7 +93,8 @@ def fold_model_payload(cfg: LosoConfig, data: LosoData, state: dict) -> dict:
     AU-aided model's emotion network alone (its AU head only aided training)."""
     if data.au_aid is not None:
         state = emotion_state(state)
-    spec = input_spec_from_config(cfg, tuple(data.x.shape[1:]) if data.x.ndim == 4 else None)
+    spec = input_spec_from_config(cfg, tuple(data.x.shape[1:]) if data.x.ndim == 4 else None,
+                                  (s.frames[0] for s in data.table if s.frames))
     return checkpoint_payload(state, cfg, list(data.classes), spec)
 
 

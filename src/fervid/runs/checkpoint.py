@@ -23,6 +23,7 @@ state dict from older runs is read too, its config and classes taken from
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ from torch import nn
 
 from fervid.config import FitConfig, KfoldConfig, LosoConfig
 from fervid.errors import FervidError, library_reason, path_error
+from fervid.faces.prepared import prepared_with_registration
 from fervid.files import atomic_write
 
 # InputSpec and its representations live with the builder of the inputs they describe; they
@@ -81,11 +83,14 @@ class Checkpoint:
 
 
 def input_spec_from_config(config: LosoConfig | KfoldConfig | FitConfig,
-                          input_shape: tuple[int, ...] | None = None) -> InputSpec:
+                          input_shape: tuple[int, ...] | None = None,
+                          frames: Iterable[Path] = ()) -> InputSpec:
     """The model input a run's config trains on.
 
     ``input_shape`` is one training input's shape, ``(C, S, S)``: needed for precomputed flow
-    images, whose size and channels the config does not state.
+    images, whose size and channels the config does not state. ``frames``: frame files of the
+    training clips (one per clip is enough); when they all lie in a ``fervid prepare faces
+    --align register`` output, the spec records ``register`` as ``data.register`` does.
 
     Raises
     ------
@@ -106,7 +111,8 @@ def input_spec_from_config(config: LosoConfig | KfoldConfig | FitConfig,
         return InputSpec("flow", int(input_shape[-1]), "rgb", {}, None, int(input_shape[0]))
     params = d.dssi.model_dump()
     mode = params.pop("mode")
-    return InputSpec(d.format, d.size, mode, params)
+    register = d.registered or prepared_with_registration(frames)
+    return InputSpec(d.format, d.size, mode, params, register=register)
 
 
 def checkpoint_payload(model_state: dict, config: dict | BaseModel,
