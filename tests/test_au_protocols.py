@@ -117,6 +117,11 @@ def test_leave_one_dataset_out_scores_each_unseen_dataset(tmp_path, two_sets):
     mixed = runner.invoke(app, ["ensemble", str(out), str(tmp_path / "loso"), "--out",
                                 str(tmp_path / "mixed")])
     assert mixed.exit_code == 2 and "differs from" in mixed.output
+    # Side by side, the report says which run held out what.
+    both = runner.invoke(app, ["report", str(out), str(tmp_path / "loso")])
+    assert both.exit_code == 0, both.output
+    text = " ".join(both.output.split())
+    assert "mixed protocols" in text and "datasets held out" in text
 
 
 def test_lodo_sequential_resumes_and_ensembles(tmp_path, two_sets):
@@ -150,6 +155,9 @@ def test_lodo_sequential_resumes_and_ensembles(tmp_path, two_sets):
         assert (mean.loc[expected.index, f"p_{au}"] - expected).abs().max() < 2e-6
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0 and "F1 samm" in report.output
+    seeds = runner.invoke(app, ["report", str(out), str(logreg)])
+    assert seeds.exit_code == 0, seeds.output
+    assert "one dataset held out each" in " ".join(seeds.output.split())
 
 
 def test_lodo_au_run_survives_kills(launcher, tmp_path, two_sets):  # noqa: F811

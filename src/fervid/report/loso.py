@@ -58,8 +58,10 @@ def au_table(report: LosoReport) -> Table:
                   *(f"{m['per_dataset'][d]['au_f1_macro_mean']:.4f}" for d in sets), "")
     left = m.get("left_out_without_aus") or {}
     counts = m.get("au_counts") or {}
-    table.caption = (f"present: p >= {m['threshold']}; pooled over folds. AU counts: "
-                     + ", ".join(f"{a} {n}" for a, n in counts.items())
+    # An ensemble's metrics carry no counts of its own (its members' run.json hold them).
+    table.caption = (f"present: p >= {m['threshold']}; pooled over folds"
+                     + (". AU counts: " + ", ".join(f"{a} {n}" for a, n in counts.items())
+                        if counts else "")
                      + (". Left out without AU labels: "
                         + ", ".join(f"{d} {n}" for d, n in left.items()) if left else ""))
     return table
@@ -103,10 +105,17 @@ def au_seeds_table(reports: list[LosoReport]) -> Table:
     aus = list(dict.fromkeys(a for r in reports for a in r.metrics["classes"]))
     sets = sorted({d for r in reports for d in r.metrics["per_dataset"]})
     names = sorted({r.metrics["name"] for r in reports})
-    table = Table(title=f"{len(reports)} AU runs of {', '.join(names)} (binary F1)")
+    groups = {r.metrics.get("group", "subject") for r in reports}
+    # Runs that hold out subjects and runs that hold out datasets are told apart, not pooled
+    # silently.
+    held = ("" if groups == {"subject"} else " (one dataset held out each)"
+            if groups == {"dataset"} else " (mixed protocols: see each run's column)")
+    table = Table(title=f"{len(reports)} AU runs of {', '.join(names)} (binary F1){held}")
     table.add_column("AU")
     for r in reports:
-        table.add_column(f"{r.run_dir.name} (seed {r.metrics['seed']})", justify="right")
+        lodo = ", datasets held out" if len(groups) > 1 and r.metrics.get("group") == "dataset" \
+            else ""
+        table.add_column(f"{r.run_dir.name} (seed {r.metrics['seed']}{lodo})", justify="right")
     table.add_column("mean ± sd", justify="right")
 
     def row(label: str, values: list[float | None], **style) -> None:
