@@ -218,14 +218,17 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of every run.")] = 0,
     only: Annotated[list[str] | None, typer.Option(
         help="Run only these rows (repeatable): smastn, smastn_no_stma, smastn_no_de, "
-             "global_di, apex.")] = None,
+             "global_di, apex, spotting.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """SMA-STN against its ablations on SynthME, the built-in generated data (LOSO).
+    """SMA-STN against its ablations on SynthME, the built-in generated data (LOSO), and the
+    training-free spotter on a generated long video.
 
     Writes runs/demo/<model>/ (metrics.json, predictions.csv, confusion.png; for SMA-STN rows
-    dssi_gallery/*.png with the temporal segment weights) and runs/demo/ablation.json, and
-    prints the table. Rerunning resumes: finished folds are kept.
+    dssi_gallery/*.png with the temporal segment weights), runs/demo/ablation.json,
+    runs/demo/spotting.json (micro, macro, overall TP, FP, FN, P, R, F1 under the MEGC rule)
+    and runs/demo/demo.md (both tables), and prints the tables. Rerunning resumes: finished
+    folds are kept.
     """
     from fervid.cli.demo import run_demo
 
