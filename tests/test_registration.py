@@ -243,3 +243,34 @@ def test_prepare_faces_align_register_removes_a_known_drift(tmp_path):
     after = crop_shift(outs["register"][0], outs["register"][-1])
     assert before > 1.0  # the head's drift shows in one-warp crops
     assert after < 0.2, (before, after)
+
+
+def test_demo_register_draws_a_raw_clip_before_and_after(tmp_path, monkeypatch):
+    """``scripts/demo_register.py --raw``: one picture per raw clip, the DSSI of the default
+    crops above the registered crops', whose global DI has less motion in the stable
+    regions."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "demo_register.py"
+    spec = importlib.util.spec_from_file_location("demo_register", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shifts = np.array([(0.0, 0.0), (0.7, 0.3), (1.4, 0.8), (2.3, 1.1), (3.1, 1.9), (3.6, 2.4)])
+    face_clip(tmp_path / "EP01_01", shifts)
+    drawn = []
+    original = script.dssi_rows
+
+    def keep(crops):
+        drawn.append(original(crops))
+        return drawn[-1]
+
+    monkeypatch.setattr(script, "dssi_rows", keep)
+    monkeypatch.setattr(sys, "argv", ["demo_register.py", "--out", str(tmp_path / "out"),
+                                      "--raw", str(tmp_path / "EP01_01"), "--size", str(SIZE)])
+    script.main()
+    picture = cv2.imread(str(tmp_path / "out" / "EP01_01_dssi_register.png"))
+    assert picture is not None and picture.shape[0] > 300
+    mask = template_mask(SIZE) > 0
+    (before, _), (after, _) = drawn[0], drawn[1]
+    assert np.abs(after[-1][..., 0])[mask].mean() < 0.5 * np.abs(before[-1][..., 0])[mask].mean()
