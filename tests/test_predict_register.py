@@ -91,6 +91,18 @@ def test_faces_prepared_with_register_are_recorded(tmp_path):
     assert not input_spec_from_config(cfg, None, registered + plain).register  # all or none
     assert not input_spec_from_config(cfg).register
 
+    # and what a LOSO fold's checkpoint records, from the clips of its sample table
+    from fervid.protocol.loso_engines import fold_model_payload
+    from fervid.representation.loso_inputs import LosoData
+    from fervid.samples import Sample, SampleTable
+
+    for frames, expected in ((registered, True), (onset, False)):
+        table = SampleTable([Sample("casme2", "sub01", "EP01_01", 1, 1, 1, "happiness", 0,
+                                    tuple(frames))], tuple(cfg.data.classes))
+        data = LosoData(torch.zeros(1, 3, 1, 32, 32), torch.zeros(1, dtype=torch.long), table)
+        payload = fold_model_payload(cfg, data, {"w": torch.zeros(1)})
+        assert payload["input_spec"]["register"] is expected
+
 
 # --- The inputs predict builds ---------------------------------------------------------------
 
