@@ -124,6 +124,40 @@ def test_leave_one_dataset_out_scores_each_unseen_dataset(tmp_path, two_sets):
     assert "mixed protocols" in text and "datasets held out" in text
 
 
+@pytest.mark.parametrize("engine", ["sequential", "fold_batched"])
+def test_lodo_positive_weights_come_from_the_training_dataset(tmp_path, two_sets, monkeypatch,
+                                                              engine):
+    """Each fold's binary cross-entropy weighs AUs by its training samples alone: with SAMM
+    held out, AU15 (coded in SAMM only) has no training positive and weight 1."""
+    import fervid.losses.per_fold_au as per_fold
+    import fervid.losses.training_loss as training_loss
+
+    seen = []
+
+    def recorded(targets):
+        seen.append(targets.clone())
+        return positive_weights(targets)
+
+    positive_weights = training_loss.positive_weights
+    monkeypatch.setattr(training_loss, "positive_weights", recorded)
+    monkeypatch.setattr(per_fold, "positive_weights", recorded)
+    flow, sheets = two_sets
+    model, train, _ = STSTNET
+    # The fold-batched engine wants batches larger than the largest group (24 samples).
+    cfg = au_config(tmp_path, f"w_{engine}", model, {**train, "epochs": 1, "batch_size": 32},
+                    engine)
+    result = runner.invoke(app, loso_argv(cfg, flow, sheets, tmp_path / "run", "--group",
+                                          "dataset"))
+    assert result.exit_code == 0, result.output
+    # Fold 0 holds out CASME II and trains on SAMM's 24 samples; fold 1 the reverse.
+    assert [len(t) for t in seen] == [24, 24]
+    index = pd.read_csv(flow / "index.csv")
+    samm_au15 = sum(SAMM_AUS[y].endswith("15") for y in index["label"][index["dataset"] == "samm"])
+    au15 = 3  # of AU4, AU7, AU12, AU15
+    assert seen[0][:, au15].sum() == samm_au15 > 0 and seen[1][:, au15].sum() == 0
+    assert positive_weights(seen[1])[au15] == 1
+
+
 def test_lodo_sequential_resumes_and_ensembles(tmp_path, two_sets):
     """STSTNet trained fold by fold through the one trainer: a rerun trains nothing again;
     ``fervid ensemble`` averages two LODO AU runs fold by fold, and ``fervid report`` shows
