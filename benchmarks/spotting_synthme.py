@@ -7,7 +7,13 @@ Generates the videos (``fervid.synth.long_video``) into a temporary folder, read
 with the CAS(ME)² long-video reader, spots each with the default :class:`SpotSettings` and
 scores all of them together (``fervid.metrics.spotting``). The defaults were chosen on seed 0;
 report other seeds. ``--loso``: also each subject spotted with the thresholds that score best
-on the other subjects' videos.
+on the other subjects' videos. ``--learned``: also the learned spotter
+(``fervid.predict.spot_learned``: networks trained per held-out subject on the other subjects,
+thresholds chosen on them), run as ``fervid spot --config configs/spot_softnet_synthme.yaml``
+does, and both LOSO results side by side with their wall times.
+
+    python benchmarks/spotting_synthme.py --seed 1 --subjects 4 --videos 2 --seconds 60 \
+        --learned
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from fervid.config.spotting import SpotConfig
 from fervid.datasets.casme_sq_long import read_casme_sq_intervals
 from fervid.metrics.spotting import spotting_scores
 from fervid.predict.spot_loso import VideoSignals, spot_loso
+from fervid.predict.spot_release import run_spotting
 from fervid.predict.spotting import SpotSettings, spot_frames
 from fervid.synth.long_video import LongVideoSpec, make_synthme_long
 
@@ -36,7 +44,11 @@ def main() -> None:
     parser.add_argument("--loso", action="store_true",
                         help="also leave-one-subject-out, thresholds chosen on the other "
                              "subjects' videos (fervid.predict.spot_loso)")
+    parser.add_argument("--learned", action="store_true",
+                        help="also the learned spotter under LOSO, side by side (implies --loso)")
+    parser.add_argument("--epochs", type=int, help="the learned spotter's epochs")
     args = parser.parse_args()
+    args.loso = args.loso or args.learned
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         t0 = time.perf_counter()
@@ -46,6 +58,7 @@ def main() -> None:
         generated = time.perf_counter() - t0
         release = read_casme_sq_intervals(sheet, root)
         spotted, frames, seconds, signals = {}, 0, 0.0, {}
+        learned = _learned(root, args.seed, args.epochs) if args.learned else None
         for video in release.videos:
             result = spot_frames(video.folder, fps=video.fps, settings=SpotSettings())
             spotted[video.video] = result.intervals
@@ -72,6 +85,30 @@ def main() -> None:
                           "folds": [{"subject": f.subject, "z_micro": f.micro,
                                      "z_macro": f.macro, "train_f1": round(f.train_f1, 3)}
                                     for f in folds]}, indent=1))
+
+
+    if learned is not None:
+        metrics, wall = learned
+        print(json.dumps({"loso_side_by_side": {
+            "flow": {k: round(getattr(loso, k).f1, 3) for k in ("micro", "macro", "overall")},
+            "flow_s": round(seconds, 1),
+            "softnet": {k: round(metrics[k]["f1"], 3) for k in ("micro", "macro", "overall")},
+            "softnet_s": round(wall, 1)},
+            "softnet_loso": metrics["loso"],
+            "softnet_folds": metrics["folds"]}, indent=1))
+
+
+def _learned(root: Path, seed: int, epochs: int | None) -> tuple[dict, float]:
+    """The learned spotter's LOSO on the generated videos at ``root`` (as ``fervid spot
+    --config configs/spot_softnet_synthme.yaml`` runs it) and its wall time, flow images
+    included."""
+    t0 = time.perf_counter()
+    cfg = SpotConfig.model_validate({
+        "spotter": "softnet", "seed": 0, "data": {"dataset": "synthme_long", "root": str(root)},
+        "softnet": {} if epochs is None else {"epochs": epochs}})
+    with tempfile.TemporaryDirectory() as run:
+        metrics = run_spotting(cfg, Path(run) / "run", print)
+    return metrics, time.perf_counter() - t0
 
 
 if __name__ == "__main__":

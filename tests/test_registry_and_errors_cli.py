@@ -16,7 +16,7 @@ from fervid.models.video import VIDEO_MODELS
 INPUTS = {"ststnet": (2, 3, 28, 28), "off_apexnet": (2, 2, 28, 28), "htnet": (2, 3, 28, 28),
           "smastn": (2, 3, 1, 32, 32), "apex_resnet": (2, 1, 32, 32),
           "global_di_resnet": (2, 1, 32, 32), "frame_resnet": (2, 1, 40, 40),
-          "mini_xception": (2, 3, 64, 64),
+          "mini_xception": (2, 3, 64, 64), "softnet_spot": (2, 3, 42, 42),
           "former_dfer": (2, 3, 4, 32, 32), **{n: (2, 3, 8, 32, 32) for n in VIDEO_MODELS}}
 IN_CHANS = {"ststnet": 3, "off_apexnet": 2, "smastn": 1, "apex_resnet": 1,
             "global_di_resnet": 1, "frame_resnet": 1}

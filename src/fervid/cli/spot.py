@@ -125,10 +125,6 @@ def _spot_config(config: Path, set_: list[str] | None, data_root: Path | None,
             cfg = SpotConfig.model_validate(raw)
         except ValidationError as e:
             raise ConfigError(f"{config}: invalid config: {validation_problems(e)}") from None
-    if cfg.threads is not None:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     metrics = run_spotting(cfg, out, lambda line: console.print(line, highlight=False))
     parts = ", ".join(f"{k} F1 {metrics[k]['f1']:.3f}" for k in ("micro", "macro", "overall"))
     console.print(f"{cfg.spotter}, leave-one-subject-out: {parts}", highlight=False)

@@ -84,16 +84,17 @@ class SoftnetSpotConfig(_Strict):
     ``negatives_per_positive`` times as many others drawn anew each epoch; thresholds chosen
     on scores of the training subjects from ``inner_folds`` inner splits of them."""
 
-    micro_k_seconds: float = Field(0.15, gt=0)
-    macro_k_seconds: float = Field(0.6, gt=0)
+    micro_k_seconds: float = Field(0.16, gt=0)
+    macro_k_seconds: float = Field(0.8, gt=0)
     max_micro_seconds: float = Field(0.5, gt=0)
     size: int = Field(42, ge=16, le=128)
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=2)
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(2e-3, gt=0)
     negatives_per_positive: float = Field(3.0, gt=0)
     inner_folds: int = Field(2, ge=2)
-    crop: int = Field(128, ge=32)
+    #: The face crop the flow is computed on (px): the flow is resized to ``size`` anyway.
+    crop: int = Field(64, ge=32)
     detect_every: int = Field(5, ge=1)
 
 
@@ -121,7 +122,7 @@ class SpotConfig(_Strict):
     flow: FlowSpotConfig = FlowSpotConfig()
     softnet: SoftnetSpotConfig = SoftnetSpotConfig()
     select: SelectConfig = SelectConfig()
-    #: Threads torch may use (None: its default).
+    #: Threads the learned spotter's training may use (None: one).
     threads: int | None = Field(None, ge=1)
 
 

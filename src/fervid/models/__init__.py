@@ -10,6 +10,7 @@ from fervid.models import htnet as _htnet  # noqa: F401
 from fervid.models import mini_xception as _mini_xception  # noqa: F401
 from fervid.models import off_apexnet as _off_apexnet  # noqa: F401
 from fervid.models import smastn as _smastn  # noqa: F401
+from fervid.models import softnet as _softnet  # noqa: F401
 from fervid.models import ststnet as _ststnet  # noqa: F401
 from fervid.models import video as _video  # noqa: F401
 from fervid.models.htnet import HTNet

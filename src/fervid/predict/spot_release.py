@@ -50,8 +50,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from fervid.config.spotting import SYNTHME_LONG, SpotConfig, SpotDataConfig
 from fervid.datasets.long_videos import IntervalRelease
 from fervid.datasets.registry import ReadRequest, dataset_spec
@@ -66,6 +64,7 @@ from fervid.predict.spot_loso import (
     spot_fold,
     spot_videos,
 )
+from fervid.predict.spot_run_files import read_fold, read_signals, write_fold, write_signals
 from fervid.predict.spotting import SpotSettings, settings_dict, spot_frames
 from fervid.runs import provenance
 from fervid.runs.store import claim_run_dir, read_run_meta
@@ -134,15 +133,6 @@ def _claim(cfg: SpotConfig, out: Path, release: IntervalRelease, say: Say) -> No
     say(f"resuming {out}: {len(list((out / 'folds').glob('*.json')))} finished folds")
 
 
-def _write_signals(path: Path, signals: Mapping[str, np.ndarray]) -> None:
-    atomic_write(path, lambda tmp: np.savez(tmp.open("wb"), **signals))
-
-
-def _read_signals(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-
-
 def _flow_signals(release: IntervalRelease, settings: SpotSettings, out: Path,
                   say: Say) -> tuple[dict[str, VideoSignals], int]:
     """Each video's training-free signals, computed once (cached in ``signals/``)."""
@@ -152,26 +142,11 @@ def _flow_signals(release: IntervalRelease, settings: SpotSettings, out: Path,
         if not path.exists():
             say(f"[{n}/{len(release.videos)}] {video.video}: flow signals")
             result = spot_frames(video.folder, fps=video.fps, settings=settings)
-            _write_signals(path, result.signals)
-        signals = _read_signals(path)
+            write_signals(path, result.signals)
+        signals = read_signals(path)
         videos[video.video] = VideoSignals(video.subject, video.fps, signals, video.intervals)
         frames += len(signals["micro"])
     return videos, frames
-
-
-def _fold_record(fold: SpotFold, extra: dict | None = None) -> dict:
-    return {"subject": fold.subject, "micro_threshold": fold.micro,
-            "macro_threshold": fold.macro, "train_f1": fold.train_f1,
-            "intervals": {v: [asdict(s) for s in found] for v, found in fold.spotted.items()},
-            **(extra or {})}
-
-
-def _read_fold(path: Path) -> tuple[SpotFold, dict]:
-    record = json.loads(path.read_text())
-    spotted = {v: [SpottedInterval(**s) for s in found]
-               for v, found in record["intervals"].items()}
-    return SpotFold(record["subject"], record["micro_threshold"], record["macro_threshold"],
-                    record["train_f1"], spotted), record
 
 
 def _flow_folds(videos: dict[str, VideoSignals], settings: SpotSettings, grid, out: Path,
@@ -183,10 +158,10 @@ def _flow_folds(videos: dict[str, VideoSignals], settings: SpotSettings, grid, o
             train = {n: v for n, v in videos.items() if v.subject != subject}
             test = {n: v for n, v in videos.items() if v.subject == subject}
             fold = spot_fold(subject, train, test, settings, grid)
-            atomic_write(path, lambda p, f=fold: p.write_text(json.dumps(_fold_record(f))))
+            write_fold(path, fold)
             say(f"fold {subject}: thresholds ({fold.micro:g}, {fold.macro:g}), training F1 "
                 f"{fold.train_f1:.3f}")
-        folds.append(_read_fold(path)[0])
+        folds.append(read_fold(path))
     return folds
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -213,23 +214,9 @@ def spot_frames(source: Source, *, fps: float | None = None,
     ks = (settings.frames(settings.micro_k_seconds, frames.fps),
           settings.frames(settings.macro_k_seconds, frames.fps))
     motion = _Motion(ks, settings.crop, settings.region)
-    held: deque[np.ndarray] = deque()
-
-    def hand_on(finalised: range) -> None:
-        for index in finalised:
-            gray = held.popleft()
-            if tracker.status[index] in PRESENT:
-                motion.push(*_face_crop(gray, tracker.landmarks[index], settings.crop))
-            else:
-                motion.push(None, None)
-
     ready = time.perf_counter()
-    for frame in frames.decoded():
-        gray = frame.to_array("gray")
-        held.append(gray)
-        hand_on(tracker.push(gray))
-    hand_on(tracker.finish())
-    tracker.track(fps=frames.fps, source=str(frames.path))  # raises when no face was found
+    for crop, points in face_crops(frames, tracker, settings.crop):
+        motion.push(crop, points)
     signals = {kind: _signal(np.stack(motion.flows[k]), k)
                for kind, k in zip(("micro", "macro"), ks, strict=True)}
     intervals, thresholds = find_intervals(signals, frames.fps, settings)
@@ -238,8 +225,38 @@ def spot_frames(source: Source, *, fps: float | None = None,
                       settings, {"start_up": ready - start, "total": end - start})
 
 
+def face_crops(frames, tracker: FaceTracker, crop: int
+               ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+    """Each frame's face crop (``crop`` × ``crop`` grey, uint8) and its 68 landmarks in crop
+    pixels ``(68, 2)``, in frame order; ``(None, None)`` for a frame without a face. Streams:
+    only the tracker's few frames are held.
+
+    Raises
+    ------
+    NoFaceFoundError
+        Once the frames are spent, when no frame had a face.
+    """
+    held: deque[np.ndarray] = deque()
+
+    def hand_on(finalised: range):
+        for index in finalised:
+            gray = held.popleft()
+            if tracker.status[index] in PRESENT:
+                yield _face_crop(gray, tracker.landmarks[index], crop)
+            else:
+                yield None, None
+
+    for frame in frames.decoded():
+        gray = frame.to_array("gray")
+        held.append(gray)
+        yield from hand_on(tracker.push(gray))
+    yield from hand_on(tracker.finish())
+    tracker.track(fps=frames.fps, source=str(frames.path))  # raises when no face was found
+
+
 def settings_dict(settings: SpotSettings) -> dict:
     return asdict(settings)
 
 
-__all__ = ["SpotResult", "SpotSettings", "find_intervals", "settings_dict", "spot_frames"]
+__all__ = ["SpotResult", "SpotSettings", "face_crops", "find_intervals", "settings_dict",
+           "spot_frames"]
