@@ -96,7 +96,7 @@ def test_a_batch_without_aus_adds_zero():
                           torch.zeros(3, dtype=torch.bool), weight=2.0)
     total.backward()
     assert torch.isfinite(total) and float(parts.au) == 0.0
-    assert float(total) == float(F.cross_entropy(logits.detach(), labels))
+    assert float(total.detach()) == float(F.cross_entropy(logits.detach(), labels))
     assert (au_logits.grad == 0).all() and (logits.grad != 0).any()
 
 
