@@ -8,7 +8,10 @@ itself; progress comes back to the parent's rich display through a queue.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -63,7 +66,22 @@ def _pump(q, progress: ProgressLike, tasks: dict) -> None:
             progress.remove_task(tasks.pop((worker, task)))
 
 
-def _run_worker(fn: Callable, shard: list[int], worker: int, threads: int, q) -> None:
+#: How often a worker checks that the run that started it is still alive, seconds.
+PARENT_POLL_S = 1.0
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Stop this worker once its parent is gone: a killed run must not leave workers training
+    (and writing fold files) behind it, where a resumed run would write the same folds."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _run_worker(fn: Callable, shard: list[int], worker: int, threads: int, q,
+                parent: int | None = None) -> None:
+    if parent is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
 
     def forward(message, category, filename, lineno, file=None, line=None) -> None:
@@ -85,7 +103,7 @@ def run_in_workers(fn: Callable[[list[int], ProgressLike], object], shards: list
         q = manager.Queue()
         tasks: dict = {}
         with ProcessPoolExecutor(len(shards), mp_context=ctx) as pool:
-            futures = [pool.submit(_run_worker, fn, shard, i, threads, q)
+            futures = [pool.submit(_run_worker, fn, shard, i, threads, q, os.getpid())
                        for i, shard in enumerate(shards)]
             pending = set(futures)
             while pending:
