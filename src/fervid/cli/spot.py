@@ -65,7 +65,8 @@ def spot(
     With --dataset, --data-root and --sheet instead of SOURCE, every video of a spotting
     release is spotted and scored under the MEGC rule (IoU >= 0.5, each expression matched
     once): with the default thresholds, and leave-one-subject-out with the thresholds chosen
-    on the other subjects' videos (OUT/metrics.json, intervals.csv, folds.csv).
+    on the other subjects' videos: the run folder of --config with the training-free spotter,
+    and default_intervals.csv.
 
     Exit status: 0 done; 2 unusable input (missing or unreadable file, a folder without
     --fps, an option out of range); 3 no face found.
