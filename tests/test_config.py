@@ -16,6 +16,7 @@ from fervid.config import (
     load_config,
     parse_overrides,
 )
+from fervid.config.spotting import SpotConfig
 from fervid.models import model_names
 from fervid.protocol.folds import parse_folds
 
@@ -25,8 +26,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
     # fervid fit's configs say which dataset they read: data.dataset fer2013 / image_folder.
+    # fervid spot's configs (spot_*) are spotting runs.
     schema = (KfoldConfig if path.name.startswith(("dfew_", "ferv39k_", "mafw_"))
-              else FitConfig if "fer2013" in path.name else None)
+              else FitConfig if "fer2013" in path.name
+              else SpotConfig if path.name.startswith("spot_") else None)
     load_config(path, schema=schema)
 
 
