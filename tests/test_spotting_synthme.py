@@ -43,6 +43,18 @@ def test_the_spotter_finds_the_expressions_of_generated_videos(long_videos):
     assert scores.overall.f1 >= 0.5, scores.to_dict()
 
 
+def test_the_spotter_fills_the_tracker_it_is_given(long_videos):
+    # An empty FaceTracker has len 0, so it is false: the spotter must still use it, not
+    # its own, or the caller's track (spot, then recognise) comes back empty.
+    from fervid.faces.tracking import FaceTracker
+
+    video = long_videos.videos[0]
+    tracker = FaceTracker(detect_every=5, refine=False)
+    assert not tracker
+    spot_frames(video.folder, fps=30.0, tracker=tracker)
+    assert len(tracker) == 480
+
+
 def test_a_still_face_with_blinks_and_noise_has_no_micro_expression(tmp_path):
     sheet = make_synthme_long(tmp_path, n_subjects=1, spec=LongVideoSpec(
         seconds=12, size=128, n_micro=0, n_macro=0, head_shifts_per_minute=0), seed=3)

@@ -103,7 +103,8 @@ def extract_flow_images(source: Source, path: Path, *, ks: tuple[int, ...], size
     """
     path = Path(path)
     frames = open_frames(source, fps)
-    tracker = tracker or FaceTracker(detect_every=detect_every, refine=False)
+    tracker = tracker if tracker is not None else FaceTracker(detect_every=detect_every,
+                                                               refine=False)
     region = max(2, int(round(0.08 * crop)))
     crops: deque = deque(maxlen=max(ks) + 1)
     valid: list[list[bool]] = []

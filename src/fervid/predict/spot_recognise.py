@@ -51,14 +51,6 @@ MACRO_NOT_CLASSIFIED = "not classified: macro-expression"
 NO_FACE = "not classified: no face in some frame"
 
 
-class _KeptTracker(FaceTracker):
-    """A tracker that is true while empty: ``spot_frames`` takes ``tracker or its own``, and
-    an empty :class:`FaceTracker` (``len`` 0) is false, so its landmarks would be lost."""
-
-    def __bool__(self) -> bool:
-        return True
-
-
 @dataclass(frozen=True)
 class RecognisedInterval:
     """One spotted interval and what the recogniser made of it: ``probs`` ``(K,)`` when
@@ -154,7 +146,7 @@ def spot_then_recognise(source: Source, checkpoint: Path | str | Checkpoint | No
     started = time.perf_counter()
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     check_recogniser(ckpt)
-    tracker = _KeptTracker(detector=detector, detect_every=settings.detect_every,
+    tracker = FaceTracker(detector=detector, detect_every=settings.detect_every,
                            refine=False, choose=face)
     spot = spot_frames(source, fps=fps, settings=settings, tracker=tracker)
     spotted = time.perf_counter()

@@ -210,7 +210,8 @@ def spot_frames(source: Source, *, fps: float | None = None,
     """
     start = time.perf_counter()
     frames = open_frames(source, fps)
-    tracker = tracker or FaceTracker(detect_every=settings.detect_every, refine=False)
+    tracker = (tracker if tracker is not None
+               else FaceTracker(detect_every=settings.detect_every, refine=False))
     ks = (settings.frames(settings.micro_k_seconds, frames.fps),
           settings.frames(settings.macro_k_seconds, frames.fps))
     motion = _Motion(ks, settings.crop, settings.region)

@@ -142,7 +142,7 @@ def check_loso_config(cfg: LosoConfig) -> None:
 
 def check_au_config(cfg: LosoConfig) -> None:
     """Raise :class:`ConfigError` for an option the AU task does not read yet: it trains on
-    the sequential or linear engine and keeps the last epoch (or ``model.c``)."""
+    the sequential, fold_batched or linear engine and keeps the last epoch (or ``model.c``)."""
     unread = [name for name, on in (
         ("train.select=inner_val", cfg.train.select == "inner_val"),
         ("train.selection=best_validation", cfg.train.selection == "best_validation"),
@@ -150,7 +150,8 @@ def check_au_config(cfg: LosoConfig) -> None:
         ("members", bool(cfg.members))) if on]
     if unread:
         raise ConfigError(f"data.task=au does not go with {', '.join(unread)}: AU runs train on "
-                          "run.engine sequential (any model) or linear, and keep the last epoch")
+                          "run.engine sequential (any model), fold_batched (its models) or "
+                          "linear, and keep the last epoch")
 
 
 def skipped_record(table: SampleTable) -> dict:
