@@ -222,6 +222,19 @@ class VideoDataConfig(_Strict):
     #: Class names in label order: the release's own (a run refuses others, naming them).
     classes: list[str] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_au_task(cls, raw):
+        # The k-fold releases (DFEW, MAFW, FERV39k) code no action units.
+        if isinstance(raw, dict):
+            asked = [k for k in ("task", "aus", "au_sheets", "au_min_count") if k in raw]
+            if asked:
+                raise ValueError(
+                    f"{', '.join(asked)}: k-fold runs the emotion folds of video releases, "
+                    "none coded with action units; run AU detection with fervid loso "
+                    "(by subject, or --group dataset)")
+        return raw
+
     @field_validator("dataset")
     @classmethod
     def _registered_dataset(cls, value: str | None) -> str | None:
