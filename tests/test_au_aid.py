@@ -213,6 +213,10 @@ def test_an_aided_emotion_run_through_the_cli(tmp_path, aid_data):
     assert code == 0, output
     assert [p.stat().st_mtime_ns for p in folds] == stamps
     assert json.loads((run_dir / "metrics.json").read_text())["uf1"] == metrics["uf1"]
+    shown = runner.invoke(app, ["report", str(run_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert ("AU aid: + 0.5 x AU loss over 3 AUs on the 15 samples with AU labels (none for "
+            "casme2 1, smic 16)") in " ".join(shown.output.split())
 
 
 @pytest.mark.parametrize("overrides, message", [

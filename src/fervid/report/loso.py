@@ -33,6 +33,12 @@ def results_table(report: LosoReport) -> Table:
                       *(f"{selected[k]:.4f}" for k in ("uf1", "uar", "acc", "f1_macro")),
                       style="red")
     table.caption = "classes: " + ", ".join(m["classes"])
+    aid = m.get("au_aid")
+    if aid:  # trained with an AU head beside the emotion head: say so under the scores
+        without = ", ".join(f"{d} {n}" for d, n in (aid.get("without_aus") or {}).items())
+        table.caption += (f"\nAU aid: + {aid['weight']:g} x AU loss over {len(aid['aus'])} "
+                          f"AUs on the {aid['n_with_aus']} samples with AU labels"
+                          + (f" (none for {without})" if without else ""))
     return table
 
 
