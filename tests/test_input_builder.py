@@ -80,6 +80,48 @@ def test_loso_inputs_and_predict_windows_are_identical(window, representation):
     assert torch.equal(x[0], predicted.half())
 
 
+def test_clip_scaling_is_the_same_in_training_and_predict(window):
+    crops, frames, root = window
+    sample = Sample("casme2", "01", "EP01", 100, 104, 108, "happiness", 0, frames)
+    spec = InputSpec("dssi", SIZE, "rgb", di_scaling="clip")
+    predicted = torch.from_numpy(window_input(crops, spec))
+    x = build_clip_inputs(SampleTable([sample], ("happiness", "others")), "dssi", size=SIZE,
+                          params=DssiParams(mode="rgb"), cache_dir=root / "cache",
+                          di_scaling="clip").x
+    assert torch.equal(x[0], predicted.half())
+    per_image = torch.from_numpy(window_input(crops, InputSpec("dssi", SIZE, "rgb")))
+    assert torch.equal(predicted[-1], per_image[-1])  # the global DI: on its own either way
+    assert not torch.allclose(predicted[:-1], per_image[:-1])
+
+
+def test_clip_scaling_keeps_a_still_segment_faint():
+    # Frames still for the first half, then a patch brightening: the first local DIs are
+    # only sensor noise.
+    rng = np.random.default_rng(0)
+    base = rng.integers(60, 150, (SIZE, SIZE, 1)).astype(np.float32)
+    patch = np.zeros_like(base)
+    patch[8:24, 8:24] = 1.0
+    frames = np.stack([base + rng.normal(0, 0.7, base.shape) + max(0, t - 8) * 6.0 * patch
+                       for t in range(17)]).clip(0, 255).round().astype(np.uint8)
+    dssi = {"protocol": "uniform", "n_segments": 4, "frames_per_segment": 4}
+    kept = build_input(InputSpec("dssi", SIZE, "gray", dssi, di_scaling="clip"), frames)
+    each = build_input(InputSpec("dssi", SIZE, "gray", dssi), frames)
+    local = kept[:-1]
+    assert abs(float(local.mean())) < 1e-4 and abs(float(local.std()) - 1) < 1e-3
+    assert float(local[0].std()) < 0.2 * float(local[-1].std())  # noise stays faint
+    assert abs(float(each[0].std()) - 1) < 1e-3  # per image: stretched to unit variance
+
+
+def test_the_checkpoint_spec_records_the_dynamic_image_scaling():
+    from fervid.config import LosoConfig
+
+    cfg = LosoConfig.model_validate({"model": {"name": "smastn"}, "data": {
+        "format": "dssi", "dataset": "casme2", "di_scaling": "clip"}})
+    assert checkpoint.input_spec_from_config(cfg).di_scaling == "clip"
+    with pytest.raises(InputSpecError, match="dynamic-image scaling"):
+        InputSpec("dssi", SIZE, di_scaling="segment")
+
+
 @pytest.mark.parametrize("representation", ["clip", "dssi"])
 @pytest.mark.parametrize("n_crops, num_frames, size", [(8, 8, SIZE), (20, 16, 112)])
 def test_dfew_clips_and_predict_windows_are_identical(tmp_path, representation, n_crops,

@@ -224,7 +224,7 @@ _ADDED = ("group", "members", "model.c", "model.c_grid", "data.features",
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "loso": (*_ADDED, "train.nesterov", "train.schedule", "train.selection",
              "data.skip_missing", "data.task", "data.aus", "data.au_min_count",
-             "data.au_sheets", "data.register"),
+             "data.au_sheets", "data.register", "data.di_scaling"),
     "kfold": (*_ADDED, "model.backbone", "model.spatial_attention", "model.spatial_stage",
               "model.temporal_attention", "model.use_global", "train.nesterov",
               "train.schedule", "train.selection", "run.engine", "run.chunk", "data.dataset"),

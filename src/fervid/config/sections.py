@@ -142,6 +142,11 @@ class DataConfig(_Strict):
     #: cached with the DSSI. Raw frames: ``fervid prepare faces --align register`` instead.
     #: (Named ``registered`` in Python: pydantic models have a ``register`` method.)
     registered: bool = Field(False, alias="register")
+    #: How a DSSI's local dynamic images are standardised before the network: ``image``, each
+    #: on its own (methods.md); ``clip``, the K of a clip with one mean and variance, so a
+    #: segment with little movement stays faint instead of having its noise stretched to unit
+    #: variance. The global dynamic image is standardised on its own either way.
+    di_scaling: Literal["image", "clip"] = "image"
     #: Jittered (TSN-style) DSSI views per clip, computed once and cached; each training epoch
     #: draws one per sample. 0: train on the evenly spaced DSSI.
     train_views: int = Field(4, ge=0)

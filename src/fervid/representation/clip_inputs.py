@@ -57,7 +57,8 @@ def apex_image(sample: Sample, size: int, mode: str, register: bool = False) -> 
 
 def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: int,
                       params: DssiParams, cache_dir: Path, train_views: int = 0,
-                      seed: int = 0, progress: ProgressLike | None = None) -> ClipInputs:
+                      seed: int = 0, di_scaling: str = "image",
+                      progress: ProgressLike | None = None) -> ClipInputs:
     """Compute (or read from the cache) the model inputs of every clip in ``table``.
 
     Parameters
@@ -76,6 +77,8 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
         Jittered DSSI views per clip for training (``dssi`` only; 0: none).
     seed : int
         Seeds the views' jitter (with the view number and clip key).
+    di_scaling : {"image", "clip"}
+        How the local dynamic images are standardised (:func:`dssi_stack`).
     progress : ProgressLike, optional
         A rich progress display (one task over the clips).
 
@@ -89,7 +92,7 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
         raise SampleError("no clips to compute inputs for (the table is empty)")
     progress = progress or NoProgress()
     cache = DssiCache(cache_dir)
-    spec = InputSpec(input_format, size, params.mode)
+    spec = InputSpec(input_format, size, params.mode, di_scaling=di_scaling)
     views = train_views if input_format == "dssi" else 0
     task = progress.add_task(f"{input_format} inputs", total=len(table), status="")
     xs, vs = [], []
@@ -99,7 +102,7 @@ def build_clip_inputs(table: SampleTable, input_format: InputFormat, *, size: in
         else:
             xs.append(dssi_input(cache.get_or_compute(sample, params), spec))
             vs.append([dssi_stack(cache.get_or_compute(sample, params, view=v, seed=seed),
-                                  size) for v in range(views)])
+                                  size, di_scaling) for v in range(views)])
         progress.update(task, advance=1, status=sample.key)
     progress.remove_task(task)
     x = torch.from_numpy(np.stack(xs)).half()

@@ -81,6 +81,10 @@ class InputSpec:
         frame, as ``data.register`` registers cropped frames
         (:func:`fervid.faces.register_cropped`). Checkpoints written before the field
         existed read as False.
+    di_scaling
+        ``dssi``: how the K local dynamic images are standardised, ``image`` (each on its own)
+        or ``clip`` (the K together, their relative strength kept; ``data.di_scaling``); the
+        global one is standardised on its own either way.
 
     Raises
     ------
@@ -97,6 +101,7 @@ class InputSpec:
     resize: int | None = None
     scaling: Literal["standardize", "unit"] = "standardize"
     register: bool = False
+    di_scaling: Literal["image", "clip"] = "image"
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -105,6 +110,9 @@ class InputSpec:
         if self.scaling not in ("standardize", "unit"):
             raise InputSpecError(f"unknown pixel scaling {self.scaling!r}; expected "
                                  "'standardize' or 'unit'")
+        if self.di_scaling not in ("image", "clip"):
+            raise InputSpecError(f"unknown dynamic-image scaling {self.di_scaling!r}; expected "
+                                 "'image' or 'clip'")
 
     @property
     def channels(self) -> int:
@@ -166,15 +174,25 @@ def standardized_stack(images: list[np.ndarray], size: int) -> np.ndarray:
     return standardize(resized).transpose(0, 3, 1, 2)
 
 
-def dssi_stack(result: DssiResult, size: int) -> np.ndarray:
-    """A DSSI result as one model input ``(K+1, C, size, size)``: locals then the global DI."""
-    return standardized_stack([*result.local, result.global_], size)
+def dssi_stack(result: DssiResult, size: int, di_scaling: str = "image") -> np.ndarray:
+    """A DSSI result as one model input ``(K+1, C, size, size)``: locals then the global DI.
+
+    ``di_scaling="clip"`` standardises the K local images with one mean and variance (their
+    relative strength kept); ``"image"`` each on its own. The global DI is always on its own.
+    """
+    stack = standardized_stack([*result.local, result.global_], size)
+    if di_scaling == "clip":
+        local = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
+                          for im in result.local])
+        local = (local - local.mean()) / (local.std() + 1e-6)
+        stack[:-1] = local.transpose(0, 3, 1, 2)
+    return stack
 
 
 def dssi_input(result: DssiResult, spec: InputSpec) -> np.ndarray:
     """The ``dssi`` (``(K+1, C, S, S)``) or ``global_di`` (``(C, S, S)``) input of a DSSI
     result, float32 (S = ``spec.size``)."""
-    stack = dssi_stack(result, spec.size)
+    stack = dssi_stack(result, spec.size, spec.di_scaling)
     return stack if spec.representation == "dssi" else stack[-1]
 
 

@@ -227,7 +227,8 @@ def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     with progress_bar(progress) as bar:
         inputs = build_clip_inputs(table, d.format, size=d.size, params=params, cache_dir=cache,
-                                   train_views=d.train_views, seed=cfg.seed, progress=bar)
+                                   train_views=d.train_views, seed=cfg.seed,
+                                   di_scaling=d.di_scaling, progress=bar)
     y = torch.tensor([s.label for s in table], dtype=torch.long)
     return LosoData(inputs.x, y, table, inputs.train_views)
 

@@ -112,7 +112,8 @@ def input_spec_from_config(config: LosoConfig | KfoldConfig | FitConfig,
     params = d.dssi.model_dump()
     mode = params.pop("mode")
     register = d.registered or prepared_with_registration(frames)
-    return InputSpec(d.format, d.size, mode, params, register=register)
+    return InputSpec(d.format, d.size, mode, params, register=register,
+                     di_scaling=d.di_scaling)
 
 
 def checkpoint_payload(model_state: dict, config: dict | BaseModel,
