@@ -11,6 +11,11 @@ from the DSSI cache when there.
 
     python scripts/smastn_diagnostics.py runs/ckplus_smastn runs/ckplus_apex
     python scripts/smastn_diagnostics.py runs/old_smastn --recompute --cache-dir runs/dssi_cache
+    python scripts/smastn_diagnostics.py runs/ckplus_smastn --strength
+
+``--strength`` adds, for each SMA-STN run, how strong each of its clips' dynamic images are
+before they are standardised (the standard deviation of each local DI and of the global one,
+in grey levels, mean per class): per-image standardisation divides each by exactly this.
 
 Nothing is chosen here on the test folds: the script only reads what the runs predicted.
 """
@@ -144,6 +149,51 @@ def summarise(run_dir: Path, *, recompute: bool = False, data_root: Path | None 
     return RunSummary(run_dir.name, model, classes, recall, count, attention, source)
 
 
+def segment_strength(run_dir: Path, data_root: Path | None = None,
+                     cache_dir: Path | None = None) -> pd.DataFrame:
+    """Per true class: the mean standard deviation of each local dynamic image (``seg<k>``)
+    and of the global one, before standardisation, with ``n`` and ``weak``: the share of the
+    class's clips whose faintest local DI has under a quarter of the strongest's."""
+    from fervid.config import LosoConfig
+    from fervid.datasets.from_config import read_release
+    from fervid.representation.dssi import DssiCache, DssiParams
+    from fervid.representation.loso_inputs import default_cache_dir
+
+    run_dir = Path(run_dir)
+    cfg = LosoConfig.model_validate(run_config(run_dir))
+    root = Path(data_root or read_run_meta(run_dir).get("data_root") or "")
+    if not root.exists():
+        raise FervidError(f"{run_dir}: data root {str(root)!r} not found; give --data-root")
+    params = DssiParams(**cfg.data.dssi.model_dump(), register=cfg.data.registered)
+    cache = DssiCache(cache_dir or default_cache_dir())
+    rows = []
+    for sample in read_release(cfg, root):
+        result = cache.get_or_compute(sample, params)
+        sds = [float(np.std(im)) for im in result.local]
+        rows.append({"class": cfg.data.classes[sample.label],
+                     **{f"seg{k + 1}": sd for k, sd in enumerate(sds)},
+                     "global": float(np.std(result.global_)),
+                     "weak": float(min(sds) < 0.25 * max(sds))})
+    frame = pd.DataFrame(rows)
+    out = frame.groupby("class", sort=False).mean()
+    out.insert(0, "n", frame.groupby("class", sort=False).size())
+    return out
+
+
+def strength_table(name: str, strength: pd.DataFrame) -> str:
+    """Markdown of :func:`segment_strength`."""
+    segs = [c for c in strength.columns if c.startswith("seg")]
+    lines = [f"{name}: dynamic-image strength before standardisation (sd, grey levels; "
+             "weak: faintest local < 1/4 of strongest)",
+             "| class | n | " + " | ".join(segs) + " | global | weak |",
+             "| --- | --- |" + " --- |" * (len(segs) + 2)]
+    for cls, row in strength.iterrows():
+        cells = [f"{row[c]:.2f}" for c in [*segs, "global"]]
+        lines.append(f"| {cls} | {int(row['n'])} | " + " | ".join(cells)
+                     + f" | {row['weak']:.2f} |")
+    return "\n".join(lines)
+
+
 def recall_table(runs: list[RunSummary]) -> str:
     """Markdown: one row per class (the first run's order, then any others'), a column per
     run with recall and the class's test count; UAR last."""
@@ -179,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
                              "them from the fold models")
     parser.add_argument("--data-root", type=Path, help="with --recompute: the frames (default: "
                                                        "each run's data_root)")
-    parser.add_argument("--cache-dir", type=Path, help="with --recompute: the DSSI cache")
+    parser.add_argument("--cache-dir", type=Path, help="with --recompute or --strength: the "
+                                                       "DSSI cache")
+    parser.add_argument("--strength", action="store_true",
+                        help="SMA-STN runs: each dynamic image's strength before "
+                             "standardisation, per class")
     args = parser.parse_args(argv)
     try:
         runs = [summarise(r, recompute=args.recompute, data_root=args.data_root,
@@ -196,6 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         elif run.model == "smastn":
             print(f"\n{run.name}: fold files hold no segment weights; --recompute computes "
                   "them from the fold models")
+    for path, run in zip(args.runs, runs, strict=True):
+        if args.strength and run.model == "smastn":
+            try:
+                strength = segment_strength(path, args.data_root, args.cache_dir)
+            except FervidError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            print()
+            print(strength_table(run.name, strength))
     return 0
 
 

@@ -115,3 +115,27 @@ def test_not_a_run_is_one_line_and_exit_2(tmp_path, capsys):
     assert diagnostics.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "run.json" in err and err.count("\n") == 1
+
+
+def test_segment_strength_is_each_dynamic_images_sd_before_standardisation(runs, capsys):
+    from fervid.datasets.from_config import read_release
+    from fervid.representation.dssi import DssiCache, DssiParams
+
+    smastn, _, frames, cache = runs
+    strength = diagnostics.segment_strength(smastn, frames, cache)
+    cfg = config("smastn", "dssi")
+    table = read_release(cfg, frames)
+    params = DssiParams(**cfg.data.dssi.model_dump())
+    label = table[0].label
+    results = [DssiCache(cache).get_or_compute(s, params) for s in table if s.label == label]
+    row = strength.loc[cfg.data.classes[label]]
+    assert list(strength.columns) == ["n", "seg1", "seg2", "global", "weak"]
+    assert row["n"] == len(results)
+    for k in (0, 1):
+        expected = np.mean([np.std(r.local[k]) for r in results])
+        assert expected > 0 and row[f"seg{k + 1}"] == pytest.approx(expected, rel=1e-5)
+    assert row["global"] == pytest.approx(np.mean([np.std(r.global_) for r in results]),
+                                          rel=1e-5)
+    assert diagnostics.main([str(smastn), "--strength", "--data-root", str(frames),
+                             "--cache-dir", str(cache)]) == 0
+    assert "strength before standardisation" in capsys.readouterr().out
