@@ -156,15 +156,15 @@ def segment_strength(run_dir: Path, data_root: Path | None = None,
     class's clips whose faintest local DI has under a quarter of the strongest's."""
     from fervid.config import LosoConfig
     from fervid.datasets.from_config import read_release
-    from fervid.representation.dssi import DssiCache, DssiParams
-    from fervid.representation.loso_inputs import default_cache_dir
+    from fervid.representation.dssi import DssiCache
+    from fervid.representation.loso_inputs import default_cache_dir, dssi_params
 
     run_dir = Path(run_dir)
     cfg = LosoConfig.model_validate(run_config(run_dir))
     root = Path(data_root or read_run_meta(run_dir).get("data_root") or "")
     if not root.exists():
         raise FervidError(f"{run_dir}: data root {str(root)!r} not found; give --data-root")
-    params = DssiParams(**cfg.data.dssi.model_dump(), register=cfg.data.registered)
+    params = dssi_params(cfg.data)
     cache = DssiCache(cache_dir or default_cache_dir())
     rows = []
     for sample in read_release(cfg, root):

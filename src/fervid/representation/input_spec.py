@@ -166,12 +166,16 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out
 
 
+def _resized_stack(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Images ``(H, W, C)`` → ``(n, size, size, C)`` float32."""
+    return np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
+                     for im in images])
+
+
 def standardized_stack(images: list[np.ndarray], size: int) -> np.ndarray:
     """Images ``(H, W, C)`` → ``(n, C, size, size)`` float32, each resized then standardised
     on its own (zero mean, unit variance)."""
-    resized = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
-                        for im in images])
-    return standardize(resized).transpose(0, 3, 1, 2)
+    return standardize(_resized_stack(images, size)).transpose(0, 3, 1, 2)
 
 
 def dssi_stack(result: DssiResult, size: int, di_scaling: str = "image") -> np.ndarray:
@@ -180,13 +184,13 @@ def dssi_stack(result: DssiResult, size: int, di_scaling: str = "image") -> np.n
     ``di_scaling="clip"`` standardises the K local images with one mean and variance (their
     relative strength kept); ``"image"`` each on its own. The global DI is always on its own.
     """
-    stack = standardized_stack([*result.local, result.global_], size)
-    if di_scaling == "clip":
-        local = np.stack([_resize(np.ascontiguousarray(im, dtype=np.float32), size)
-                          for im in result.local])
-        local = (local - local.mean()) / (local.std() + 1e-6)
-        stack[:-1] = local.transpose(0, 3, 1, 2)
-    return stack
+    if di_scaling == "image":
+        return standardized_stack([*result.local, result.global_], size)
+    local = _resized_stack(result.local, size)
+    # (K, S, S, C) as one (K*S, S, C) image: standardize's mean and sd span all K.
+    joint = standardize(local.reshape(-1, *local.shape[2:])).reshape(local.shape)
+    global_ = standardize(_resized_stack([result.global_], size))
+    return np.concatenate([joint, global_]).transpose(0, 3, 1, 2)
 
 
 def dssi_input(result: DssiResult, spec: InputSpec) -> np.ndarray:

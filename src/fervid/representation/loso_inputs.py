@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,6 +14,10 @@ import torch
 from fervid.config import ConfigError, LosoConfig
 from fervid.progress import progress_bar
 from fervid.samples import SampleTable
+
+if TYPE_CHECKING:
+    from fervid.config.sections import DataConfig
+    from fervid.representation.dssi import DssiParams
 
 
 @dataclass(frozen=True)
@@ -219,11 +224,10 @@ def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None 
     """DSSI stacks, global dynamic images or apex frames of a release, as model tensors."""
     from fervid.datasets.from_config import read_release
     from fervid.representation.clip_inputs import build_clip_inputs
-    from fervid.representation.dssi import DssiParams
 
     table = read_release(cfg, data_root)
     d = cfg.data
-    params = DssiParams(**d.dssi.model_dump(), register=d.registered)
+    params = dssi_params(d)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     with progress_bar(progress) as bar:
         inputs = build_clip_inputs(table, d.format, size=d.size, params=params, cache_dir=cache,
@@ -231,6 +235,14 @@ def load_frame_data(cfg: LosoConfig, data_root: Path, *, cache_dir: Path | None 
                                    di_scaling=d.di_scaling, progress=bar)
     y = torch.tensor([s.label for s in table], dtype=torch.long)
     return LosoData(inputs.x, y, table, inputs.train_views)
+
+
+def dssi_params(data: DataConfig) -> DssiParams:
+    """The DSSI a LOSO config's frame-based input is pooled from (``data.dssi``, and
+    ``data.register``): the key of its cached results."""
+    from fervid.representation.dssi import DssiParams
+
+    return DssiParams(**data.dssi.model_dump(), register=data.registered)
 
 
 def default_cache_dir() -> Path:
